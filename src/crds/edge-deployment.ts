@@ -1,0 +1,229 @@
+import {
+  API_VERSION,
+  CATEGORY,
+  DNS_LABEL_PATTERN,
+  GROUP,
+  conditionsSchema,
+  labelSelectorSchema,
+  routeFields,
+  routeRules,
+} from './common.js';
+import type { CrdSource } from './crd.js';
+import { arr, freeform, int, named, obj, quantity, str, strEnum } from './schema.js';
+
+/** IoT Edge restart policies. */
+export const RESTART_POLICIES = ['always', 'on-failure', 'on-unhealthy', 'never'] as const;
+/** Desired module states. */
+export const DESIRED_STATUSES = ['running', 'stopped'] as const;
+/** Image pull policies, in Kubernetes terms. */
+export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
+
+const keyRef = (what: string): ReturnType<typeof obj> =>
+  obj(
+    `A key of a ${what} in the deployment's namespace.`,
+    {
+      name: str(`${what} name.`, { minLength: 1 }),
+      key: str(`Key within the ${what}.`, { minLength: 1 }),
+    },
+    { required: ['name', 'key'] },
+  );
+
+const envVar = named(
+  'ModuleEnvVar',
+  obj(
+    'An environment variable of the module.',
+    {
+      name: str('Variable name.', { minLength: 1, maxLength: 256 }),
+      value: str('Literal value.'),
+      valueFrom: obj('Value taken from a Secret or ConfigMap key, resolved by the controller.', {
+        secretKeyRef: keyRef('Secret'),
+        configMapKeyRef: keyRef('ConfigMap'),
+      }),
+    },
+    {
+      required: ['name'],
+      'x-kubernetes-validations': [
+        {
+          rule: '!(has(self.value) && has(self.valueFrom))',
+          message: 'give an env var either value or valueFrom, not both',
+        },
+      ],
+    },
+  ),
+);
+
+const moduleSpec = named(
+  'EdgeModule',
+  obj(
+    'One module (container) to run on every targeted device.',
+    {
+      name: str('Module name; also the container name and the module identity on the hub.', {
+        pattern: DNS_LABEL_PATTERN,
+        maxLength: 63,
+      }),
+      image: str('Container image.', { minLength: 1, maxLength: 1024 }),
+      imagePullPolicy: strEnum('When to pull the image. Defaults to IfNotPresent.', PULL_POLICIES),
+      command: arr('Entrypoint override.', str('One argument.'), { maxItems: 64 }),
+      args: arr('Arguments to the entrypoint.', str('One argument.'), { maxItems: 256 }),
+      env: arr('Environment variables.', envVar, { maxItems: 128 }),
+      createOptions: freeform('Docker Engine create options, passed through as in IoT Edge.'),
+      restartPolicy: strEnum(
+        'When the agent restarts the module. Defaults to always.',
+        RESTART_POLICIES,
+      ),
+      desiredStatus: strEnum(
+        'Whether the module should run. Defaults to running.',
+        DESIRED_STATUSES,
+      ),
+      startupOrder: int('Modules start in ascending order. Defaults to 4294967295 (last).', {
+        minimum: 0,
+        maximum: 4294967295,
+      }),
+      desiredProperties: freeform('Desired properties of the module twin.'),
+      resources: obj('Resource limits of the module.', {
+        limits: obj('Upper bounds enforced by the runtime.', {
+          cpu: quantity('CPU limit, for example 500m.'),
+          memory: quantity('Memory limit, for example 128Mi.'),
+        }),
+      }),
+    },
+    { required: ['name', 'image'] },
+  ),
+);
+
+const deploymentRoute = named(
+  'DeploymentRoute',
+  obj(
+    'A route inlined in the deployment.',
+    {
+      name: str('Route name, unique within the deployment.', {
+        pattern: DNS_LABEL_PATTERN,
+        maxLength: 63,
+      }),
+      ...routeFields(),
+    },
+    { required: ['name'], 'x-kubernetes-validations': routeRules },
+  ),
+);
+
+const spec = named(
+  'EdgeDeploymentSpec',
+  obj(
+    'Modules and routes for every device the selector targets.',
+    {
+      selector: labelSelectorSchema,
+      priority: int(
+        'Wins module-name conflicts with other deployments on the same device; higher wins, ties go to the name that sorts first. Defaults to 0.',
+        { minimum: 0, maximum: 2147483647 },
+      ),
+      modules: arr('Modules to run.', moduleSpec, { maxItems: 50 }),
+      routes: arr('Routes for the hub on each targeted device.', deploymentRoute, {
+        maxItems: 100,
+      }),
+      hub: obj('Hub settings.', {
+        storeAndForward: obj('Store-and-forward settings.', {
+          timeToLiveSecs: int(
+            'How long upstream messages are kept while offline, in seconds. Defaults to 7200.',
+            {
+              minimum: 0,
+              maximum: 31536000,
+            },
+          ),
+        }),
+      }),
+      imagePullSecrets: arr(
+        'Secrets of type kubernetes.io/dockerconfigjson with registry credentials.',
+        obj(
+          'A Secret reference.',
+          { name: str('Secret name.', { minLength: 1 }) },
+          { required: ['name'] },
+        ),
+        { maxItems: 16 },
+      ),
+    },
+    {
+      required: ['selector'],
+      'x-kubernetes-validations': [
+        {
+          rule: '!has(self.modules) || self.modules.all(m, self.modules.exists_one(n, n.name == m.name))',
+          message: 'module names must be unique within a deployment',
+          fieldPath: '.modules',
+        },
+        {
+          rule: '!has(self.routes) || self.routes.all(r, self.routes.exists_one(q, q.name == r.name))',
+          message: 'route names must be unique within a deployment',
+          fieldPath: '.routes',
+        },
+        {
+          rule: 'has(self.modules) || has(self.routes)',
+          message: 'a deployment needs at least one module or route',
+        },
+      ],
+    },
+  ),
+);
+
+const status = named(
+  'EdgeDeploymentStatus',
+  obj('Rollout state across the targeted devices.', {
+    observedGeneration: int('The .metadata.generation this status was computed from.'),
+    targetedCount: int('Devices the selector matches.', { minimum: 0 }),
+    appliedCount: int('Devices whose desired state includes this deployment.', { minimum: 0 }),
+    reportedSuccessfulCount: int('Devices reporting every module of this deployment healthy.', {
+      minimum: 0,
+    }),
+    reportedFailedCount: int('Devices reporting a module of this deployment failed.', {
+      minimum: 0,
+    }),
+    failingDevices: arr(
+      'Devices that fail, bounded to 20 entries.',
+      named(
+        'FailingDevice',
+        obj('A device that fails, and why.', {
+          device: str('EdgeDevice name.'),
+          module: str('Module that fails.'),
+          reason: str('Short CamelCase reason.'),
+          message: str('Detail.', { maxLength: 1024 }),
+        }),
+      ),
+      { maxItems: 20 },
+    ),
+    conflicts: arr(
+      'Modules this deployment lost to a higher-priority deployment, bounded to 20 entries.',
+      named(
+        'ModuleConflict',
+        obj('A lost module-name conflict.', {
+          device: str('EdgeDevice name.'),
+          module: str('Module name.'),
+          winner: str('EdgeDeployment that won the module.'),
+        }),
+      ),
+      { maxItems: 20 },
+    ),
+    conditions: conditionsSchema('Ready, Applied and Conflict conditions.'),
+  }),
+);
+
+export const edgeDeployment: CrdSource = {
+  group: GROUP,
+  apiVersion: API_VERSION,
+  kind: 'EdgeDeployment',
+  plural: 'edgedeployments',
+  singular: 'edgedeployment',
+  shortNames: ['edep'],
+  categories: [CATEGORY],
+  description:
+    'Modules and routes for every EdgeDevice its selector targets (a layered deployment).',
+  spec,
+  status,
+  rootRules: [],
+  printerColumns: [
+    { name: 'Priority', type: 'integer', jsonPath: '.spec.priority' },
+    { name: 'Targeted', type: 'integer', jsonPath: '.status.targetedCount' },
+    { name: 'Applied', type: 'integer', jsonPath: '.status.appliedCount' },
+    { name: 'Successful', type: 'integer', jsonPath: '.status.reportedSuccessfulCount' },
+    { name: 'Failed', type: 'integer', jsonPath: '.status.reportedFailedCount' },
+    { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+};

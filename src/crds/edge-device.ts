@@ -1,0 +1,188 @@
+import { API_VERSION, CATEGORY, DNS_LABEL_PATTERN, GROUP, conditionsSchema } from './common.js';
+import type { CrdSource } from './crd.js';
+import { arr, int, named, obj, quantity, str, strEnum, stringMap, time } from './schema.js';
+
+/** Per-module runtime states, as IoT Edge reports them. */
+export const RUNTIME_STATUSES = [
+  'unknown',
+  'backoff',
+  'running',
+  'unhealthy',
+  'stopped',
+  'failed',
+  'dead',
+] as const;
+
+/** Connection phases of a device. */
+export const DEVICE_PHASES = ['Pending', 'Connected', 'Disconnected'] as const;
+
+const taint = named(
+  'DeviceTaint',
+  obj(
+    'A taint added to the device Node.',
+    {
+      key: str('Taint key.', { minLength: 1, maxLength: 316 }),
+      value: str('Taint value.', { maxLength: 63 }),
+      effect: strEnum('Taint effect.', ['NoSchedule', 'PreferNoSchedule', 'NoExecute']),
+    },
+    { required: ['key', 'effect'] },
+  ),
+);
+
+const authentication = named(
+  'DeviceAuthentication',
+  obj(
+    'How the device proves its identity to the cloud hub.',
+    {
+      type: strEnum('Authentication type. Defaults to SymmetricKey.', ['SymmetricKey', 'X509']),
+      symmetricKey: obj('Symmetric-key settings.', {
+        secretName: str(
+          'Secret holding the device key under `primaryKey`. Defaults to `<device>-kedge-key`; the controller generates it when missing.',
+          { minLength: 1, maxLength: 253 },
+        ),
+      }),
+      x509: obj(
+        'X.509 settings.',
+        {
+          thumbprint: str('SHA-256 thumbprint (hex) of the device certificate.', {
+            pattern: '^[A-Fa-f0-9]{64}$',
+          }),
+        },
+        { required: ['thumbprint'] },
+      ),
+    },
+    {
+      'x-kubernetes-validations': [
+        {
+          rule: "!has(self.type) || self.type != 'X509' || has(self.x509)",
+          message: 'authentication.x509 is required when authentication.type is X509',
+        },
+        {
+          rule: "!has(self.x509) || (has(self.type) && self.type == 'X509')",
+          message: 'authentication.x509 is only allowed when authentication.type is X509',
+        },
+      ],
+    },
+  ),
+);
+
+const heartbeat = named(
+  'DeviceHeartbeat',
+  obj(
+    'Heartbeat and offline-tolerance settings.',
+    {
+      intervalSecs: int(
+        'How often the device reports that it is alive, in seconds. Defaults to 10.',
+        {
+          minimum: 1,
+          maximum: 300,
+        },
+      ),
+      offlineAfterSecs: int(
+        'Seconds without a heartbeat after which the device counts as Disconnected and its Node NotReady. Defaults to 40.',
+        { minimum: 2, maximum: 86400 },
+      ),
+    },
+    {
+      'x-kubernetes-validations': [
+        {
+          rule: '!has(self.intervalSecs) || !has(self.offlineAfterSecs) || self.offlineAfterSecs > self.intervalSecs',
+          message: 'heartbeat.offlineAfterSecs must be greater than heartbeat.intervalSecs',
+        },
+      ],
+    },
+  ),
+);
+
+const moduleStatus = named(
+  'DeviceModuleStatus',
+  obj(
+    'What the device reports about one module.',
+    {
+      name: str('Module name.'),
+      image: str('Image the module runs.'),
+      imageID: str('Resolved image ID.'),
+      runtimeStatus: strEnum('Runtime state of the module.', RUNTIME_STATUSES),
+      restartCount: int('Restarts since the module was last created or reset.', { minimum: 0 }),
+      exitCode: int('Exit code of the last run.'),
+      lastStartTimeUtc: time('When the module last started.'),
+      lastExitTimeUtc: time('When the module last exited.'),
+      lastRestartTimeUtc: time('When the agent last restarted the module.'),
+      statusDescription: str('Detail of the state, such as an error text.', { maxLength: 1024 }),
+    },
+    { required: ['name'] },
+  ),
+);
+
+const spec = named(
+  'EdgeDeviceSpec',
+  obj('Desired state of an edge device.', {
+    nodeLabels: stringMap(
+      'Extra labels for the device Node, on top of the EdgeDevice labels and the kedge labels.',
+    ),
+    taints: arr('Taints added to the device Node besides kedge.io/edge=true:NoSchedule.', taint, {
+      maxItems: 16,
+    }),
+    authentication,
+    parent: str(
+      'Name of the gateway EdgeDevice (same namespace) this leaf device connects through.',
+      { pattern: DNS_LABEL_PATTERN, maxLength: 63 },
+    ),
+    heartbeat,
+  }),
+);
+
+const status = named(
+  'EdgeDeviceStatus',
+  obj('Observed state of an edge device, as the controller and the device report it.', {
+    observedGeneration: int('The .metadata.generation this status was computed from.'),
+    phase: strEnum('Connection phase.', DEVICE_PHASES),
+    lastSeen: time('Last heartbeat received from the device.'),
+    connectedSince: time('When the current connection started.'),
+    nodeName: str('Name of the Node that represents the device.'),
+    agentVersion: str('kedge version running on the device.'),
+    containerRuntime: str('Container runtime and version, for example docker://24.0.7.'),
+    os: str('Operating system, for example linux.'),
+    arch: str('CPU architecture, for example amd64.'),
+    capacity: named(
+      'DeviceCapacity',
+      obj('Resources the device reports.', {
+        cpu: quantity('CPU cores.'),
+        memory: quantity('Memory in bytes.'),
+        storage: quantity('Disk space of the data directory in bytes.'),
+        pods: quantity('Modules the device accepts.'),
+      }),
+    ),
+    moduleSummary: str('Running modules over desired modules, for example 2/3.'),
+    modules: arr('Per-module summary, bounded to 64 entries.', moduleStatus, { maxItems: 64 }),
+    conditions: conditionsSchema('Ready, Connected and ModulesHealthy conditions.'),
+  }),
+);
+
+export const edgeDevice: CrdSource = {
+  group: GROUP,
+  apiVersion: API_VERSION,
+  kind: 'EdgeDevice',
+  plural: 'edgedevices',
+  singular: 'edgedevice',
+  shortNames: ['ed', 'edev'],
+  categories: [CATEGORY],
+  description: 'An edge device running `kedge node`. The controller presents it as a Node.',
+  spec,
+  status,
+  rootRules: [
+    {
+      rule: '!has(self.spec.parent) || self.spec.parent != self.metadata.name',
+      message: 'spec.parent must name another device, not the device itself',
+      fieldPath: '.spec.parent',
+    },
+  ],
+  printerColumns: [
+    { name: 'Phase', type: 'string', jsonPath: '.status.phase' },
+    { name: 'Node', type: 'string', jsonPath: '.status.nodeName' },
+    { name: 'Modules', type: 'string', jsonPath: '.status.moduleSummary' },
+    { name: 'Version', type: 'string', jsonPath: '.status.agentVersion', priority: 1 },
+    { name: 'Last Seen', type: 'date', jsonPath: '.status.lastSeen' },
+    { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+  ],
+};

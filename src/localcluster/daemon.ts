@@ -1,0 +1,106 @@
+import { spawn } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { ErrorCode, KedgeError } from '../common/errors.js';
+import { startControlPlane, type ControlPlane } from './control-plane.js';
+import { installCrds } from './kubectl.js';
+
+/** What a running background cluster records about itself. */
+export interface ClusterState {
+  pid: number;
+  kubeconfigPath: string;
+  server: string;
+  binDir: string;
+  logDir: string;
+}
+
+const START_TIMEOUT_MS = 60 * 60 * 1000;
+const POLL_MS = 500;
+
+/** Where the background cluster keeps its state: `$KEDGE_HOME/local-cluster` (default ~/.kedge). */
+export function clusterHome(): string {
+  return path.join(process.env.KEDGE_HOME ?? path.join(homedir(), '.kedge'), 'local-cluster');
+}
+
+const statePath = (): string => path.join(clusterHome(), 'state.json');
+
+/** The running background cluster, or undefined. */
+export async function readClusterState(): Promise<ClusterState | undefined> {
+  const text = await readFile(statePath(), 'utf8').catch(() => undefined);
+  if (!text) return undefined;
+  const state = JSON.parse(text) as ClusterState;
+  return isAlive(state.pid) ? state : undefined;
+}
+
+/** Runs the control plane in this process until SIGINT/SIGTERM. */
+export async function runClusterForeground(
+  onProgress: (line: string) => void,
+): Promise<ControlPlane> {
+  await mkdir(clusterHome(), { recursive: true });
+  const cp = await startControlPlane({ logDir: path.join(clusterHome(), 'logs'), onProgress });
+  await installCrds(cp.binDir, cp.kubeconfigPath);
+  const state: ClusterState = {
+    pid: process.pid,
+    kubeconfigPath: path.join(clusterHome(), 'kubeconfig'),
+    server: cp.server,
+    binDir: cp.binDir,
+    logDir: cp.logDir,
+  };
+  await writeFile(state.kubeconfigPath, await readFile(cp.kubeconfigPath), { mode: 0o600 });
+  await writeFile(statePath(), JSON.stringify(state, null, 2));
+  return cp;
+}
+
+/** Starts the control plane as a background process and waits until it is ready. */
+export async function startClusterInBackground(
+  cliPath: string,
+  onProgress: (line: string) => void,
+): Promise<ClusterState> {
+  const running = await readClusterState();
+  if (running) return running;
+  await mkdir(clusterHome(), { recursive: true });
+  await rm(statePath(), { force: true });
+  const logFile = path.join(clusterHome(), 'cluster.log');
+  const fd = openSync(logFile, 'w');
+  const child = spawn(process.execPath, [cliPath, 'cluster', 'up', '--foreground'], {
+    detached: true,
+    stdio: ['ignore', fd, fd],
+  });
+  closeSync(fd);
+  child.unref();
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  let shown = 0;
+  while (Date.now() < deadline) {
+    const state = await readClusterState();
+    if (state) return state;
+    if (!isAlive(child.pid!))
+      throw new KedgeError(ErrorCode.Unavailable, `local cluster failed to start; see ${logFile}`);
+    const lines = (await readFile(logFile, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    for (const line of lines.slice(shown)) onProgress(line);
+    shown = lines.length;
+    await sleep(POLL_MS);
+  }
+  throw new KedgeError(ErrorCode.Timeout, `local cluster did not start; see ${logFile}`);
+}
+
+/** Stops the background cluster, if one runs. Returns whether one was stopped. */
+export async function stopBackgroundCluster(): Promise<boolean> {
+  const state = await readClusterState();
+  if (!state) return false;
+  process.kill(state.pid, 'SIGTERM');
+  while (isAlive(state.pid)) await sleep(POLL_MS);
+  await rm(statePath(), { force: true });
+  return true;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,50 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { openSync, closeSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Grace given to a component on SIGTERM before SIGKILL; etcd and the apiserver stop in ~1 s. */
+const STOP_GRACE_MS = 10_000;
+
+/** A child process whose output goes to a log file. */
+export interface ManagedProcess {
+  name: string;
+  child: ChildProcess;
+  logFile: string;
+  /** Resolves when the process has exited. */
+  exited: Promise<number | null>;
+}
+
+/** Starts `command` with its stdout and stderr appended to `logFile`. */
+export function startProcess(
+  name: string,
+  command: string,
+  args: string[],
+  logFile: string,
+): ManagedProcess {
+  const fd = openSync(logFile, 'a');
+  const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: { ...process.env } });
+  closeSync(fd);
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => resolve(code));
+    child.once('error', () => resolve(null));
+  });
+  return { name, child, logFile, exited };
+}
+
+/** True while the process has not exited. */
+export function isRunning(proc: ManagedProcess): boolean {
+  return (
+    proc.child.exitCode === null && proc.child.signalCode === null && proc.child.pid !== undefined
+  );
+}
+
+/** SIGTERM, then SIGKILL after the grace period; resolves once the process is gone. */
+export async function stopProcess(proc: ManagedProcess): Promise<void> {
+  if (!isRunning(proc)) return;
+  proc.child.kill('SIGTERM');
+  const timeout = sleep(STOP_GRACE_MS).then(() => 'timeout' as const);
+  if ((await Promise.race([proc.exited, timeout])) === 'timeout') {
+    proc.child.kill('SIGKILL');
+    await proc.exited;
+  }
+}

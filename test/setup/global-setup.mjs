@@ -1,0 +1,17 @@
+// Shared preparation for the integration tests: a running dockerd, the locally built images and
+// the cached control-plane build. Imports the compiled sources (`npm test` builds first).
+import { mkdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { ensureBinaries } from '../../dist/localcluster/control-plane.js';
+import { ensureDocker } from '../../dist/localcluster/docker.js';
+import { ensureLocalImages } from '../../dist/localcluster/images.js';
+import { PACKAGE_ROOT } from '../../dist/localcluster/kubectl.js';
+
+export default async function globalSetup() {
+  const artifacts = path.join(PACKAGE_ROOT, '.test-artifacts');
+  await rm(artifacts, { recursive: true, force: true });
+  await mkdir(artifacts, { recursive: true });
+  await ensureDocker(artifacts);
+  await ensureLocalImages();
+  await ensureBinaries((line) => process.stderr.write(`${line}\n`));
+}
