@@ -16,7 +16,7 @@ describe('offline test images on a real dockerd', () => {
 
   it('runs Node.js with the Azure IoT device SDK inside the module image', async () => {
     const script =
-      "import('azure-iot-device').then(m => console.log(typeof m.ModuleClient.fromEnvironment))";
+      "import('azure-iot-device').then(m => console.log(typeof m.default.ModuleClient.fromEnvironment))";
     const out = await docker(['run', '--rm', LOCAL_IMAGES.node, 'node', '-e', script]);
     expect(out).toBe('function');
   });

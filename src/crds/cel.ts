@@ -39,7 +39,7 @@ function evaluate(
   path: string,
 ): CelViolation | undefined {
   const result = run(rule.rule, { self: toCel(schema, value) as CelInput });
-  const reportPath = rule.fieldPath ? `${path}${rule.fieldPath}` : path;
+  const reportPath = rule.fieldPath ? `${path}${rule.fieldPath}`.replace(/^\./, '') : path;
   if (isCelError(result))
     return { path: reportPath, message: `${rule.message} (${result.message})` };
   return result === true ? undefined : { path: reportPath, message: rule.message };

@@ -36,7 +36,8 @@ export function objectSchema(source: CrdSource): Schema {
     properties: {
       apiVersion: { type: 'string', description: 'APIVersion of the object.' },
       kind: { type: 'string', description: 'Kind of the object.' },
-      metadata: { type: 'object', description: 'Standard object metadata.' },
+      // The API server forbids anything but `type` on metadata.
+      metadata: { type: 'object' },
       spec: source.spec,
       status: source.status,
     },

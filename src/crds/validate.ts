@@ -101,11 +101,9 @@ function strictCopy(schema: Schema): Record<string, unknown> {
       out[key] = value;
     }
   }
-  const isMetadata = schema.description === 'Standard object metadata.';
-  if (schema.properties && schema.additionalProperties === undefined && !isMetadata) {
+  if (schema.properties && schema.additionalProperties === undefined) {
     out.additionalProperties = false;
   }
-  if (schema['x-kubernetes-int-or-string']) delete out.pattern;
   return out;
 }
 
