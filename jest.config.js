@@ -28,5 +28,7 @@ export default {
     },
   ],
   testTimeout: 120000,
+  // A leaked handle must never hang CI; leaks are hunted with --detectOpenHandles.
+  forceExit: true,
   reporters: ['default', '<rootDir>/test/setup/summary-reporter.mjs'],
 };
