@@ -1,0 +1,142 @@
+import type { DeviceFacts } from '../common/cloudlink/facts.js';
+import { KEDGE_VERSION } from '../common/version.js';
+import type { KubeObject } from '../controller/kube/client.js';
+import type { EdgeDevice } from '../crds/index.js';
+import { EDGE_TAINT, Labels, nodeNameFor } from './naming.js';
+
+/** Pods a device accepts when it does not say (the kubelet default). */
+export const DEFAULT_MAX_PODS = 110;
+
+/** Where the API server reaches the kubelet API for this node. */
+export interface KubeletEndpoint {
+  address: string;
+  port: number;
+}
+
+/** Connection state used for the Ready condition. */
+export interface DeviceConnection {
+  connected: boolean;
+  /** ISO time of the last heartbeat. */
+  lastSeen?: string;
+  since?: string;
+}
+
+/** The Node object for a device: labels, taints, capacity, nodeInfo, addresses, conditions. */
+export function buildNode(
+  device: EdgeDevice,
+  facts: DeviceFacts | undefined,
+  kubelet: KubeletEndpoint,
+): KubeObject & { metadata: { name: string } } {
+  const namespace = device.metadata.namespace ?? 'default';
+  const name = nodeNameFor(namespace, device.metadata.name!);
+  return {
+    apiVersion: 'v1',
+    kind: 'Node',
+    metadata: {
+      name,
+      labels: nodeLabels(device, name, facts),
+      annotations: { 'kedge.io/device-ref': `${namespace}/${device.metadata.name}` },
+    },
+    spec: {
+      taints: [
+        EDGE_TAINT,
+        ...(device.spec.taints ?? []).map((t) => ({
+          key: t.key,
+          value: t.value,
+          effect: t.effect,
+        })),
+      ],
+    },
+    status: nodeStatus(facts, kubelet),
+  };
+}
+
+export function nodeLabels(
+  device: EdgeDevice,
+  nodeName: string,
+  facts?: DeviceFacts,
+): Record<string, string> {
+  return {
+    ...device.metadata.labels,
+    ...device.spec.nodeLabels,
+    [Labels.role]: 'edge',
+    'node-role.kubernetes.io/edge': '',
+    [Labels.type]: 'virtual-kubelet',
+    [Labels.device]: device.metadata.name!,
+    [Labels.deviceNamespace]: device.metadata.namespace ?? 'default',
+    'kubernetes.io/hostname': nodeName,
+    'kubernetes.io/os': facts?.os ?? 'linux',
+    ...(facts ? { 'kubernetes.io/arch': facts.arch } : {}),
+  };
+}
+
+function nodeStatus(
+  facts: DeviceFacts | undefined,
+  kubelet: KubeletEndpoint,
+): Record<string, unknown> {
+  const capacity = facts
+    ? {
+        cpu: String(facts.cpus),
+        memory: `${Math.floor(facts.memoryBytes / 1024)}Ki`,
+        'ephemeral-storage': `${Math.floor(facts.diskBytes / 1024)}Ki`,
+        pods: String(facts.maxModules ?? DEFAULT_MAX_PODS),
+      }
+    : { cpu: '0', memory: '0', pods: '0' };
+  return {
+    capacity,
+    allocatable: capacity,
+    addresses: [
+      { type: 'InternalIP', address: kubelet.address },
+      { type: 'Hostname', address: facts?.hostname ?? kubelet.address },
+    ],
+    daemonEndpoints: { kubeletEndpoint: { Port: kubelet.port } },
+    nodeInfo: {
+      machineID: '',
+      systemUUID: '',
+      bootID: '',
+      kernelVersion: facts?.kernelVersion ?? '',
+      osImage: facts?.osImage ?? '',
+      containerRuntimeVersion: facts?.containerRuntimeVersion ?? '',
+      kubeletVersion: `v${facts?.agentVersion ?? KEDGE_VERSION}`,
+      kubeProxyVersion: '',
+      operatingSystem: facts?.os ?? 'linux',
+      architecture: facts?.arch ?? '',
+    },
+  };
+}
+
+/** Node conditions for a device connection; Ready is True only while the device heartbeats. */
+export function nodeConditions(conn: DeviceConnection, now: string): Record<string, unknown>[] {
+  const ready = conn.connected
+    ? {
+        status: 'True',
+        reason: 'DeviceConnected',
+        message: 'kedge node is connected and heartbeating',
+      }
+    : conn.lastSeen
+      ? {
+          status: 'False',
+          reason: 'DeviceDisconnected',
+          message: `no heartbeat since ${conn.lastSeen}`,
+        }
+      : {
+          status: 'False',
+          reason: 'DeviceNeverConnected',
+          message: 'kedge node has not connected yet',
+        };
+  const ok = (type: string, reason: string, message: string): Record<string, unknown> => ({
+    type,
+    status: 'False',
+    reason,
+    message,
+    lastHeartbeatTime: now,
+    lastTransitionTime: conn.since ?? now,
+  });
+  return [
+    { type: 'Ready', ...ready, lastHeartbeatTime: now, lastTransitionTime: conn.since ?? now },
+    ok('MemoryPressure', 'KedgeNoPressure', 'not reported by kedge'),
+    ok('DiskPressure', 'KedgeNoPressure', 'not reported by kedge'),
+    ok('PIDPressure', 'KedgeNoPressure', 'not reported by kedge'),
+    ok('NetworkUnavailable', 'KedgeNetwork', 'modules use the device network'),
+  ];
+}
