@@ -1,0 +1,169 @@
+/**
+ * The link between `kedge node` and the controller's cloud hub: MQTT over TLS, dialled out by the
+ * device. Every device topic lives under `kedge/v1/devices/{namespace}/{device}/`, and a device's
+ * credentials only reach its own subtree. Payloads are JSON unless noted.
+ */
+import type { DeviceFacts } from './facts.js';
+
+export const PROTOCOL_ROOT = 'kedge/v1';
+
+/** Topic leaves under a device's subtree, with their direction. */
+export const Leaf = {
+  /** cloud → device, QoS1: {@link DesiredMessage}. Resent on every reconnect. */
+  desired: 'desired',
+  /** device → cloud, QoS1: {@link ReportedMessage}. Sent on change and on connect. */
+  reported: 'reported',
+  /** device → cloud, QoS0: {@link HeartbeatMessage}. */
+  heartbeat: 'heartbeat',
+  /** device → cloud, QoS1: {@link TelemetryMessage}, upstream messages from the hub. */
+  telemetry: 'telemetry',
+  /** device → cloud, QoS1: {@link TwinReportedMessage}. */
+  twinReported: 'twin/reported',
+  /** cloud → device, QoS1: {@link LogRequest}. */
+  logRequest: 'logs/request',
+  /** cloud → device, QoS1: {@link LogCancel}. */
+  logCancel: 'logs/cancel',
+  /** device → cloud, QoS1: `logs/data/{requestId}`, raw log bytes. */
+  logData: 'logs/data',
+  /** device → cloud, QoS1: `logs/end/{requestId}`, {@link LogEnd}. */
+  logEnd: 'logs/end',
+  /** cloud → device, QoS1: {@link MethodRequest}. */
+  methodRequest: 'methods/request',
+  /** device → cloud, QoS1: `methods/response/{requestId}`, {@link MethodResponse}. */
+  methodResponse: 'methods/response',
+} as const;
+
+/** The topic of `leaf` for one device. */
+export function deviceTopic(namespace: string, device: string, leaf: string): string {
+  return `${PROTOCOL_ROOT}/devices/${namespace}/${device}/${leaf}`;
+}
+
+/** The subtree a device's credentials may touch. */
+export function deviceSubtree(namespace: string, device: string): string {
+  return `${PROTOCOL_ROOT}/devices/${namespace}/${device}/`;
+}
+
+/** Parses a device topic into its parts, or undefined. */
+export function parseDeviceTopic(
+  topic: string,
+): { namespace: string; device: string; leaf: string } | undefined {
+  const prefix = `${PROTOCOL_ROOT}/devices/`;
+  if (!topic.startsWith(prefix)) return undefined;
+  const [namespace, device, ...rest] = topic.slice(prefix.length).split('/');
+  if (!namespace || !device || rest.length === 0) return undefined;
+  return { namespace, device, leaf: rest.join('/') };
+}
+
+/**
+ * Where authorized consumers read device telemetry: `kedge/v1/telemetry/{namespace}/{device}`.
+ * The payload is one {@link UpstreamMessage}.
+ */
+export function telemetryConsumerTopic(namespace: string, device: string): string {
+  return `${PROTOCOL_ROOT}/telemetry/${namespace}/${device}`;
+}
+
+/** The MQTT username a device presents: `{namespace}/{device}`. The password is a SAS token. */
+export function deviceUsername(namespace: string, device: string): string {
+  return `${namespace}/${device}`;
+}
+
+/** The SAS resource URI a device token is signed for. */
+export function deviceResourceUri(namespace: string, device: string): string {
+  return `kedge/devices/${namespace}/${device}`;
+}
+
+/** Desired state for a device: an IoT Edge deployment manifest (`modulesContent`), versioned. */
+export interface DesiredMessage {
+  /** Monotonic version; the device reports which version it applied. */
+  version: number;
+  /** `{ $edgeAgent: …, $edgeHub: …, <module>: … }` as in an IoT Edge deployment. */
+  modulesContent: Record<string, unknown>;
+}
+
+/** Runtime state of one module, as IoT Edge reports it. */
+export interface ModuleReport {
+  name: string;
+  image?: string;
+  imageID?: string;
+  runtimeStatus: 'unknown' | 'backoff' | 'running' | 'unhealthy' | 'stopped' | 'failed' | 'dead';
+  exitCode?: number;
+  statusDescription?: string;
+  restartCount: number;
+  lastStartTimeUtc?: string;
+  lastExitTimeUtc?: string;
+  lastRestartTimeUtc?: string;
+  /** `ErrImagePull`, `ImagePullBackOff`, `CrashLoopBackOff`, `CreateContainerError`… */
+  reason?: string;
+}
+
+/** What a device reports: facts, the applied desired version and every module. */
+export interface ReportedMessage {
+  /** Desired version the agent last applied (0 before any). */
+  desiredVersion: number;
+  /** Outcome of applying it. */
+  outcome: { status: 'applied' | 'rejected' | 'pending'; message?: string };
+  facts: DeviceFacts;
+  modules: ModuleReport[];
+  /** ISO time of the report. */
+  at: string;
+}
+
+export interface HeartbeatMessage {
+  at: string;
+}
+
+/** One upstream message as the hub forwards it. */
+export interface UpstreamMessage {
+  /** Body, base64. */
+  body: string;
+  /** Application properties. */
+  properties: Record<string, string>;
+  /** System properties: `$.cdid`, `$.cmid`, `$.on`, content type… */
+  systemProperties: Record<string, string>;
+  /** ISO time the hub accepted the message. */
+  enqueuedAt: string;
+  /** Route priority 0–9. */
+  priority?: number;
+}
+
+export interface TelemetryMessage {
+  messages: UpstreamMessage[];
+}
+
+export interface TwinReportedMessage {
+  module: string;
+  patch: Record<string, unknown>;
+  version: number;
+}
+
+export interface LogRequest {
+  id: string;
+  module: string;
+  follow?: boolean;
+  tailLines?: number;
+  sinceSeconds?: number;
+  sinceTime?: string;
+  timestamps?: boolean;
+  limitBytes?: number;
+}
+
+export interface LogCancel {
+  id: string;
+}
+
+export interface LogEnd {
+  error?: string;
+}
+
+export interface MethodRequest {
+  id: string;
+  module: string;
+  method: string;
+  payload: unknown;
+  timeoutSecs: number;
+}
+
+export interface MethodResponse {
+  status: number;
+  payload: unknown;
+}
