@@ -38,6 +38,7 @@ export default tseslint.config(
       '@typescript-eslint/no-non-null-assertion': 'off',
       '@typescript-eslint/no-explicit-any': 'off',
       '@typescript-eslint/no-unsafe-return': 'off',
+      '@typescript-eslint/require-await': 'off',
       '@typescript-eslint/explicit-function-return-type': 'off',
       complexity: 'off',
       'max-depth': 'off',

@@ -70,37 +70,48 @@ export function nodeLabels(
   };
 }
 
+/** Stand-in facts until the device has reported: an empty, unschedulable node. */
+const UNREPORTED: DeviceFacts = {
+  os: 'linux',
+  arch: '',
+  cpus: 0,
+  memoryBytes: 0,
+  diskBytes: 0,
+  containerRuntimeVersion: '',
+  agentVersion: KEDGE_VERSION,
+  maxModules: 0,
+};
+
 function nodeStatus(
-  facts: DeviceFacts | undefined,
+  reported: DeviceFacts | undefined,
   kubelet: KubeletEndpoint,
 ): Record<string, unknown> {
-  const capacity = facts
-    ? {
-        cpu: String(facts.cpus),
-        memory: `${Math.floor(facts.memoryBytes / 1024)}Ki`,
-        'ephemeral-storage': `${Math.floor(facts.diskBytes / 1024)}Ki`,
-        pods: String(facts.maxModules ?? DEFAULT_MAX_PODS),
-      }
-    : { cpu: '0', memory: '0', pods: '0' };
+  const facts = reported ?? UNREPORTED;
+  const capacity = {
+    cpu: String(facts.cpus),
+    memory: `${Math.floor(facts.memoryBytes / 1024)}Ki`,
+    'ephemeral-storage': `${Math.floor(facts.diskBytes / 1024)}Ki`,
+    pods: String(facts.maxModules ?? DEFAULT_MAX_PODS),
+  };
   return {
     capacity,
     allocatable: capacity,
     addresses: [
       { type: 'InternalIP', address: kubelet.address },
-      { type: 'Hostname', address: facts?.hostname ?? kubelet.address },
+      { type: 'Hostname', address: facts.hostname ?? kubelet.address },
     ],
     daemonEndpoints: { kubeletEndpoint: { Port: kubelet.port } },
     nodeInfo: {
       machineID: '',
       systemUUID: '',
       bootID: '',
-      kernelVersion: facts?.kernelVersion ?? '',
-      osImage: facts?.osImage ?? '',
-      containerRuntimeVersion: facts?.containerRuntimeVersion ?? '',
-      kubeletVersion: `v${facts?.agentVersion ?? KEDGE_VERSION}`,
+      kernelVersion: facts.kernelVersion ?? '',
+      osImage: facts.osImage ?? '',
+      containerRuntimeVersion: facts.containerRuntimeVersion,
+      kubeletVersion: `v${facts.agentVersion}`,
       kubeProxyVersion: '',
-      operatingSystem: facts?.os ?? 'linux',
-      architecture: facts?.arch ?? '',
+      operatingSystem: facts.os,
+      architecture: facts.arch,
     },
   };
 }

@@ -85,6 +85,8 @@ export interface ModuleReport {
   name: string;
   image?: string;
   imageID?: string;
+  /** Runtime-prefixed container ID, `docker://<id>` or `process://<pid>`. */
+  containerID?: string;
   runtimeStatus: 'unknown' | 'backoff' | 'running' | 'unhealthy' | 'stopped' | 'failed' | 'dead';
   exitCode?: number;
   statusDescription?: string;
