@@ -43,24 +43,29 @@ describe('WorkQueue', () => {
   it('retries failures with growing delays and does not retry terminal errors', async () => {
     const times: number[] = [];
     let terminalRuns = 0;
-    const queue = new WorkQueue(async (key) => {
-      if (key === 'terminal') {
-        terminalRuns++;
-        throw new TerminalError('bad input');
-      }
-      times.push(performance.now());
-      if (times.length < 4) throw new Error('transient');
-    });
+    const queue = new WorkQueue(
+      async (key) => {
+        if (key === 'terminal') {
+          terminalRuns++;
+          throw new TerminalError('bad input');
+        }
+        times.push(performance.now());
+        if (times.length < 4) throw new Error('transient');
+      },
+      { baseRetryDelayMs: 30 },
+    );
     queue.add('flaky');
     queue.add('terminal');
     const running = queue.run();
-    await sleep(200);
+    await sleep(600);
     queue.stop();
     await running;
     expect(times).toHaveLength(4);
+    // Timers never fire early (1 ms of rounding aside), so each gap is at least its delay.
     const gaps = times.slice(1).map((t, i) => t - times[i]!);
-    expect(gaps[1]!).toBeGreaterThanOrEqual(gaps[0]! * 1.2);
-    expect(gaps[2]!).toBeGreaterThanOrEqual(gaps[1]!);
+    expect(gaps[0]!).toBeGreaterThanOrEqual(29);
+    expect(gaps[1]!).toBeGreaterThanOrEqual(59);
+    expect(gaps[2]!).toBeGreaterThanOrEqual(119);
     expect(terminalRuns).toBe(1);
   });
 

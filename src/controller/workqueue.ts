@@ -43,7 +43,11 @@ export class WorkQueue {
 
   constructor(
     private readonly reconcile: Reconcile,
-    private readonly options: { concurrency?: number; observer?: QueueObserver } = {},
+    private readonly options: {
+      concurrency?: number;
+      observer?: QueueObserver;
+      baseRetryDelayMs?: number;
+    } = {},
   ) {}
 
   get depth(): number {
@@ -125,6 +129,7 @@ export class WorkQueue {
   #nextDelay(key: string): number {
     const failures = (this.#failures.get(key) ?? 0) + 1;
     this.#failures.set(key, failures);
-    return Math.min(BASE_RETRY_DELAY_MS * 2 ** (failures - 1), MAX_RETRY_DELAY_MS);
+    const base = this.options.baseRetryDelayMs ?? BASE_RETRY_DELAY_MS;
+    return Math.min(base * 2 ** (failures - 1), MAX_RETRY_DELAY_MS);
   }
 }

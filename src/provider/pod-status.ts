@@ -79,6 +79,16 @@ function containerStatus(
   }
 }
 
+function statusBase(name: string, image: string, report: ModuleReport): StatusBase {
+  return {
+    name,
+    image: report.image ?? image,
+    imageID: report.imageID ?? '',
+    ...(report.containerID ? { containerID: report.containerID } : {}),
+    restartCount: report.restartCount,
+  };
+}
+
 function waiting(base: StatusBase, reason: string, message?: string): ContainerStatus {
   return {
     ...base,
