@@ -55,14 +55,8 @@ function containerStatus(
   image: string,
   report: ModuleReport | undefined,
 ): ContainerStatus {
-  const base: StatusBase = {
-    name,
-    image: report?.image ?? image,
-    imageID: report?.imageID ?? '',
-    ...(report?.containerID ? { containerID: report.containerID } : {}),
-    restartCount: report?.restartCount ?? 0,
-  };
-  if (!report) return waiting(base, 'ContainerCreating');
+  if (!report) return waiting({ name, image, imageID: '', restartCount: 0 }, 'ContainerCreating');
+  const base = statusBase(name, image, report);
   switch (report.runtimeStatus) {
     case 'running':
     case 'unhealthy':
