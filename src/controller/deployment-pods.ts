@@ -1,0 +1,103 @@
+import { createHash } from 'node:crypto';
+import type { EdgeDeployment, EdgeModule } from '../crds/index.js';
+import { API_VERSION } from '../crds/index.js';
+import { EDGE_TAINT, Labels } from '../provider/naming.js';
+import { ModuleAnnotations } from '../provider/translate.js';
+import type { KubeObject } from './kube/client.js';
+
+/** Annotation with the hash of the module spec a pod was built from. */
+export const SPEC_HASH_ANNOTATION = 'kedge.io/spec-hash';
+const MAX_NAME_LENGTH = 253;
+const HASH_LENGTH = 8;
+
+/**
+ * Tolerations on every pod kedge creates: the edge taint, and not-ready/unreachable without a
+ * time limit, so an offline device never has its pods evicted or recreated.
+ */
+export const KEDGE_TOLERATIONS = [
+  { key: EDGE_TAINT.key, operator: 'Exists', effect: 'NoSchedule' },
+  { key: 'node.kubernetes.io/not-ready', operator: 'Exists', effect: 'NoExecute' },
+  { key: 'node.kubernetes.io/unreachable', operator: 'Exists', effect: 'NoExecute' },
+];
+
+/** The pod that runs one module of a deployment on one device. */
+export function desiredModulePod(
+  deployment: EdgeDeployment,
+  module: EdgeModule,
+  device: string,
+  nodeName: string,
+): KubeObject {
+  const hash = moduleHash(deployment, module);
+  const namespace = deployment.metadata.namespace!;
+  return {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: podName(deployment.metadata.name!, module.name, device),
+      namespace,
+      labels: {
+        [Labels.deployment]: deployment.metadata.name!,
+        [Labels.module]: module.name,
+        [Labels.device]: device,
+        [Labels.managedBy]: 'kedge',
+      },
+      annotations: { ...moduleAnnotations(module), [SPEC_HASH_ANNOTATION]: hash },
+      ownerReferences: [
+        {
+          apiVersion: API_VERSION,
+          kind: 'EdgeDeployment',
+          name: deployment.metadata.name!,
+          uid: deployment.metadata.uid!,
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ],
+    },
+    spec: {
+      nodeName,
+      restartPolicy: 'Always',
+      automountServiceAccountToken: false,
+      enableServiceLinks: false,
+      tolerations: KEDGE_TOLERATIONS,
+      imagePullSecrets: deployment.spec.imagePullSecrets,
+      containers: [
+        {
+          name: module.name,
+          image: module.image,
+          imagePullPolicy: module.imagePullPolicy ?? 'IfNotPresent',
+          ...(module.command ? { command: module.command } : {}),
+          ...(module.args ? { args: module.args } : {}),
+          ...(module.env ? { env: module.env } : {}),
+          ...(module.resources?.limits ? { resources: { limits: module.resources.limits } } : {}),
+        },
+      ],
+    },
+  };
+}
+
+function moduleAnnotations(module: EdgeModule): Record<string, string> {
+  const out: Record<string, string> = {};
+  if (module.restartPolicy) out[ModuleAnnotations.restartPolicy] = module.restartPolicy;
+  if (module.desiredStatus) out[ModuleAnnotations.desiredStatus] = module.desiredStatus;
+  if (module.startupOrder !== undefined)
+    out[ModuleAnnotations.startupOrder] = String(module.startupOrder);
+  if (module.createOptions)
+    out[ModuleAnnotations.createOptions] = JSON.stringify(module.createOptions);
+  if (module.desiredProperties)
+    out[ModuleAnnotations.desiredProperties] = JSON.stringify(module.desiredProperties);
+  return out;
+}
+
+/** A stable hash of everything that shapes the module's pod. */
+export function moduleHash(deployment: EdgeDeployment, module: EdgeModule): string {
+  const input = JSON.stringify([module, deployment.spec.imagePullSecrets ?? []]);
+  return createHash('sha256').update(input).digest('hex').slice(0, HASH_LENGTH);
+}
+
+/** `<deployment>-<module>-<device>`, shortened with a hash when too long for a name. */
+export function podName(deployment: string, module: string, device: string): string {
+  const name = `${deployment}-${module}-${device}`;
+  if (name.length <= MAX_NAME_LENGTH) return name;
+  const hash = createHash('sha256').update(name).digest('hex').slice(0, HASH_LENGTH);
+  return `${name.slice(0, MAX_NAME_LENGTH - HASH_LENGTH - 1)}-${hash}`;
+}

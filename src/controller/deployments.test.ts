@@ -1,0 +1,115 @@
+import type { EdgeDeployment } from '../crds/index.js';
+import { desiredModulePod, moduleHash, podName } from './deployment-pods.js';
+import { resolveLayers } from './layering.js';
+import { matchesSelector } from './selector.js';
+
+const deployment = (
+  name: string,
+  priority: number | undefined,
+  modules: string[],
+): EdgeDeployment => ({
+  apiVersion: 'kedge.io/v1alpha1',
+  kind: 'EdgeDeployment',
+  metadata: { name, namespace: 'ns', uid: `uid-${name}` },
+  spec: {
+    selector: {},
+    priority,
+    modules: modules.map((m) => ({ name: m, image: `${name}/${m}:1` })),
+  },
+});
+
+describe('matchesSelector', () => {
+  it('implements matchLabels and every operator; empty matches all', () => {
+    const labels = { site: 'berlin', tier: 'prod' };
+    expect(matchesSelector({}, labels)).toBe(true);
+    expect(matchesSelector({ matchLabels: { site: 'berlin' } }, labels)).toBe(true);
+    expect(matchesSelector({ matchLabels: { site: 'paris' } }, labels)).toBe(false);
+    expect(
+      matchesSelector(
+        { matchExpressions: [{ key: 'site', operator: 'In', values: ['paris', 'berlin'] }] },
+        labels,
+      ),
+    ).toBe(true);
+    expect(
+      matchesSelector(
+        { matchExpressions: [{ key: 'tier', operator: 'NotIn', values: ['prod'] }] },
+        labels,
+      ),
+    ).toBe(false);
+    expect(
+      matchesSelector(
+        { matchExpressions: [{ key: 'gpu', operator: 'NotIn', values: ['x'] }] },
+        labels,
+      ),
+    ).toBe(true);
+    expect(
+      matchesSelector({ matchExpressions: [{ key: 'gpu', operator: 'Exists' }] }, labels),
+    ).toBe(false);
+    expect(
+      matchesSelector({ matchExpressions: [{ key: 'gpu', operator: 'DoesNotExist' }] }, labels),
+    ).toBe(true);
+    expect(matchesSelector(undefined, labels)).toBe(false);
+  });
+});
+
+describe('resolveLayers', () => {
+  it('lets the higher priority win a module name, ties going to the name that sorts first', () => {
+    const base = deployment('base', 0, ['sensor', 'filter']);
+    const hotfix = deployment('hotfix', 10, ['filter']);
+    const twin = deployment('aaa-twin', 0, ['sensor']);
+    const { winners, lost } = resolveLayers([base, hotfix, twin]);
+    expect(winners.get('filter')!.deployment.metadata.name).toBe('hotfix');
+    expect(winners.get('sensor')!.deployment.metadata.name).toBe('aaa-twin');
+    expect(lost).toEqual([
+      { deployment: 'base', module: 'sensor', winner: 'aaa-twin' },
+      { deployment: 'base', module: 'filter', winner: 'hotfix' },
+    ]);
+  });
+});
+
+describe('desiredModulePod', () => {
+  it('binds to the node, tolerates offline without limit, and is owned by the deployment', () => {
+    const d = deployment('app', 0, ['sensor']);
+    d.spec.modules![0] = {
+      ...d.spec.modules![0]!,
+      restartPolicy: 'on-unhealthy',
+      desiredProperties: { a: 1 },
+      startupOrder: 3,
+    };
+    const pod = desiredModulePod(d, d.spec.modules![0]!, 'dev1', 'dev1.ns.kedge') as any;
+    expect(pod.metadata.name).toBe('app-sensor-dev1');
+    expect(pod.spec.nodeName).toBe('dev1.ns.kedge');
+    expect(pod.spec.tolerations).toContainEqual({
+      key: 'node.kubernetes.io/unreachable',
+      operator: 'Exists',
+      effect: 'NoExecute',
+    });
+    expect(pod.spec.tolerations.every((t: any) => t.tolerationSeconds === undefined)).toBe(true);
+    expect(pod.metadata.ownerReferences[0]).toMatchObject({
+      kind: 'EdgeDeployment',
+      name: 'app',
+      uid: 'uid-app',
+      controller: true,
+    });
+    expect(pod.metadata.annotations).toMatchObject({
+      'kedge.io/restart-policy': 'on-unhealthy',
+      'kedge.io/startup-order': '3',
+      'kedge.io/desired-properties': '{"a":1}',
+    });
+  });
+
+  it('changes the spec hash only when the module changes', () => {
+    const d = deployment('app', 0, ['sensor']);
+    const before = moduleHash(d, d.spec.modules![0]!);
+    expect(moduleHash(d, { ...d.spec.modules![0]! })).toBe(before);
+    expect(moduleHash(d, { ...d.spec.modules![0]!, env: [{ name: 'X', value: '1' }] })).not.toBe(
+      before,
+    );
+  });
+
+  it('keeps pod names within 253 characters', () => {
+    const name = podName('d'.repeat(200), 'm'.repeat(60), 'x'.repeat(100));
+    expect(name.length).toBe(253);
+    expect(podName('d'.repeat(200), 'm'.repeat(60), 'y'.repeat(100))).not.toBe(name);
+  });
+});
