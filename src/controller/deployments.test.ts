@@ -76,7 +76,7 @@ describe('desiredModulePod', () => {
       desiredProperties: { a: 1 },
       startupOrder: 3,
     };
-    const pod = desiredModulePod(d, d.spec.modules![0]!, 'dev1', 'dev1.ns.kedge') as any;
+    const pod = desiredModulePod(d, d.spec.modules![0], 'dev1', 'dev1.ns.kedge') as any;
     expect(pod.metadata.name).toBe('app-sensor-dev1');
     expect(pod.spec.nodeName).toBe('dev1.ns.kedge');
     expect(pod.spec.tolerations).toContainEqual({
