@@ -154,6 +154,12 @@ const status = named(
       }),
     ),
     moduleSummary: str('Running modules over desired modules, for example 2/3.'),
+    desiredVersion: int('Version of the desired configuration last sent to the device.', {
+      minimum: 0,
+    }),
+    appliedVersion: int('Version of the desired configuration the device last applied.', {
+      minimum: 0,
+    }),
     modules: arr('Per-module summary, bounded to 64 entries.', moduleStatus, { maxItems: 64 }),
     conditions: conditionsSchema('Ready, Connected and ModulesHealthy conditions.'),
   }),

@@ -139,6 +139,10 @@ export type EdgeDeviceStatus = {
   capacity?: DeviceCapacity;
   /** Running modules over desired modules, for example 2/3. */
   moduleSummary?: string;
+  /** Version of the desired configuration last sent to the device. */
+  desiredVersion?: number;
+  /** Version of the desired configuration the device last applied. */
+  appliedVersion?: number;
   /** Per-module summary, bounded to 64 entries. */
   modules?: Array<DeviceModuleStatus>;
   /** Ready, Connected and ModulesHealthy conditions. */

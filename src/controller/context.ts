@@ -1,0 +1,48 @@
+import type { Logger } from '../common/logger.js';
+import type { EdgeDeployment, EdgeDevice, Route } from '../crds/index.js';
+import type { KubeletEndpoint } from '../provider/node.js';
+import type { PodSpec, PodStatus } from '../provider/pod-types.js';
+import type { CloudHub } from './cloudhub/server.js';
+import type { DeviceStates } from './device-state.js';
+import type { EventRecorder } from './events.js';
+import type { Informer } from './kube/informer.js';
+import type { KubeClient, KubeObject } from './kube/client.js';
+import type { ControllerMetrics } from './metrics.js';
+
+/** A pod as the controller handles it. */
+export type PodObject = KubeObject & { spec: PodSpec; status?: PodStatus };
+
+/** Everything the reconcilers share. */
+export interface ControllerContext {
+  client: KubeClient;
+  log: Logger;
+  events: EventRecorder;
+  states: DeviceStates;
+  hub: CloudHub;
+  metrics: ControllerMetrics;
+  kubelet: KubeletEndpoint;
+  informers: {
+    devices: Informer<EdgeDevice & KubeObject>;
+    deployments: Informer<EdgeDeployment & KubeObject>;
+    routes: Informer<Route & KubeObject>;
+    pods: Informer<PodObject>;
+    nodes: Informer<KubeObject>;
+  };
+  enqueue: {
+    device(key: string): void;
+    deployment(key: string): void;
+    route(key: string): void;
+    pod(key: string): void;
+  };
+}
+
+/** `namespace/name` of an object. */
+export function keyFor(namespace: string | undefined, name: string | undefined): string {
+  return `${namespace ?? 'default'}/${name ?? ''}`;
+}
+
+/** Splits a `namespace/name` key. */
+export function splitKey(key: string): { namespace: string; name: string } {
+  const slash = key.indexOf('/');
+  return { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+}

@@ -1,0 +1,51 @@
+import type { ReportedMessage } from '../common/cloudlink/protocol.js';
+
+/** What the controller knows about one device beyond its EdgeDevice object. Not persisted. */
+export interface DeviceState {
+  connected: boolean;
+  /** When the current connection (or disconnection) started. */
+  since?: Date;
+  lastSeen?: Date;
+  report?: ReportedMessage;
+  /** The desired version last pushed, and the hash of its content. */
+  desiredVersion: number;
+  desiredHash?: string;
+  /** The device's primary and secondary keys, base64, for SAS verification. */
+  keys?: string[];
+  /** When the keys were last read from their Secret. */
+  keysReadAt?: number;
+  /** Terminating pods (by UID) and the desired version that first left them out. */
+  removals: Map<string, number>;
+}
+
+/** In-memory device states keyed by `namespace/name`. */
+export class DeviceStates {
+  readonly #states = new Map<string, DeviceState>();
+
+  get(key: string): DeviceState {
+    let state = this.#states.get(key);
+    if (!state) {
+      state = { connected: false, desiredVersion: 0, removals: new Map() };
+      this.#states.set(key, state);
+    }
+    return state;
+  }
+
+  peek(key: string): DeviceState | undefined {
+    return this.#states.get(key);
+  }
+
+  delete(key: string): void {
+    this.#states.delete(key);
+  }
+
+  entries(): IterableIterator<[string, DeviceState]> {
+    return this.#states.entries();
+  }
+
+  get connectedCount(): number {
+    let n = 0;
+    for (const s of this.#states.values()) if (s.connected) n++;
+    return n;
+  }
+}

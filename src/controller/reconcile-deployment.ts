@@ -1,0 +1,244 @@
+import type { ModuleReport } from '../common/cloudlink/protocol.js';
+import type {
+  EdgeDeployment,
+  EdgeDeploymentStatus,
+  EdgeDevice,
+  FailingDevice,
+} from '../crds/index.js';
+import { Labels, nodeNameFor } from '../provider/naming.js';
+import { keyFor, type ControllerContext, type PodObject } from './context.js';
+import { mergeConditions, sameConditions, type ConditionInput } from './conditions.js';
+import { desiredModulePod, SPEC_HASH_ANNOTATION } from './deployment-pods.js';
+import { deploymentsFor } from './device-desired.js';
+import { isConflict, Resources, type KubeObject } from './kube/client.js';
+import { resolveLayers, type LostClaim } from './layering.js';
+import { matchesSelector } from './selector.js';
+import type { ReconcileResult } from './workqueue.js';
+
+/** Bounded status lists, so one deployment over a large fleet keeps a small object. */
+const MAX_STATUS_ENTRIES = 20;
+/** While pods are being replaced the deployment is looked at again this soon. */
+const REPLACE_POLL_MS = 1_000;
+
+type Dep = EdgeDeployment & KubeObject;
+
+/** Level-based reconcile of one EdgeDeployment: module pods per targeted device, then status. */
+export async function reconcileDeployment(
+  ctx: ControllerContext,
+  key: string,
+): Promise<ReconcileResult> {
+  const deployment = ctx.informers.deployments.get(key);
+  if (!deployment || deployment.metadata.deletionTimestamp) return {};
+  const devices = ctx.informers.devices
+    .list()
+    .filter(
+      (d) =>
+        d.metadata.namespace === deployment.metadata.namespace &&
+        !d.metadata.deletionTimestamp &&
+        matchesSelector(deployment.spec.selector, d.metadata.labels),
+    );
+  const desired = new Map<string, KubeObject>();
+  const lost: (LostClaim & { device: string })[] = [];
+  for (const device of devices) {
+    const { winners, lost: lostHere } = resolveLayers(deploymentsFor(ctx, device));
+    for (const claim of winners.values()) {
+      if (claim.deployment.metadata.uid !== deployment.metadata.uid) continue;
+      const pod = desiredModulePod(
+        deployment,
+        claim.module,
+        device.metadata.name!,
+        nodeNameFor(device.metadata.namespace!, device.metadata.name!),
+      );
+      desired.set(pod.metadata.name!, pod);
+    }
+    lost.push(
+      ...lostHere
+        .filter((l) => l.deployment === deployment.metadata.name)
+        .map((l) => ({ ...l, device: device.metadata.name! })),
+    );
+  }
+  const pending = await syncPods(ctx, deployment, desired);
+  await writeStatus(ctx, deployment, { devices, desired, lost });
+  return pending ? { requeueAfterMs: REPLACE_POLL_MS } : {};
+}
+
+/** Creates missing pods, deletes unwanted or outdated ones; true while a replacement waits. */
+async function syncPods(
+  ctx: ControllerContext,
+  deployment: Dep,
+  desired: Map<string, KubeObject>,
+): Promise<boolean> {
+  const ns = deployment.metadata.namespace!;
+  const owned = ctx.informers.pods
+    .list()
+    .filter(
+      (p) =>
+        p.metadata.namespace === ns &&
+        p.metadata.ownerReferences?.some((o) => o.uid === deployment.metadata.uid),
+    );
+  const existing = new Map(owned.map((p) => [p.metadata.name!, p]));
+  let pending = false;
+  for (const pod of owned) {
+    const want = desired.get(pod.metadata.name!);
+    const outdated =
+      want &&
+      want.metadata.annotations?.[SPEC_HASH_ANNOTATION] !==
+        pod.metadata.annotations?.[SPEC_HASH_ANNOTATION];
+    if ((!want || outdated) && !pod.metadata.deletionTimestamp)
+      await ctx.client.delete(Resources.pods(ns), pod.metadata.name!);
+    if (outdated) pending = true;
+  }
+  for (const [name, pod] of desired) {
+    const current = existing.get(name);
+    if (current) {
+      pending ||= !!current.metadata.deletionTimestamp;
+      continue;
+    }
+    await ctx.client.create(Resources.pods(ns), pod).catch((err: unknown) => {
+      if (!isConflict(err)) throw err;
+      pending = true;
+    });
+  }
+  return pending;
+}
+
+interface DeviceOutcome {
+  applied: boolean;
+  successful: boolean;
+  failure?: FailingDevice;
+}
+
+const FAILED_STATES = new Set(['failed', 'backoff', 'dead']);
+
+function deviceOutcome(
+  ctx: ControllerContext,
+  device: EdgeDevice,
+  pods: KubeObject[],
+): DeviceOutcome {
+  const report = ctx.states.peek(keyFor(device.metadata.namespace, device.metadata.name))?.report;
+  const modules = new Map<string, ModuleReport>((report?.modules ?? []).map((m) => [m.name, m]));
+  const wanted = pods.map((pod) => ({
+    name: pod.metadata.labels?.[Labels.module] ?? '',
+    state:
+      pod.metadata.annotations?.['kedge.io/desired-status'] === 'stopped' ? 'stopped' : 'running',
+  }));
+  const failed = wanted
+    .map((w) => modules.get(w.name))
+    .find((m) => m && FAILED_STATES.has(m.runtimeStatus));
+  const applied = wanted.every((w) => modules.has(w.name));
+  const successful = applied && wanted.every((w) => modules.get(w.name)?.runtimeStatus === w.state);
+  if (!failed) return { applied, successful };
+  const failure: FailingDevice = {
+    device: device.metadata.name!,
+    module: failed.name,
+    reason: failed.reason ?? failed.runtimeStatus,
+    message: (failed.statusDescription ?? '').slice(0, 1024),
+  };
+  return { applied, successful: false, failure };
+}
+
+interface Rollout {
+  devices: EdgeDevice[];
+  desired: Map<string, KubeObject>;
+  lost: (LostClaim & { device: string })[];
+}
+
+async function writeStatus(
+  ctx: ControllerContext,
+  deployment: Dep,
+  { devices, desired, lost }: Rollout,
+): Promise<void> {
+  const byDevice = new Map<string, KubeObject[]>();
+  for (const pod of desired.values()) {
+    const device = pod.metadata.labels![Labels.device]!;
+    byDevice.set(device, [...(byDevice.get(device) ?? []), pod]);
+  }
+  const outcomes = devices.map((d) => deviceOutcome(ctx, d, byDevice.get(d.metadata.name!) ?? []));
+  const counts = {
+    targetedCount: devices.length,
+    appliedCount: outcomes.filter((o) => o.applied).length,
+    reportedSuccessfulCount: outcomes.filter((o) => o.successful).length,
+    reportedFailedCount: outcomes.filter((o) => o.failure).length,
+  };
+  const failingDevices = outcomes
+    .flatMap((o) => (o.failure ? [o.failure] : []))
+    .slice(0, MAX_STATUS_ENTRIES);
+  const conflicts = lost
+    .slice(0, MAX_STATUS_ENTRIES)
+    .map((l) => ({ device: l.device, module: l.module, winner: l.winner }));
+  const conditions = mergeConditions(
+    deployment.status?.conditions,
+    deploymentConditions(counts, conflicts.length),
+    deployment.metadata.generation,
+  );
+  const status: EdgeDeploymentStatus = {
+    observedGeneration: deployment.metadata.generation,
+    ...counts,
+    failingDevices,
+    conflicts,
+    conditions,
+  };
+  const { conditions: before, ...restBefore } = deployment.status ?? {};
+  const { conditions: after, ...restAfter } = status;
+  if (sameConditions(before, after) && JSON.stringify(restBefore) === JSON.stringify(restAfter))
+    return;
+  await ctx.client.patch(
+    Resources.edgeDeployments(deployment.metadata.namespace),
+    deployment.metadata.name!,
+    { status },
+    { subresource: 'status' },
+  );
+}
+
+function deploymentConditions(
+  c: {
+    targetedCount: number;
+    appliedCount: number;
+    reportedSuccessfulCount: number;
+    reportedFailedCount: number;
+  },
+  conflicts: number,
+): ConditionInput[] {
+  const ready = c.reportedSuccessfulCount === c.targetedCount && c.reportedFailedCount === 0;
+  return [
+    ready
+      ? {
+          type: 'Ready',
+          status: 'True',
+          reason: 'AllDevicesSucceeded',
+          message: `${c.reportedSuccessfulCount}/${c.targetedCount} devices run every module`,
+        }
+      : {
+          type: 'Ready',
+          status: 'False',
+          reason: c.reportedFailedCount > 0 ? 'ModulesFailing' : 'Progressing',
+          message: `${c.reportedSuccessfulCount}/${c.targetedCount} devices run every module, ${c.reportedFailedCount} failing`,
+        },
+    {
+      type: 'Applied',
+      status: c.appliedCount === c.targetedCount ? 'True' : 'False',
+      reason: c.appliedCount === c.targetedCount ? 'AllDevicesApplied' : 'Applying',
+      message: `${c.appliedCount}/${c.targetedCount} devices applied`,
+    },
+    conflicts > 0
+      ? {
+          type: 'Conflict',
+          status: 'True',
+          reason: 'ModuleNameConflict',
+          message: `${conflicts} module(s) lost to higher-priority deployments; see status.conflicts`,
+        }
+      : {
+          type: 'Conflict',
+          status: 'False',
+          reason: 'NoConflict',
+          message: 'no module-name conflicts',
+        },
+  ];
+}
+
+/** Pods owned by a deployment, for handlers that need them. */
+export function ownedPods(ctx: ControllerContext, deployment: Dep): PodObject[] {
+  return ctx.informers.pods
+    .list()
+    .filter((p) => p.metadata.ownerReferences?.some((o) => o.uid === deployment.metadata.uid));
+}

@@ -1,0 +1,151 @@
+import { randomBytes } from 'node:crypto';
+import { ErrorCode, KedgeError } from '../common/errors.js';
+import type { EdgeDevice } from '../crds/index.js';
+import { FINALIZER, nodeNameFor } from '../provider/naming.js';
+import { keyFor, splitKey, type ControllerContext } from './context.js';
+import { pushDesired } from './device-desired.js';
+import { deleteNode, ensureNode } from './device-node.js';
+import { updateDeviceStatus } from './device-status.js';
+import type { DeviceState } from './device-state.js';
+import { isConflict, Resources, type KubeObject } from './kube/client.js';
+import type { ReconcileResult } from './workqueue.js';
+
+/** Bytes of a generated device key, as IoT Hub's symmetric keys. */
+const DEVICE_KEY_BYTES = 32;
+/** Keys are re-read from their Secret this often, so a rotation takes effect. */
+const KEY_REFRESH_MS = 30_000;
+
+/** The name of the Secret with a device's key. */
+export function keySecretName(device: EdgeDevice): string {
+  return (
+    device.spec.authentication?.symmetricKey?.secretName ?? `${device.metadata.name}-kedge-key`
+  );
+}
+
+/** Level-based reconcile of one EdgeDevice: credentials, Node, desired state, status. */
+export async function reconcileDevice(
+  ctx: ControllerContext,
+  key: string,
+): Promise<ReconcileResult> {
+  const device = ctx.informers.devices.get(key);
+  if (!device) {
+    await forget(ctx, key);
+    return {};
+  }
+  if (device.metadata.deletionTimestamp) {
+    await finalize(ctx, device);
+    return {};
+  }
+  await ensureFinalizer(ctx, device);
+  const state = ctx.states.get(key);
+  await ensureKeys(ctx, device, state);
+  await ensureNode(ctx, device, state);
+  const ownership = await pushDesired(ctx, device, state);
+  await updateDeviceStatus(ctx, device, state, ownership.owners.size);
+  for (const clash of ownership.clashes)
+    ctx.enqueue.pod(keyFor(clash.pod.metadata.namespace, clash.pod.metadata.name));
+  return {};
+}
+
+async function ensureFinalizer(
+  ctx: ControllerContext,
+  device: EdgeDevice & KubeObject,
+): Promise<void> {
+  const finalizers = device.metadata.finalizers ?? [];
+  if (finalizers.includes(FINALIZER)) return;
+  await ctx.client.patch(Resources.edgeDevices(device.metadata.namespace), device.metadata.name!, {
+    metadata: {
+      finalizers: [...finalizers, FINALIZER],
+      resourceVersion: device.metadata.resourceVersion,
+    },
+  });
+}
+
+/** Loads the device keys from their Secret, generating the Secret when it is missing. */
+async function ensureKeys(
+  ctx: ControllerContext,
+  device: EdgeDevice & KubeObject,
+  state: DeviceState,
+): Promise<void> {
+  if (device.spec.authentication?.type === 'X509') {
+    throw new KedgeError(
+      ErrorCode.NotSupported,
+      'X.509 device authentication is not supported yet; use SymmetricKey',
+    );
+  }
+  if (state.keys && Date.now() - (state.keysReadAt ?? 0) < KEY_REFRESH_MS) return;
+  const ref = Resources.secrets(device.metadata.namespace!);
+  const name = keySecretName(device);
+  let secret = await ctx.client.find<KubeObject & { data?: Record<string, string> }>(ref, name);
+  if (!secret) {
+    secret = await createKeySecret(ctx, device, name);
+    ctx.events.record(device, 'Normal', 'KeyGenerated', `generated a device key in Secret ${name}`);
+  }
+  const decode = (v: string | undefined): string | undefined =>
+    v ? Buffer.from(v, 'base64').toString('utf8').trim() : undefined;
+  state.keys = [decode(secret.data?.primaryKey), decode(secret.data?.secondaryKey)].filter(
+    (k): k is string => !!k,
+  );
+  state.keysReadAt = Date.now();
+}
+
+async function createKeySecret(
+  ctx: ControllerContext,
+  device: EdgeDevice & KubeObject,
+  name: string,
+): Promise<KubeObject & { data?: Record<string, string> }> {
+  const key = randomBytes(DEVICE_KEY_BYTES).toString('base64');
+  const body = {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: {
+      name,
+      namespace: device.metadata.namespace,
+      labels: { 'kedge.io/device': device.metadata.name! },
+      ownerReferences: [
+        {
+          apiVersion: device.apiVersion,
+          kind: device.kind,
+          name: device.metadata.name!,
+          uid: device.metadata.uid!,
+          controller: true,
+        },
+      ],
+    },
+    data: { primaryKey: Buffer.from(key).toString('base64') },
+  };
+  try {
+    return await ctx.client.create(Resources.secrets(device.metadata.namespace!), body);
+  } catch (err) {
+    if (!isConflict(err)) throw err;
+    return (await ctx.client.find(Resources.secrets(device.metadata.namespace!), name))!;
+  }
+}
+
+/** Deletion: Node and Lease go, credentials are revoked, then the finalizer is released. */
+async function finalize(ctx: ControllerContext, device: EdgeDevice & KubeObject): Promise<void> {
+  const { namespace, name } = {
+    namespace: device.metadata.namespace!,
+    name: device.metadata.name!,
+  };
+  await forget(ctx, keyFor(namespace, name));
+  await ctx.client.delete(Resources.secrets(namespace), keySecretName(device));
+  const finalizers = (device.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
+  if (finalizers.length === (device.metadata.finalizers ?? []).length) return;
+  await ctx.client.patch(Resources.edgeDevices(namespace), name, {
+    metadata: { finalizers, resourceVersion: device.metadata.resourceVersion },
+  });
+}
+
+async function forget(ctx: ControllerContext, key: string): Promise<void> {
+  const { namespace, name } = splitKey(key);
+  ctx.states.delete(key);
+  ctx.hub.forgetDevice(namespace, name);
+  await deleteNode(ctx, namespace, name);
+  for (const pod of ctx.informers.pods
+    .list()
+    .filter((p) => p.spec.nodeName === nodeNameFor(namespace, name))) {
+    ctx.enqueue.pod(keyFor(pod.metadata.namespace, pod.metadata.name));
+  }
+}

@@ -1,0 +1,133 @@
+import type { ModuleReport } from '../common/cloudlink/protocol.js';
+import { deviceForNode } from '../provider/naming.js';
+import { podStatusFromModules } from '../provider/pod-status.js';
+import type { PodStatus } from '../provider/pod-types.js';
+import { podToModules } from '../provider/translate.js';
+import { keyFor, type ControllerContext, type PodObject } from './context.js';
+import { assignModules } from './desired.js';
+import type { DeviceState } from './device-state.js';
+import { Resources } from './kube/client.js';
+import { kubeTime } from './kube/time.js';
+import type { ReconcileResult } from './workqueue.js';
+
+/** How often a terminating pod is re-checked while the device stops its modules. */
+const DELETION_POLL_MS = 1_000;
+/** The pod condition that tells which pod features a device cannot honour. */
+export const UNSUPPORTED_CONDITION = 'kedge.io/UnsupportedFeatures';
+
+/** Mirrors device state into a pod bound to a kedge node, and completes its deletion. */
+export async function reconcilePod(ctx: ControllerContext, key: string): Promise<ReconcileResult> {
+  const pod = ctx.informers.pods.get(key);
+  const target = pod?.spec.nodeName ? deviceForNode(pod.spec.nodeName) : undefined;
+  if (!pod || !target) return {};
+  const deviceKey = keyFor(target.namespace, target.device);
+  const device = ctx.informers.devices.get(deviceKey);
+  const state = ctx.states.peek(deviceKey);
+  if (pod.metadata.deletionTimestamp)
+    return finishDeletion(ctx, pod, device === undefined ? undefined : state);
+  // While the device is offline the last report stands; the node lifecycle controller marks pods not ready.
+  if (!device || !state?.connected) return {};
+  await writeStatus(ctx, pod, state);
+  return {};
+}
+
+/**
+ * A terminating pod is force-deleted once the device has applied a desired version without it,
+ * when its device is gone, or when the grace period has run out (as virtual-kubelet does).
+ */
+async function finishDeletion(
+  ctx: ControllerContext,
+  pod: PodObject,
+  state: DeviceState | undefined,
+): Promise<ReconcileResult> {
+  const removedAt = state?.removals.get(pod.metadata.uid!);
+  const applied = removedAt !== undefined && (state?.report?.desiredVersion ?? 0) >= removedAt;
+  const graceEnd = Date.parse(pod.metadata.deletionTimestamp!);
+  if (state && !applied && Date.now() < graceEnd) {
+    ctx.enqueue.device(keyFor(...deviceOf(pod)));
+    return { requeueAfterMs: DELETION_POLL_MS };
+  }
+  await ctx.client.delete(Resources.pods(pod.metadata.namespace), pod.metadata.name!, {
+    gracePeriodSeconds: 0,
+    preconditions: { uid: pod.metadata.uid },
+  });
+  state?.removals.delete(pod.metadata.uid!);
+  return {};
+}
+
+function deviceOf(pod: PodObject): [string, string] {
+  const t = deviceForNode(pod.spec.nodeName!)!;
+  return [t.namespace, t.device];
+}
+
+async function writeStatus(
+  ctx: ControllerContext,
+  pod: PodObject,
+  state: DeviceState,
+): Promise<void> {
+  const clash = moduleClash(ctx, pod);
+  const status = clash ? clashStatus(pod, clash) : reportedStatus(ctx, pod, state);
+  const unsupported = podToModules(pod, { env: {}, registryCredentials: [] }).unsupported;
+  if (unsupported.length > 0) {
+    const message = unsupported.join('; ');
+    status.conditions = [
+      ...(status.conditions ?? []),
+      {
+        type: UNSUPPORTED_CONDITION,
+        status: 'True',
+        reason: 'UnsupportedPodFeatures',
+        message,
+        lastTransitionTime: kubeTime(),
+      },
+    ];
+    ctx.events.record(pod, 'Warning', 'UnsupportedPodFeatures', message);
+  }
+  if (sameStatus(pod.status, status)) return;
+  await ctx.client.patch(
+    Resources.pods(pod.metadata.namespace),
+    pod.metadata.name!,
+    { status },
+    { subresource: 'status' },
+  );
+}
+
+function moduleClash(
+  ctx: ControllerContext,
+  pod: PodObject,
+): { module: string; owner: string } | undefined {
+  const pods = ctx.informers.pods.list().filter((p) => p.spec.nodeName === pod.spec.nodeName);
+  const bound = pods.map((p) => ({ pod: p, env: {}, registryCredentials: [] }));
+  return assignModules(bound).clashes.find((c) => c.pod.metadata.uid === pod.metadata.uid);
+}
+
+function clashStatus(pod: PodObject, clash: { module: string; owner: string }): PodStatus {
+  return {
+    phase: 'Failed',
+    reason: 'ModuleNameConflict',
+    message: `module ${clash.module} already runs on this device for pod ${clash.owner}; container names must be unique per device`,
+    startTime: pod.status?.startTime ?? kubeTime(),
+  };
+}
+
+function reportedStatus(ctx: ControllerContext, pod: PodObject, state: DeviceState): PodStatus {
+  const modules = new Map<string, ModuleReport>(
+    (state.report?.modules ?? []).map((m) => [m.name, m]),
+  );
+  return podStatusFromModules({
+    spec: pod.spec,
+    modules,
+    hostIP: ctx.kubelet.address,
+    startTime: pod.status?.startTime,
+    now: kubeTime(),
+  });
+}
+
+function sameStatus(a: PodStatus | undefined, b: PodStatus): boolean {
+  const strip = (s: PodStatus | undefined): string =>
+    JSON.stringify({
+      ...s,
+      conditions: (s?.conditions ?? []).map(({ lastTransitionTime: _t, ...c }) => c),
+      startTime: undefined,
+    });
+  return strip(a) === strip(b);
+}

@@ -1,0 +1,167 @@
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { errorMessage } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
+import type { LogRequest } from '../common/cloudlink/protocol.js';
+import type { Readable } from 'node:stream';
+import type { KubeClient } from '../controller/kube/client.js';
+import { deviceForNode } from './naming.js';
+
+/** An authenticated caller of the kubelet API. */
+export interface Caller {
+  user: string;
+  groups: string[];
+}
+
+/** What the kubelet API needs from the rest of the controller. */
+export interface KubeletApiDeps {
+  client: KubeClient;
+  log: Logger;
+  /** The node a pod is bound to, from the informer cache. */
+  podNode(namespace: string, pod: string): string | undefined;
+  /** Streams a module log from its device. */
+  streamLogs(namespace: string, device: string, request: Omit<LogRequest, 'id'>): Readable;
+}
+
+/** Options for {@link startKubeletApi}. */
+export interface KubeletApiOptions {
+  port: number;
+  host?: string;
+  tls: { certPem: string; keyPem: string };
+  /** CA bundle that signs the API server's kubelet client certificate. */
+  clientCaPem: string;
+}
+
+const NOT_SUPPORTED = new Set(['exec', 'attach', 'portForward', 'run']);
+
+/**
+ * The kubelet HTTPS API the API server proxies to for every kedge node. It authenticates the
+ * caller (client certificate, else bearer token by TokenReview), authorizes it with a
+ * SubjectAccessReview, and streams module logs from the device over its existing link.
+ */
+export async function startKubeletApi(
+  options: KubeletApiOptions,
+  deps: KubeletApiDeps,
+): Promise<Server> {
+  const server = createServer(
+    {
+      cert: options.tls.certPem,
+      key: options.tls.keyPem,
+      ca: options.clientCaPem,
+      requestCert: true,
+      rejectUnauthorized: false,
+    },
+    (req, res) =>
+      void handle(req, res, deps).catch((err: unknown) => fail(res, 500, errorMessage(err))),
+  );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
+  });
+  return server;
+}
+
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  deps: KubeletApiDeps,
+): Promise<void> {
+  const url = new URL(req.url ?? '/', 'https://kubelet');
+  const [endpoint, ...rest] = url.pathname.split('/').filter(Boolean);
+  if (endpoint === 'healthz') return void res.end('ok');
+  const caller = await authenticate(req, deps.client);
+  if (!caller)
+    return fail(res, 401, 'Unauthorized: a client certificate or bearer token is required');
+  if (endpoint && NOT_SUPPORTED.has(endpoint))
+    return fail(res, 501, `kedge: ${endpoint} is not supported yet on edge devices`);
+  if (endpoint !== 'containerLogs' || rest.length !== 3)
+    return fail(res, 404, `kedge: ${url.pathname} is not served`);
+  const [namespace, pod, container] = rest.map(decodeURIComponent) as [string, string, string];
+  const nodeName = deps.podNode(namespace, pod);
+  const target = nodeName ? deviceForNode(nodeName) : undefined;
+  if (!nodeName || !target) return fail(res, 404, `pod ${namespace}/${pod} is not on a kedge node`);
+  // The kubelet maps every endpoint but /logs, /stats and /metrics to nodes/proxy.
+  if (!(await authorize(deps.client, caller, nodeName, 'proxy'))) {
+    return fail(res, 403, `Forbidden: ${caller.user} may not read logs on node ${nodeName}`);
+  }
+  streamLogs(
+    res,
+    url,
+    deps.streamLogs(target.namespace, target.device, { module: container, ...logOptions(url) }),
+    deps.log,
+  );
+}
+
+function logOptions(url: URL): Omit<LogRequest, 'id' | 'module'> {
+  const q = url.searchParams;
+  const num = (k: string): number | undefined => (q.has(k) ? Number(q.get(k)) : undefined);
+  const bool = (k: string): boolean => q.get(k) === 'true' || q.get(k) === '1';
+  return {
+    follow: bool('follow'),
+    timestamps: bool('timestamps'),
+    ...(q.has('tailLines') ? { tailLines: num('tailLines') } : {}),
+    ...(q.has('sinceSeconds') ? { sinceSeconds: num('sinceSeconds') } : {}),
+    ...(q.has('sinceTime') ? { sinceTime: q.get('sinceTime')! } : {}),
+    ...(q.has('limitBytes') ? { limitBytes: num('limitBytes') } : {}),
+  };
+}
+
+function streamLogs(res: ServerResponse, url: URL, logs: Readable, log: Logger): void {
+  res.writeHead(200, { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' });
+  res.flushHeaders();
+  res.on('close', () => logs.destroy());
+  logs.on('error', (err) => {
+    log.warn({ path: url.pathname, reason: err.message }, 'log stream failed');
+    res.end(`\nkedge: ${err.message}\n`);
+  });
+  logs.pipe(res);
+}
+
+async function authenticate(req: IncomingMessage, client: KubeClient): Promise<Caller | undefined> {
+  const socket = req.socket as TLSSocket;
+  if (socket.authorized) {
+    const cert = socket.getPeerCertificate();
+    const o = cert.subject.O;
+    return { user: String(cert.subject.CN), groups: Array.isArray(o) ? o : o ? [o] : [] };
+  }
+  const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
+  if (!token) return undefined;
+  const review = await client.request<{
+    status?: { authenticated?: boolean; user?: { username: string; groups?: string[] } };
+  }>({
+    method: 'POST',
+    path: '/apis/authentication.k8s.io/v1/tokenreviews',
+    body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } },
+  });
+  const user = review.status?.authenticated ? review.status.user : undefined;
+  return user ? { user: user.username, groups: user.groups ?? [] } : undefined;
+}
+
+async function authorize(
+  client: KubeClient,
+  caller: Caller,
+  node: string,
+  subresource: string,
+): Promise<boolean> {
+  const review = await client.request<{ status?: { allowed?: boolean } }>({
+    method: 'POST',
+    path: '/apis/authorization.k8s.io/v1/subjectaccessreviews',
+    body: {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: {
+        user: caller.user,
+        groups: caller.groups,
+        resourceAttributes: { verb: 'get', resource: 'nodes', subresource, name: node },
+      },
+    },
+  });
+  return review.status?.allowed === true;
+}
+
+function fail(res: ServerResponse, status: number, message: string): void {
+  if (res.headersSent) return void res.end();
+  res.writeHead(status, { 'content-type': 'text/plain' });
+  res.end(`${message}\n`);
+}
