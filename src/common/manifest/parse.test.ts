@@ -36,6 +36,11 @@ function manifest(modules: Record<string, unknown>, extra: Record<string, unknow
   };
 }
 
+function agentDesired(doc: unknown): Record<string, unknown> {
+  type Doc = { modulesContent: { $edgeAgent: { 'properties.desired': Record<string, unknown> } } };
+  return (doc as Doc).modulesContent.$edgeAgent['properties.desired'];
+}
+
 function problemsOf(doc: unknown): { path: string; message: string }[] {
   try {
     parseManifest(doc);
@@ -155,8 +160,8 @@ describe('parseManifest', () => {
     const b = manifest({ m: { settings: { image: 'x:2' } } });
     expect(parseManifest(a).version).toBe(parseManifest(a).version);
     expect(parseManifest(a).version).not.toBe(parseManifest(b).version);
-    const versioned = manifest({}) as any;
-    versioned.modulesContent.$edgeAgent['properties.desired'].$version = 7;
+    const versioned = manifest({});
+    agentDesired(versioned).$version = 7;
     expect(parseManifest(versioned).version).toBe('7');
   });
 
@@ -193,8 +198,8 @@ describe('parseManifest', () => {
     const doc = manifest({
       'bad.name': { settings: { image: 'x' } },
       m: { settings: { image: 'x' }, env: { 'A B': { value: 'x' } } },
-    }) as any;
-    doc.modulesContent.$edgeAgent['properties.desired'].schemaVersion = '2.0';
+    });
+    agentDesired(doc).schemaVersion = '2.0';
     const paths = problemsOf(doc).map((p) => p.path);
     expect(paths).toEqual(
       expect.arrayContaining([

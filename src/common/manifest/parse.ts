@@ -9,10 +9,12 @@ import {
   type DesiredDeployment,
   type DesiredHub,
   type DesiredModule,
+  type DesiredRoute,
   type RawEdgeAgentDesired,
   type RawEdgeHubDesired,
   type RawModule,
   type RawModulesContent,
+  type RawRouteObject,
 } from './types.js';
 
 /** One problem in a manifest, named by its JSON path. */
@@ -255,29 +257,32 @@ function normalizeHub(
   at: string,
   problems: ManifestProblem[],
 ): DesiredHub {
+  const store = raw?.storeAndForwardConfiguration;
   const hub: DesiredHub = {
     schemaVersion: raw?.schemaVersion ?? '1.1',
     routes: {},
-    storeAndForwardTimeToLiveSecs:
-      raw?.storeAndForwardConfiguration?.timeToLiveSecs ?? DEFAULT_STORE_TTL_SECS,
+    storeAndForwardTimeToLiveSecs: store?.timeToLiveSecs ?? DEFAULT_STORE_TTL_SECS,
   };
-  const maxSize = raw?.storeAndForwardConfiguration?.storeLimits?.maxSizeBytes;
+  const maxSize = store?.storeLimits?.maxSizeBytes;
   if (maxSize !== undefined) hub.storeMaxSizeBytes = maxSize;
   const objectRoutesAllowed = !/^1\.0(\.0)?$/.test(hub.schemaVersion);
   for (const [name, route] of Object.entries(raw?.routes ?? {})) {
-    if (typeof route === 'string') {
-      hub.routes[name] = { route, priority: DEFAULT_ROUTE_PRIORITY, timeToLiveSecs: 0 };
-      continue;
-    }
-    if (!objectRoutesAllowed) {
+    if (typeof route !== 'string' && !objectRoutesAllowed) {
       const path = joinPath(joinPath(at, 'routes'), name);
       problems.push({ path, message: 'route objects need $edgeHub schemaVersion 1.1 or later' });
     }
-    hub.routes[name] = {
-      route: route.route,
-      priority: route.priority ?? DEFAULT_ROUTE_PRIORITY,
-      timeToLiveSecs: route.timeToLiveSecs ?? 0,
-    };
+    hub.routes[name] = normalizeRoute(route);
   }
   return hub;
+}
+
+function normalizeRoute(route: string | RawRouteObject): DesiredRoute {
+  if (typeof route === 'string') {
+    return { route, priority: DEFAULT_ROUTE_PRIORITY, timeToLiveSecs: 0 };
+  }
+  return {
+    route: route.route,
+    priority: route.priority ?? DEFAULT_ROUTE_PRIORITY,
+    timeToLiveSecs: route.timeToLiveSecs ?? 0,
+  };
 }
