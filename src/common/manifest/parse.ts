@@ -257,14 +257,7 @@ function normalizeHub(
   at: string,
   problems: ManifestProblem[],
 ): DesiredHub {
-  const store = raw?.storeAndForwardConfiguration;
-  const hub: DesiredHub = {
-    schemaVersion: raw?.schemaVersion ?? '1.1',
-    routes: {},
-    storeAndForwardTimeToLiveSecs: store?.timeToLiveSecs ?? DEFAULT_STORE_TTL_SECS,
-  };
-  const maxSize = store?.storeLimits?.maxSizeBytes;
-  if (maxSize !== undefined) hub.storeMaxSizeBytes = maxSize;
+  const hub = hubSettings(raw);
   const objectRoutesAllowed = !/^1\.0(\.0)?$/.test(hub.schemaVersion);
   for (const [name, route] of Object.entries(raw?.routes ?? {})) {
     if (typeof route !== 'string' && !objectRoutesAllowed) {
@@ -273,6 +266,18 @@ function normalizeHub(
     }
     hub.routes[name] = normalizeRoute(route);
   }
+  return hub;
+}
+
+function hubSettings(raw: RawEdgeHubDesired | undefined): DesiredHub {
+  const store = raw?.storeAndForwardConfiguration;
+  const hub: DesiredHub = {
+    schemaVersion: raw?.schemaVersion ?? '1.1',
+    routes: {},
+    storeAndForwardTimeToLiveSecs: store?.timeToLiveSecs ?? DEFAULT_STORE_TTL_SECS,
+  };
+  const maxSize = store?.storeLimits?.maxSizeBytes;
+  if (maxSize !== undefined) hub.storeMaxSizeBytes = maxSize;
   return hub;
 }
 
