@@ -4,6 +4,7 @@ import { errorMessage } from '../common/errors.js';
 import { KEDGE_VERSION } from '../common/version.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerControllerCommand } from './controller.js';
+import { registerNodeCommand } from './node.js';
 import { registerValidateCommand } from './validate.js';
 
 /** Builds the `kedge` command tree. Exported so tests can drive it in-process. */
@@ -18,6 +19,7 @@ export function buildProgram(): Command {
   registerValidateCommand(program);
   registerClusterCommands(program);
   registerControllerCommand(program);
+  registerNodeCommand(program);
   return program;
 }
 

@@ -1,0 +1,327 @@
+import { PassThrough, type Readable } from 'node:stream';
+import Docker from 'dockerode';
+import type { RegistryCredential } from '../../common/manifest/index.js';
+import { ErrorCode } from '../../common/errors.js';
+import { silentLogger, type Logger } from '../../common/logger.js';
+import { containerCreateBody, LABELS, OWNER, type ContainerContext } from './docker-create.js';
+import { demuxFrames, registryOf } from './docker-util.js';
+import { RuntimeError, type ModuleRuntime, type PullRequest } from './runtime.js';
+import type {
+  HealthState,
+  InstanceState,
+  LogOptions,
+  ModuleSpec,
+  ObservedModule,
+  RuntimeInfo,
+} from './types.js';
+
+/** Wait before re-subscribing to Docker events after the stream ended (dockerd restart). */
+const EVENTS_RETRY_MS = 2000;
+/** HTTP status Docker uses for "not modified": stop on a stopped container. */
+const HTTP_NOT_MODIFIED = 304;
+const HTTP_NOT_FOUND = 404;
+const HTTP_CONFLICT = 409;
+const HTTP_BAD_REQUEST = 400;
+
+/** Options for {@link DockerRuntime}. */
+export interface DockerRuntimeOptions extends ContainerContext {
+  /** Prefix of container names (module name follows). Defaults to '' (IoT Edge naming). */
+  containerNamePrefix?: string;
+  /** A dockerode client. Defaults to one built from `DOCKER_HOST` (or the local socket). */
+  docker?: Docker;
+  logger?: Logger;
+}
+
+interface DockerApiError {
+  statusCode?: number;
+  json?: { message?: string } | null;
+  message?: string;
+}
+
+/** Docker's own error text, without dockerode's "(HTTP code 400) unexpected -" prefix. */
+export function dockerMessage(err: unknown): string {
+  const e = err as DockerApiError;
+  return e.json?.message ?? e.message ?? String(err);
+}
+
+function statusOf(err: unknown): number | undefined {
+  return (err as DockerApiError).statusCode;
+}
+
+/** Runs modules as containers on the Docker Engine API (Docker, Moby, Podman's socket). */
+export class DockerRuntime implements ModuleRuntime {
+  readonly name = 'docker';
+  readonly configSalt: string;
+  readonly #docker: Docker;
+  readonly #ctx: ContainerContext;
+  readonly #prefix: string;
+  readonly #log: Logger;
+
+  constructor(options: DockerRuntimeOptions) {
+    this.#docker = options.docker ?? new Docker();
+    this.#ctx = {
+      deviceId: options.deviceId,
+      network: options.network,
+      gatewayHostName: options.gatewayHostName,
+    };
+    this.#prefix = options.containerNamePrefix ?? '';
+    this.#log = options.logger ?? silentLogger();
+    this.configSalt = `docker|${options.network}|${options.gatewayHostName}`;
+  }
+
+  async prepare(): Promise<void> {
+    const existing = await this.#docker.listNetworks({ filters: { name: [this.#ctx.network] } });
+    if (existing.some((n) => n.Name === this.#ctx.network)) return;
+    try {
+      await this.#docker.createNetwork({
+        Name: this.#ctx.network,
+        Driver: 'bridge',
+        CheckDuplicate: true,
+        Labels: { [LABELS.owner]: OWNER },
+      });
+      this.#log.info({ network: this.#ctx.network }, 'created module network');
+    } catch (err) {
+      if (statusOf(err) === HTTP_CONFLICT) return;
+      throw new RuntimeError(
+        'CreateContainerError',
+        `creating network ${this.#ctx.network}: ${dockerMessage(err)}`,
+        {
+          terminal: false,
+          cause: err,
+        },
+      );
+    }
+  }
+
+  async info(): Promise<RuntimeInfo> {
+    const version = (await this.#docker.version()) as { Version: string };
+    return { name: 'docker', version: version.Version };
+  }
+
+  async list(): Promise<ObservedModule[]> {
+    const containers = await this.#docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.owner}=${OWNER}`, `${LABELS.device}=${this.#ctx.deviceId}`] },
+    });
+    const observed = await Promise.all(containers.map((c) => this.#inspect(c.Id)));
+    return observed.filter((o): o is ObservedModule => o !== undefined);
+  }
+
+  /** The observed state of one container; undefined when it vanished meanwhile. */
+  async #inspect(id: string): Promise<ObservedModule | undefined> {
+    try {
+      return toObserved(await this.#docker.getContainer(id).inspect());
+    } catch (err) {
+      if (statusOf(err) === HTTP_NOT_FOUND) return undefined;
+      throw err;
+    }
+  }
+
+  async ensureImage(spec: ModuleSpec, pull: PullRequest): Promise<void> {
+    const present = await this.#docker
+      .getImage(spec.image)
+      .inspect()
+      .then(
+        () => true,
+        () => false,
+      );
+    if (present) return;
+    if (pull.policy === 'never') {
+      throw new RuntimeError(
+        'ErrImageNeverPull',
+        `image ${spec.image} is not present and imagePullPolicy is never`,
+        {
+          terminal: false,
+          code: ErrorCode.ImagePull,
+        },
+      );
+    }
+    await this.#pull(spec.image, pull.credentials);
+  }
+
+  async #pull(image: string, credentials: readonly RegistryCredential[]): Promise<void> {
+    const registry = registryOf(image);
+    const cred = credentials.find((c) => registryOf(`${c.address}/x`) === registry);
+    const options = cred
+      ? {
+          authconfig: {
+            username: cred.username,
+            password: cred.password,
+            serveraddress: cred.address,
+          },
+        }
+      : {};
+    this.#log.info({ image, registry, authenticated: cred !== undefined }, 'pulling image');
+    try {
+      const stream = await this.#docker.pull(image, options);
+      await new Promise<void>((resolve, reject) => {
+        this.#docker.modem.followProgress(stream, (err: Error | null) =>
+          err ? reject(err) : resolve(),
+        );
+      });
+    } catch (err) {
+      throw new RuntimeError('ErrImagePull', `ErrImagePull: ${image}: ${dockerMessage(err)}`, {
+        terminal: false,
+        cause: err,
+        code: ErrorCode.ImagePull,
+      });
+    }
+  }
+
+  async create(spec: ModuleSpec): Promise<string> {
+    const body = containerCreateBody(spec, this.#ctx);
+    try {
+      const container = await this.#docker.createContainer({
+        ...body,
+        name: this.#prefix + spec.name,
+      });
+      return container.id;
+    } catch (err) {
+      const status = statusOf(err);
+      throw new RuntimeError('CreateContainerError', dockerMessage(err), {
+        terminal: status === HTTP_BAD_REQUEST,
+        cause: err,
+      });
+    }
+  }
+
+  async start(id: string): Promise<void> {
+    try {
+      await this.#docker.getContainer(id).start();
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === HTTP_NOT_MODIFIED) return;
+      throw new RuntimeError('StartError', dockerMessage(err), {
+        terminal: status === HTTP_BAD_REQUEST,
+        cause: err,
+      });
+    }
+  }
+
+  async stop(id: string, graceMs: number): Promise<void> {
+    try {
+      await this.#docker.getContainer(id).stop({ t: Math.ceil(graceMs / 1000) });
+    } catch (err) {
+      const status = statusOf(err);
+      if (status === HTTP_NOT_MODIFIED || status === HTTP_NOT_FOUND) return;
+      throw new RuntimeError('StartError', `stopping: ${dockerMessage(err)}`, {
+        terminal: false,
+        cause: err,
+      });
+    }
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.#docker.getContainer(id).remove({ force: true });
+    } catch (err) {
+      if (statusOf(err) === HTTP_NOT_FOUND) return;
+      throw new RuntimeError('StartError', `removing: ${dockerMessage(err)}`, {
+        terminal: false,
+        cause: err,
+      });
+    }
+  }
+
+  async logs(id: string, options: LogOptions): Promise<Readable> {
+    const container = this.#docker.getContainer(id);
+    const tty =
+      ((await container.inspect()) as { Config?: { Tty?: boolean } }).Config?.Tty === true;
+    const query = {
+      stdout: true,
+      stderr: true,
+      timestamps: options.timestamps ?? false,
+      ...(options.tail !== undefined ? { tail: options.tail } : {}),
+      ...(options.since ? { since: options.since.getTime() / 1000 } : {}),
+    };
+    const out = new PassThrough();
+    if (!options.follow) {
+      const buffer = await container.logs({ ...query, follow: false });
+      out.end(tty ? buffer : demuxFrames(buffer));
+      return out;
+    }
+    const stream = await container.logs({ ...query, follow: true });
+    if (tty) stream.pipe(out);
+    else {
+      this.#docker.modem.demuxStream(stream, out, out);
+      stream.on('end', () => out.end());
+    }
+    out.on('close', () => (stream as Readable).destroy());
+    return out;
+  }
+
+  watch(onChange: () => void): () => void {
+    let stream: Readable | undefined;
+    let closed = false;
+    let retry: NodeJS.Timeout | undefined;
+    const subscribe = (): void => {
+      this.#docker
+        .getEvents({
+          filters: { type: ['container'], label: [`${LABELS.device}=${this.#ctx.deviceId}`] },
+        })
+        .then((events) => {
+          stream = events as Readable;
+          if (closed) return stream.destroy();
+          stream.on('data', () => onChange());
+          stream.on('close', () => resubscribe());
+          stream.on('error', () => resubscribe());
+        })
+        .catch(() => resubscribe());
+    };
+    const resubscribe = (): void => {
+      if (closed || retry) return;
+      retry = setTimeout(() => {
+        retry = undefined;
+        onChange();
+        subscribe();
+      }, EVENTS_RETRY_MS);
+    };
+    subscribe();
+    return () => {
+      closed = true;
+      clearTimeout(retry);
+      stream?.destroy();
+    };
+  }
+}
+
+interface Inspect {
+  Id: string;
+  Image: string;
+  Config: { Image: string; Labels?: Record<string, string> };
+  State: {
+    Status: string;
+    ExitCode: number;
+    Error: string;
+    StartedAt: string;
+    FinishedAt: string;
+    Health?: { Status: string };
+  };
+}
+
+/** Docker reports unset times as year 1. */
+function dockerTime(value: string): Date | undefined {
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) || date.getUTCFullYear() < 2000 ? undefined : date;
+}
+
+function toObserved(raw: unknown): ObservedModule {
+  const c = raw as Inspect;
+  const labels = c.Config.Labels ?? {};
+  const observed: ObservedModule = {
+    name: labels[LABELS.module] ?? '',
+    id: c.Id,
+    configHash: labels[LABELS.configHash] ?? '',
+    state: c.State.Status as InstanceState,
+    health: (c.State.Health?.Status ?? 'none') as HealthState,
+    exitCode: c.State.ExitCode,
+    image: c.Config.Image,
+    imageId: c.Image,
+  };
+  if (c.State.Error) observed.error = c.State.Error;
+  const startedAt = dockerTime(c.State.StartedAt);
+  const finishedAt = dockerTime(c.State.FinishedAt);
+  if (startedAt) observed.startedAt = startedAt;
+  if (finishedAt) observed.finishedAt = finishedAt;
+  return observed;
+}

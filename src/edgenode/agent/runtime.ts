@@ -1,0 +1,58 @@
+import type { Readable } from 'node:stream';
+import type { ImagePullPolicy, RegistryCredential } from '../../common/manifest/index.js';
+import { ErrorCode, KedgeError } from '../../common/errors.js';
+import type { LogOptions, ModuleSpec, ObservedModule, RuntimeInfo, StatusReason } from './types.js';
+
+/** How to get a module's image onto the device. */
+export interface PullRequest {
+  policy: ImagePullPolicy;
+  /** The manifest's registry credentials; the one whose address matches the image is used. */
+  credentials: readonly RegistryCredential[];
+}
+
+/**
+ * What runs modules: containers (`docker`) or local processes (`process`). Every method is
+ * idempotent where it can be (stopping a stopped module or removing a removed one succeeds), and
+ * failures are {@link RuntimeError}s.
+ */
+export interface ModuleRuntime {
+  readonly name: 'docker' | 'process';
+  /** Creates what the runtime needs once (the bridge network, the state directory). */
+  prepare(): Promise<void>;
+  /** Runtime name and version, for the device report. */
+  info(): Promise<RuntimeInfo>;
+  /** Every module instance this agent owns, whatever its state. */
+  list(): Promise<ObservedModule[]>;
+  /** Makes the module's image available (pulling it when missing and allowed). */
+  ensureImage(spec: ModuleSpec, pull: PullRequest): Promise<void>;
+  /** Creates an instance without starting it and returns its id. */
+  create(spec: ModuleSpec): Promise<string>;
+  start(id: string): Promise<void>;
+  /** Stops gracefully: SIGTERM, then SIGKILL after `graceMs`. */
+  stop(id: string, graceMs: number): Promise<void>;
+  remove(id: string): Promise<void>;
+  /** The module's output as a text stream (stdout and stderr interleaved). */
+  logs(id: string, options: LogOptions): Promise<Readable>;
+  /** Calls `onChange` whenever an instance may have changed state; returns the unsubscribe. */
+  watch(onChange: () => void): () => void;
+  /** A string that changes when runtime settings that shape every instance change. */
+  readonly configSalt: string;
+}
+
+/** A runtime failure, with the reason to report and whether retrying can help. */
+export class RuntimeError extends KedgeError {
+  readonly reason: StatusReason;
+  /** True when the runtime rejected the request itself (bad options): retrying cannot help. */
+  readonly terminal: boolean;
+
+  constructor(
+    reason: StatusReason,
+    message: string,
+    options: { terminal: boolean; cause?: unknown; code?: ErrorCode },
+  ) {
+    super(options.code ?? ErrorCode.Runtime, message, { cause: options.cause });
+    this.name = 'RuntimeError';
+    this.reason = reason;
+    this.terminal = options.terminal;
+  }
+}

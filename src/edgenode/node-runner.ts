@@ -1,0 +1,110 @@
+/**
+ * Composes `kedge node` from its parts: today the agent, a manifest file source and the local
+ * metrics endpoint; the hub and the cloud link join here later.
+ */
+import type { Logger } from '../common/logger.js';
+import { parseManifest } from '../common/manifest/index.js';
+import type { ModuleIdentityProvider } from '../common/module-identity.js';
+import {
+  Agent,
+  DockerRuntime,
+  FileDesiredStateSource,
+  readManifestFile,
+  type ModuleRuntime,
+} from './agent/index.js';
+import { ProcessRuntime } from './agent/process-runtime.js';
+import type { NodeConfig } from './config.js';
+import { startLocalEndpoint, type LocalEndpoint } from './metrics-server.js';
+
+const MS_PER_SEC = 1000;
+
+/** Builds the configured runtime. */
+export function createRuntime(config: NodeConfig, logger: Logger): ModuleRuntime {
+  if (config.agent.runtime === 'process') {
+    return new ProcessRuntime({ deviceId: config.deviceId, dataDir: config.dataDir, logger });
+  }
+  return new DockerRuntime({
+    deviceId: config.deviceId,
+    network: config.agent.network,
+    gatewayHostName: config.agent.gatewayHostName,
+    containerNamePrefix: config.agent.containerNamePrefix,
+    logger,
+  });
+}
+
+/** Inputs of {@link runNode}. */
+export interface RunNodeOptions {
+  config: NodeConfig;
+  logger: Logger;
+  /** Manifest file for standalone mode; without it the persisted desired state is used. */
+  manifestFile?: string;
+  identity?: ModuleIdentityProvider;
+}
+
+/** A running node. */
+export interface RunningNode {
+  agent: Agent;
+  endpoint: LocalEndpoint | undefined;
+  /** Stops everything; modules keep running unless `config.agent.stopModulesOnExit`. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `kedge node`. A manifest given on the command line is validated before anything else
+ * happens, so a bad one is rejected without touching the running modules.
+ */
+export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
+  const { config, logger } = options;
+  if (options.manifestFile) parseManifest(await readManifestFile(options.manifestFile));
+  const a = config.agent;
+  const agent = new Agent({
+    deviceId: config.deviceId,
+    dataDir: config.dataDir,
+    runtime: createRuntime(config, logger),
+    logger,
+    restart: {
+      maxRestarts: a.maxRestarts,
+      backoffUnitMs: a.restartBackoffUnitSecs * MS_PER_SEC,
+      backoffMaxMs: a.restartBackoffMaxSecs * MS_PER_SEC,
+      healthyResetMs: a.healthyResetSecs * MS_PER_SEC,
+    },
+    stopGraceMs: a.stopGraceSecs * MS_PER_SEC,
+    resyncIntervalMs: a.resyncIntervalSecs * MS_PER_SEC,
+    ...(options.identity ? { identity: options.identity } : {}),
+  });
+  const endpoint = config.metrics.enabled
+    ? await startLocalEndpoint({
+        host: config.metrics.host,
+        port: config.metrics.port,
+        registry: agent.metrics.registry,
+        status: () => agent.snapshot(),
+      })
+    : undefined;
+  try {
+    await agent.start();
+    if (options.manifestFile)
+      await agent.addSource(new FileDesiredStateSource(options.manifestFile));
+  } catch (err) {
+    await endpoint?.close();
+    await agent.stop();
+    throw err;
+  }
+  logger.info(
+    {
+      deviceId: config.deviceId,
+      runtime: a.runtime,
+      metrics: endpoint?.url,
+      manifest: options.manifestFile,
+    },
+    'kedge node started',
+  );
+  return {
+    agent,
+    endpoint,
+    stop: async () => {
+      await agent.stop({ stopModules: a.stopModulesOnExit });
+      await endpoint?.close();
+      logger.info({ modulesStopped: a.stopModulesOnExit }, 'kedge node stopped');
+    },
+  };
+}
