@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { errorMessage } from '../common/errors.js';
 import { KEDGE_VERSION } from '../common/version.js';
 import { registerClusterCommands } from './cluster.js';
+import { registerRouteCommands } from './route.js';
 import { registerValidateCommand } from './validate.js';
 
 /** Builds the `kedge` command tree. Exported so tests can drive it in-process. */
@@ -16,6 +17,7 @@ export function buildProgram(): Command {
     .exitOverride();
   registerValidateCommand(program);
   registerClusterCommands(program);
+  registerRouteCommands(program);
   return program;
 }
 
