@@ -47,7 +47,7 @@ describe('route parser', () => {
       operand: {
         type: 'call',
         name: 'is_defined',
-        args: [{ type: 'sysprop', name: 'connectionModuleId', escaped: false }],
+        args: [{ type: 'sysprop' as const, name: 'connectionModuleId', escaped: false }],
       },
     });
   });
@@ -158,19 +158,21 @@ const literal: fc.Arbitrary<Expr> = fc
     fc.double({ min: 0, max: 1e9, noNaN: true, noDefaultInfinity: true }),
     fc.string({ maxLength: 8 }),
   )
-  .map((value) => ({ type: 'literal', value }));
+  .map((value) => ({ type: 'literal' as const, value }));
 
 const leaf: fc.Arbitrary<Expr> = fc.oneof(
   literal,
-  identifier.map((name) => ({ type: 'appprop', name })),
+  identifier.map((name) => ({ type: 'appprop' as const, name })),
   fc
     .tuple(fc.array(identifier, { minLength: 1, maxLength: 3 }), fc.boolean())
-    .map(
-      ([path, escaped]) => ({ type: 'sysprop', name: `body.${path.join('.')}`, escaped }),
-    ),
+    .map(([path, escaped]) => ({
+      type: 'sysprop' as const,
+      name: `body.${path.join('.')}`,
+      escaped,
+    })),
   fc
     .constantFrom('connectionDeviceId', 'connectionModuleId', 'contentType')
-    .map((name) => ({ type: 'sysprop', name, escaped: false })),
+    .map((name) => ({ type: 'sysprop' as const, name, escaped: false })),
 );
 
 const expr: fc.Arbitrary<Expr> = fc.letrec<{ e: Expr }>((tie) => ({
@@ -200,10 +202,10 @@ const expr: fc.Arbitrary<Expr> = fc.letrec<{ e: Expr }>((tie) => ({
         tie('e'),
         tie('e'),
       )
-      .map(([op, left, right]) => ({ type: 'binary', op, left, right })),
+      .map(([op, left, right]) => ({ type: 'binary' as const, op, left, right })),
     fc
       .tuple(fc.constantFrom('-', 'NOT'), tie('e'))
-      .map(([op, operand]) => ({ type: 'unary', op, operand })),
+      .map(([op, operand]) => ({ type: 'unary' as const, op, operand })),
     fc
       .tuple(
         fc.constantFrom('lower', 'is_defined', 'concat', 'power'),
@@ -212,7 +214,7 @@ const expr: fc.Arbitrary<Expr> = fc.letrec<{ e: Expr }>((tie) => ({
       .map(([name, args]) => {
         const needed = name === 'concat' || name === 'power' ? 2 : 1;
         const full = [...args, ...args].slice(0, needed);
-        return { type: 'call', name, args: full };
+        return { type: 'call' as const, name, args: full };
       }),
   ),
 })).e;
