@@ -109,13 +109,10 @@ export function methodRequestTopic(methodName: string, requestId: string): strin
 export function allowedSubscriptions(deviceId: string, moduleId?: string): string[] {
   const own =
     moduleId === undefined
-      ? [`devices/${deviceId}/messages/devicebound/#`]
-      : [
-          `devices/${deviceId}/modules/${moduleId}/inputs/#`,
-          `devices/${deviceId}/modules/${moduleId}/#`,
-        ];
+      ? `devices/${deviceId}/messages/devicebound/#`
+      : `devices/${deviceId}/modules/${moduleId}/inputs/#`;
   return [
-    ...own,
+    own,
     '$iothub/twin/res/#',
     '$iothub/twin/PATCH/properties/desired/#',
     '$iothub/methods/POST/#',
