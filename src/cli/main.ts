@@ -5,6 +5,7 @@ import { KEDGE_VERSION } from '../common/version.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerControllerCommand } from './controller.js';
 import { registerNodeCommand } from './node.js';
+import { registerRouteCommands } from './route.js';
 import { registerValidateCommand } from './validate.js';
 
 /** Builds the `kedge` command tree. Exported so tests can drive it in-process. */
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerControllerCommand(program);
   registerNodeCommand(program);
+  registerRouteCommands(program);
   return program;
 }
 

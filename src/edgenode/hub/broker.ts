@@ -1,0 +1,230 @@
+/**
+ * The MQTT side of the hub: aedes with kedge's authentication and ACL hooks, TLS (and optionally
+ * plain) listeners with TCP_NODELAY, a packet-size guard in front of the parser, and a sweep that
+ * disconnects clients whose unsent backlog exceeds the per-client bound.
+ */
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import net from 'node:net';
+import tls from 'node:tls';
+import { isKedgeError } from '../../common/errors.js';
+import { allowedSubscriptions } from '../../common/iothub/index.js';
+import type { Logger } from '../../common/logger.js';
+import type { Identity, IdentityRegistry } from './identities.js';
+import type { HubMetrics } from './metrics.js';
+import type { HubLimits } from './options.js';
+import type { Protocol } from './protocol.js';
+
+/** aedes CONNACK codes (its const enum is not importable at runtime). */
+const BAD_USERNAME_OR_PASSWORD = 4;
+/** How often the backlog sweep runs. */
+const BACKLOG_SWEEP_MS = 1_000;
+/** Topic, properties and header around a maximum-size body. */
+const PACKET_OVERHEAD_BYTES = 8 * 1024;
+/** Client ids are `device/module`; IoT Hub allows 128 characters for each part. */
+const MAX_CLIENT_ID_LENGTH = 257;
+
+interface ParserInternals {
+  packet: { length: number };
+  _parseLength: () => boolean;
+  _emitError: (err: Error) => void;
+}
+
+/** Options for {@link HubBroker}. */
+export interface HubBrokerDeps {
+  identities: IdentityRegistry;
+  metrics: HubMetrics;
+  log: Logger;
+  limits: HubLimits;
+}
+
+export class HubBroker {
+  readonly aedes: Aedes;
+  readonly #d: HubBrokerDeps;
+  readonly #clients = new Map<string, Client>();
+  readonly #identities = new WeakMap<Client, Identity>();
+  readonly #counted = new WeakSet<Client>();
+  #protocol: Protocol | undefined;
+  #servers: net.Server[] = [];
+  #sweep: NodeJS.Timeout | undefined;
+
+  private constructor(aedes: Aedes, deps: HubBrokerDeps) {
+    this.aedes = aedes;
+    this.#d = deps;
+  }
+
+  /** Creates the broker; `attach` must be called with the protocol before listening. */
+  static async create(deps: HubBrokerDeps): Promise<HubBroker> {
+    const aedes = await Aedes.createBroker({
+      connectTimeout: deps.limits.connectTimeoutMs,
+      maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
+      drainTimeout: deps.limits.connectTimeoutMs,
+      concurrency: 1000,
+    });
+    const broker = new HubBroker(aedes, deps);
+    broker.#hook();
+    return broker;
+  }
+
+  attach(protocol: Protocol): void {
+    this.#protocol = protocol;
+  }
+
+  /** The identity of a connected client. */
+  identityOf(client: Client): Identity | undefined {
+    return this.#identities.get(client);
+  }
+
+  /** The connected client for an identity id (`d` or `d/m`). */
+  client(id: string): Client | undefined {
+    return this.#clients.get(id);
+  }
+
+  #hook(): void {
+    const { aedes } = this;
+    aedes.authenticate = (client, username, password, done) => {
+      try {
+        const identity = this.#d.identities.authenticate(
+          client.id,
+          username ?? '',
+          password?.toString('utf8') ?? '',
+        );
+        this.#identities.set(client, identity);
+        done(null, true);
+      } catch (err) {
+        const reason = isKedgeError(err) ? err.message : 'error';
+        this.#d.metrics.authFailures.inc({ reason });
+        this.#d.log.warn({ client: client.id, reason }, 'connection refused');
+        const e = new Error(reason) as AuthenticateError;
+        e.returnCode = BAD_USERNAME_OR_PASSWORD;
+        done(e, false);
+      }
+    };
+    aedes.authorizePublish = (client, packet, done) => {
+      if (!this.#protocol) return done(new Error('hub not ready'));
+      this.#protocol.authorizePublish(client, packet, done);
+    };
+    aedes.authorizeSubscribe = (client, sub, done) => {
+      const identity = this.#identities.get(client);
+      if (
+        identity &&
+        allowedSubscriptions(identity.deviceId, identity.moduleId).includes(sub.topic)
+      ) {
+        done(null, sub);
+        return;
+      }
+      this.#d.metrics.aclDenials.inc({ action: 'subscribe' });
+      this.#d.log.warn({ client: client.id, topic: sub.topic }, 'subscription refused');
+      done(null, null); // SUBACK failure (0x80); the connection stays up
+    };
+    aedes.on('clientReady', (client) => {
+      this.#clients.set(client.id, client);
+      this.#counted.add(client);
+      this.#d.metrics.connections.inc();
+      this.#d.metrics.connectionsTotal.inc();
+    });
+    aedes.on('clientDisconnect', (client) => {
+      if (this.#clients.get(client.id) === client) this.#clients.delete(client.id);
+      if (this.#counted.delete(client)) this.#d.metrics.connections.dec();
+    });
+    aedes.on('clientError', (client, err) => {
+      this.#d.log.debug({ client: client.id, err: err.message }, 'client error');
+    });
+    aedes.on('connectionError', (_client, err) => {
+      this.#d.metrics.dropped.inc({ reason: 'malformed' });
+      this.#d.log.debug({ err: err.message }, 'connection error');
+    });
+  }
+
+  /** Hands a new socket to aedes, behind the packet-size guard. */
+  #handle(socket: net.Socket | tls.TLSSocket): void {
+    const client = this.aedes.handle(socket) as Client & { _parser?: ParserInternals };
+    const parser = client._parser;
+    if (!parser) return;
+    const maxPacket =
+      this.#d.limits.maxMessageBytes + this.#d.limits.maxTopicLength + PACKET_OVERHEAD_BYTES;
+    const parseLength = parser._parseLength.bind(parser);
+    // Refuse an oversized packet as soon as its length header arrives, before buffering it.
+    parser._parseLength = () => {
+      const ok = parseLength();
+      if (ok && parser.packet.length > maxPacket) {
+        this.#d.metrics.dropped.inc({ reason: 'too_large' });
+        this.#d.log.warn(
+          { client: client.id, bytes: parser.packet.length },
+          'packet too large, disconnecting',
+        );
+        parser._emitError(
+          new Error(`packet of ${parser.packet.length} bytes exceeds ${maxPacket}`),
+        );
+        return false;
+      }
+      return ok;
+    };
+  }
+
+  /** Starts the TLS listener (and the plain one when `plainPort` is set). Returns bound ports. */
+  async listen(options: {
+    host: string;
+    tlsPort: number;
+    plainPort: number | null;
+    cert: string;
+    key: string;
+  }): Promise<{ tlsPort: number; plainPort: number | null }> {
+    const tlsServer = tls.createServer(
+      {
+        cert: options.cert,
+        key: options.key,
+        minVersion: 'TLSv1.2',
+        handshakeTimeout: this.#d.limits.connectTimeoutMs,
+      },
+      (s) => this.#handle(s),
+    );
+    // Nagle + delayed ACK costs ~40 ms per QoS1 round trip; disable it on the raw socket.
+    tlsServer.on('connection', (s: net.Socket) => s.setNoDelay(true));
+    tlsServer.on('tlsClientError', (err) =>
+      this.#d.log.debug({ err: err.message }, 'TLS handshake failed'),
+    );
+    const tlsPort = await this.#listen(tlsServer, options.tlsPort, options.host);
+    let plainPort: number | null = null;
+    if (options.plainPort !== null) {
+      const plain = net.createServer({ noDelay: true }, (s) => this.#handle(s));
+      plainPort = await this.#listen(plain, options.plainPort, options.host);
+    }
+    this.#sweep = setInterval(() => this.#sweepBacklogs(), BACKLOG_SWEEP_MS);
+    this.#sweep.unref();
+    return { tlsPort, plainPort };
+  }
+
+  async #listen(server: net.Server, port: number, host: string): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    this.#servers.push(server);
+    return (server.address() as net.AddressInfo).port;
+  }
+
+  /** Disconnects clients that do not read what the hub sends (bounded per-client memory). */
+  #sweepBacklogs(): void {
+    for (const client of this.#clients.values()) {
+      const conn = client.conn as net.Socket;
+      if (conn.writableLength <= this.#d.limits.maxClientBacklogBytes) continue;
+      this.#d.metrics.dropped.inc({ reason: 'slow_client' });
+      this.#d.log.warn(
+        { client: client.id, bytes: conn.writableLength },
+        'client backlog over limit, disconnecting',
+      );
+      conn.destroy();
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.#sweep) clearInterval(this.#sweep);
+    for (const s of this.#servers) s.close();
+    for (const c of this.#clients.values()) c.conn.destroy();
+    await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
+    this.#servers = [];
+  }
+}

@@ -1,0 +1,326 @@
+/**
+ * The kedge hub as a library: `new Hub(options)`, `start()`, `applyConfig()`, `stop()`. It composes
+ * the broker, the IoT Hub protocol, routing, twins, methods, store-and-forward and the workload
+ * API, so `kedge node` can run it next to the agent and the cloud link.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { ErrorCode, KedgeError } from '../../common/errors.js';
+import { c2dTopic } from '../../common/iothub/index.js';
+import { createLogger, type Logger } from '../../common/logger.js';
+import type { ModuleIdentityProvider } from '../../common/module-identity.js';
+import { HubBroker } from './broker.js';
+import { IdentityRegistry } from './identities.js';
+import { HubModuleIdentityProvider } from './identity-provider.js';
+import { HubMetrics } from './metrics.js';
+import { MethodCalls, type MethodResult } from './methods.js';
+import { resolveHubOptions, type HubOptions, type HubOptionsInput } from './options.js';
+import { ensureHubPki, type HubPki } from './pki-store.js';
+import { Protocol } from './protocol.js';
+import type { DurableQueue } from './queue/durable-queue.js';
+import { MemoryQueue } from './queue/memory-queue.js';
+import { SqliteQueue } from './queue/sqlite-queue.js';
+import { Router, routeSpecs } from './router.js';
+import { TwinStore } from './twins.js';
+import { Forwarder } from './upstream/forwarder.js';
+import { MqttUpstream } from './upstream/mqtt-upstream.js';
+import { FileUpstream, NoUpstream, StdoutUpstream } from './upstream/sinks.js';
+import type { Target, Upstream } from './upstream/upstream.js';
+import { WorkloadApi } from './workload-api.js';
+
+/** The parts of the configuration that can change while the hub runs. */
+export type HubConfigUpdate = Partial<
+  Pick<HubOptions, 'routes' | 'modules' | 'leafDevices'> & { timeToLiveSecs: number }
+>;
+
+/** Bound ports (useful when options asked for port 0). */
+export interface HubPorts {
+  tls: number;
+  plain: number | null;
+  workload: number | null;
+}
+
+const DESIRED_FILTER = '$iothub/twin/PATCH/properties/desired/#';
+const METHODS_FILTER = '$iothub/methods/POST/#';
+
+interface Running {
+  pki: HubPki;
+  identities: IdentityRegistry;
+  twins: TwinStore;
+  queue: DurableQueue;
+  broker: HubBroker;
+  protocol: Protocol;
+  workload: WorkloadApi;
+  upstream: Upstream;
+  forwarder: Forwarder;
+  ports: HubPorts;
+}
+
+function twinId(t: Target): string {
+  return t.moduleId === undefined ? t.deviceId : `${t.deviceId}/${t.moduleId}`;
+}
+
+function subscribed(client: unknown, filter: string): boolean {
+  const subs = (client as { subscriptions?: Record<string, unknown> }).subscriptions;
+  return subs !== undefined && filter in subs;
+}
+
+export class Hub {
+  readonly options: HubOptions;
+  readonly metrics = new HubMetrics();
+  readonly router = new Router();
+  readonly log: Logger;
+  readonly #methods = new MethodCalls();
+  readonly #upstreamOverride: Upstream | undefined;
+  #r: Running | undefined;
+
+  /** `upstream` overrides `options.upstream` (the cloud link passes itself here). */
+  constructor(options: HubOptionsInput, deps: { log?: Logger; upstream?: Upstream } = {}) {
+    this.options = resolveHubOptions(options);
+    this.log = deps.log ?? createLogger({ name: 'kedge-hub' });
+    this.#upstreamOverride = deps.upstream;
+    this.router.setRoutes(routeSpecs(this.options.routes));
+  }
+
+  #running(): Running {
+    if (!this.#r) throw new KedgeError(ErrorCode.Unavailable, 'hub is not running');
+    return this.#r;
+  }
+
+  /** Host names the server certificate covers. */
+  get hostNames(): string[] {
+    const o = this.options;
+    return [...new Set([o.gatewayHostName, o.containerHostName, ...o.extraHostNames])];
+  }
+
+  /** Creates or loads PKI, identities, twins and the queue, then starts listening. */
+  async start(): Promise<void> {
+    const o = this.options;
+    mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
+    const pki = ensureHubPki(o.dataDir, o.deviceId, this.hostNames);
+    const identities = new IdentityRegistry(o.dataDir, o.deviceId, [
+      o.iotHubHostName,
+      ...this.hostNames,
+    ]);
+    identities.setLeafDevices(o.leafDevices);
+    const twins = new TwinStore(o.dataDir);
+    const queue = this.#openQueue();
+    this.metrics.watchQueue(() => queue.stats());
+    const broker = await HubBroker.create({
+      identities,
+      metrics: this.metrics,
+      log: this.log,
+      limits: o.limits,
+    });
+    const protocol = new Protocol({
+      deviceId: o.deviceId,
+      broker: broker.aedes,
+      router: this.router,
+      queue,
+      twins,
+      methods: this.#methods,
+      metrics: this.metrics,
+      log: this.log,
+      limits: o.limits,
+      defaultTtlSecs: () => this.options.storeAndForward.timeToLiveSecs,
+      identityOf: (c) => broker.identityOf(c),
+    });
+    broker.attach(protocol);
+    const listened = await broker.listen({
+      host: o.host,
+      tlsPort: o.tlsPort,
+      plainPort: o.plainPort,
+      cert: pki.server.certPem,
+      key: pki.server.keyPem,
+    });
+    const workload = new WorkloadApi(identities, () => pki.trustBundlePem, this.log);
+    const workloadPort = await workload.listen({
+      socketPath: o.workloadSocket,
+      port: o.workloadPort,
+      host: o.host,
+    });
+    const upstream = this.#upstreamOverride ?? this.#createUpstream();
+    const forwarder = new Forwarder(queue, upstream, this.metrics, this.log);
+    this.#r = {
+      pki,
+      identities,
+      twins,
+      queue,
+      broker,
+      protocol,
+      workload,
+      upstream,
+      forwarder,
+      ports: { tls: listened.tlsPort, plain: listened.plainPort, workload: workloadPort },
+    };
+    this.#applyModuleTwins(o.modules);
+    await upstream.start({
+      desiredPatch: (target, patch) => this.updateDesired(target, patch),
+      invokeMethod: (target, req) =>
+        this.invokeMethod(target, req.methodName, req.payload, req.timeoutMs),
+      c2d: (deviceId, body, props) => this.sendC2D(deviceId, body, props),
+    });
+    forwarder.start();
+    this.log.info(
+      { ports: this.#r.ports, routes: this.router.size, queued: queue.stats().depth },
+      'hub started',
+    );
+  }
+
+  #openQueue(): DurableQueue {
+    const { storeAndForward: s, dataDir } = this.options;
+    const limits = { maxBytes: s.maxBytes, maxMessages: s.maxMessages, dropPolicy: s.dropPolicy };
+    return s.backend === 'memory'
+      ? new MemoryQueue(limits)
+      : new SqliteQueue(path.join(dataDir, 'upstream-queue.db'), limits);
+  }
+
+  #createUpstream(): Upstream {
+    const u = this.options.upstream;
+    switch (u.type) {
+      case 'stdout':
+        return new StdoutUpstream();
+      case 'file':
+        return new FileUpstream(u.path);
+      case 'mqtt':
+        return new MqttUpstream(
+          {
+            url: u.url,
+            topicPrefix: u.topicPrefix ?? `kedge/${this.options.deviceId}`,
+            clientId: `kedge-hub-${this.options.deviceId}`,
+            ...(u.username === undefined ? {} : { username: u.username }),
+            ...(u.password === undefined ? {} : { password: u.password }),
+          },
+          this.log,
+        );
+      default:
+        return new NoUpstream();
+    }
+  }
+
+  /**
+   * Applies a configuration change without dropping connections: routes are compiled first (a bad
+   * route throws RouteSyntaxError and changes nothing), then swapped; changed module desired
+   * properties are pushed to connected modules.
+   */
+  applyConfig(update: HubConfigUpdate): void {
+    if (update.routes) {
+      this.router.setRoutes(routeSpecs(update.routes));
+      this.options.routes = update.routes;
+    }
+    if (update.timeToLiveSecs !== undefined)
+      this.options.storeAndForward.timeToLiveSecs = update.timeToLiveSecs;
+    if (update.leafDevices) {
+      this.options.leafDevices = update.leafDevices;
+      this.#r?.identities.setLeafDevices(update.leafDevices);
+    }
+    if (update.modules) {
+      this.options.modules = update.modules;
+      if (this.#r) this.#applyModuleTwins(update.modules);
+    }
+  }
+
+  #applyModuleTwins(modules: HubOptions['modules']): void {
+    for (const [moduleId, m] of Object.entries(modules)) {
+      const target = { deviceId: this.options.deviceId, moduleId };
+      const patch = this.#running().twins.setDesired(twinId(target), m.desiredProperties ?? {});
+      if (patch) this.#pushDesired(target, patch);
+    }
+  }
+
+  /** Applies a desired patch (e.g. from the cloud) and pushes it to the connected client. */
+  updateDesired(target: Target, patch: Record<string, unknown>): void {
+    this.#pushDesired(target, this.#running().twins.patchDesired(twinId(target), patch));
+  }
+
+  #pushDesired(target: Target, versionedPatch: Record<string, unknown>): void {
+    const r = this.#running();
+    const client = r.broker.client(twinId(target));
+    if (client && subscribed(client, DESIRED_FILTER))
+      r.protocol.sendDesiredPatch(client, versionedPatch);
+  }
+
+  /** Calls a direct method on a connected module or leaf device. 404 when it is not listening. */
+  async invokeMethod(
+    target: Target,
+    methodName: string,
+    payload: unknown,
+    timeoutMs?: number,
+  ): Promise<MethodResult> {
+    const r = this.#running();
+    const client = r.broker.client(twinId(target));
+    if (!client || !subscribed(client, METHODS_FILTER))
+      return {
+        status: 404,
+        payload: { message: `${twinId(target)} is not connected or not listening for methods` },
+      };
+    const { requestId, result } = this.#methods.begin(
+      client.id,
+      timeoutMs ?? this.options.limits.methodTimeoutSecs * 1000,
+    );
+    client.publish(
+      {
+        cmd: 'publish',
+        topic: `$iothub/methods/POST/${methodName}/?$rid=${requestId}`,
+        payload: Buffer.from(JSON.stringify(payload ?? null)),
+        qos: 0,
+        retain: false,
+        dup: false,
+      },
+      () => undefined,
+    );
+    return result;
+  }
+
+  /** Sends a cloud-to-device message to a leaf device (QoS1; queued in its session while offline). */
+  sendC2D(deviceId: string, body: Buffer, properties: [string, string][] = []): void {
+    const topic = c2dTopic(deviceId, properties);
+    this.#running().broker.aedes.publish(
+      { cmd: 'publish', topic, payload: body, qos: 1, retain: false, dup: false },
+      () => undefined,
+    );
+  }
+
+  /** The agent seam: module identities and their IoT Edge environment. */
+  get identityProvider(): ModuleIdentityProvider {
+    const r = this.#running();
+    return new HubModuleIdentityProvider(r.identities, () => ({
+      deviceId: this.options.deviceId,
+      iotHubHostName: this.options.iotHubHostName,
+      containerHostName: this.options.containerHostName,
+      processHostName: this.options.gatewayHostName,
+      workloadPort: r.ports.workload,
+      workloadSocket: this.options.workloadSocket,
+      tlsPort: r.ports.tls,
+    }));
+  }
+
+  /** Bound ports. */
+  get ports(): HubPorts {
+    return this.#running().ports;
+  }
+
+  /** The device CA (PEM) that modules and leaf devices must trust. */
+  get trustBundlePem(): string {
+    return this.#running().pki.trustBundlePem;
+  }
+
+  /** Queue statistics. */
+  queueStats(): ReturnType<DurableQueue['stats']> {
+    return this.#running().queue.stats();
+  }
+
+  /** Stops listeners, the forwarder and the upstream; flushes and closes the queue. */
+  async stop(): Promise<void> {
+    const r = this.#r;
+    if (!r) return;
+    this.#r = undefined;
+    this.#methods.cancelAll();
+    await r.forwarder.stop();
+    await r.upstream.stop();
+    await r.workload.close();
+    await r.broker.close();
+    await r.queue.close();
+    this.log.info('hub stopped');
+  }
+}

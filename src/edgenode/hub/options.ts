@@ -1,0 +1,240 @@
+/**
+ * Hub configuration: one typed options object, one documented defaults object, and the JSON
+ * schema that the `kedge node` YAML config embeds under its `hub:` key.
+ */
+import type { RouteSpec } from '../../common/routes/index.js';
+
+/** A leaf device allowed to connect through this hub (configured list; cloud-synced later). */
+export interface LeafDeviceOptions {
+  deviceId: string;
+  /** Base64 symmetric key. */
+  primaryKey: string;
+  /** Base64 symmetric key accepted as well (key rotation). */
+  secondaryKey?: string;
+}
+
+/** Where `$upstream` goes when kedge runs standalone (the cloud link comes later). */
+export type UpstreamOptions =
+  | { type: 'none' }
+  | { type: 'stdout' }
+  /** JSON lines appended to `path`, fsynced per batch. */
+  | { type: 'file'; path: string }
+  /**
+   * An external MQTT broker such as Mosquitto. Messages go to
+   * `{topicPrefix}/devices/{d}[/modules/{m}]/messages/events/{bag}` with QoS1.
+   */
+  | { type: 'mqtt'; url: string; topicPrefix?: string; username?: string; password?: string };
+
+/** Store-and-forward for `$upstream`. */
+export interface StoreAndForwardOptions {
+  /** Default message time to live (seconds); a route's `timeToLiveSecs` overrides it. Default 7200. */
+  timeToLiveSecs: number;
+  /** Queue size bound in bytes (bodies + headers). Default 1 GiB. */
+  maxBytes: number;
+  /** Queue size bound in messages. Default 10,000,000. */
+  maxMessages: number;
+  /**
+   * What happens when the bound is hit: `drop-oldest` deletes the oldest message of the lowest
+   * priority (counted as `queue_full`), `reject-new` refuses the publish (no PUBACK). Default
+   * `drop-oldest`.
+   */
+  dropPolicy: 'drop-oldest' | 'reject-new';
+  /** `sqlite` (durable, WAL + synchronous=FULL) or `memory` (tests only). Default `sqlite`. */
+  backend: 'sqlite' | 'memory';
+}
+
+/** Limits applied per message and per client. */
+export interface HubLimits {
+  /** Largest message body accepted (bytes). Default 262,144 (256 KiB), as IoT Hub. */
+  maxMessageBytes: number;
+  /** Longest topic accepted (characters). Default 4096. */
+  maxTopicLength: number;
+  /** Most properties in a property bag. Default 64. */
+  maxProperties: number;
+  /** Output bytes buffered for one client before it is disconnected. Default 8 MiB. */
+  maxClientBacklogBytes: number;
+  /** Time a TCP/TLS connection may take to send CONNECT (ms). Default 10,000. */
+  connectTimeoutMs: number;
+  /** Default direct-method response timeout (seconds). Default 30. */
+  methodTimeoutSecs: number;
+}
+
+/** Hub options. Everything except `deviceId` and `dataDir` has a default in {@link HUB_DEFAULTS}. */
+export interface HubOptions {
+  /** The edge device id (the hub's own device; modules are `{deviceId}/{moduleId}`). */
+  deviceId: string;
+  /** Directory for the CA, server certificate, identities, twins and the queue. */
+  dataDir: string;
+  /** IoT Hub host name put in module env and accepted as SAS audience. Default `kedge.local`. */
+  iotHubHostName: string;
+  /** Host name modules and leaf devices dial (`GatewayHostName`). Default `kedge-hub`. */
+  gatewayHostName: string;
+  /** Extra DNS names or IPs for the server certificate SAN. Default `['localhost', '127.0.0.1']`. */
+  extraHostNames: string[];
+  /** Listen address. Default `0.0.0.0`, so containers on the bridge network reach the hub. */
+  host: string;
+  /** MQTT over TLS port. Default 8883. */
+  tlsPort: number;
+  /** Plain MQTT port for development; `null` (default) disables it. */
+  plainPort: number | null;
+  /** Workload API TCP port. Default 15580; `null` disables TCP. */
+  workloadPort: number | null;
+  /** Workload API unix socket path; `null` disables it. Default `{dataDir}/workload.sock`. */
+  workloadSocket: string | null;
+  /** How containers reach the hub host (`--add-host kedge-hub:host-gateway`). Default `kedge-hub`. */
+  containerHostName: string;
+  /** Routes by name, as in `$edgeHub` desired properties. Default `{}`. */
+  routes: Record<string, string | Omit<RouteSpec, 'name'>>;
+  storeAndForward: StoreAndForwardOptions;
+  /** Module twins: desired properties per module id (`<module>.properties.desired`). */
+  modules: Record<string, { desiredProperties?: Record<string, unknown> }>;
+  leafDevices: LeafDeviceOptions[];
+  upstream: UpstreamOptions;
+  limits: HubLimits;
+}
+
+/** Options callers pass: required fields plus any overrides. */
+export type HubOptionsInput = Pick<HubOptions, 'deviceId' | 'dataDir'> &
+  Partial<Omit<HubOptions, 'storeAndForward' | 'limits'>> & {
+    storeAndForward?: Partial<StoreAndForwardOptions>;
+    limits?: Partial<HubLimits>;
+  };
+
+/** The defaults, in one place. */
+export const HUB_DEFAULTS: Omit<HubOptions, 'deviceId' | 'dataDir' | 'workloadSocket'> = {
+  iotHubHostName: 'kedge.local',
+  gatewayHostName: 'kedge-hub',
+  extraHostNames: ['localhost', '127.0.0.1'],
+  host: '0.0.0.0',
+  tlsPort: 8883,
+  plainPort: null,
+  workloadPort: 15580,
+  containerHostName: 'kedge-hub',
+  routes: {},
+  storeAndForward: {
+    timeToLiveSecs: 7200,
+    maxBytes: 1024 * 1024 * 1024,
+    maxMessages: 10_000_000,
+    dropPolicy: 'drop-oldest',
+    backend: 'sqlite',
+  },
+  modules: {},
+  leafDevices: [],
+  upstream: { type: 'none' },
+  limits: {
+    maxMessageBytes: 256 * 1024,
+    maxTopicLength: 4096,
+    maxProperties: 64,
+    maxClientBacklogBytes: 8 * 1024 * 1024,
+    connectTimeoutMs: 10_000,
+    methodTimeoutSecs: 30,
+  },
+};
+
+/** Fills in defaults. */
+export function resolveHubOptions(input: HubOptionsInput): HubOptions {
+  return {
+    ...HUB_DEFAULTS,
+    workloadSocket: `${input.dataDir}/workload.sock`,
+    ...input,
+    storeAndForward: { ...HUB_DEFAULTS.storeAndForward, ...input.storeAndForward },
+    limits: { ...HUB_DEFAULTS.limits, ...input.limits },
+  };
+}
+
+const port = { type: 'integer', minimum: 0, maximum: 65535 };
+const nullablePort = { type: ['integer', 'null'], minimum: 0, maximum: 65535 };
+
+/** JSON schema of {@link HubOptionsInput} for embedding under `hub:` in the node config. */
+export const hubOptionsSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['deviceId', 'dataDir'],
+  properties: {
+    deviceId: { type: 'string', minLength: 1, description: 'Edge device id.' },
+    dataDir: { type: 'string', minLength: 1, description: 'Directory for PKI, twins, queue.' },
+    iotHubHostName: { type: 'string', description: 'IoT Hub host name. Default kedge.local.' },
+    gatewayHostName: { type: 'string', description: 'GatewayHostName. Default kedge-hub.' },
+    extraHostNames: { type: 'array', items: { type: 'string' } },
+    host: { type: 'string', description: 'Listen address. Default 0.0.0.0.' },
+    tlsPort: { ...port, description: 'MQTT/TLS port. Default 8883.' },
+    plainPort: { ...nullablePort, description: 'Plain MQTT port (development). Default off.' },
+    workloadPort: { ...nullablePort, description: 'Workload API TCP port. Default 15580.' },
+    workloadSocket: { type: ['string', 'null'], description: 'Workload API unix socket.' },
+    containerHostName: { type: 'string', description: 'Host alias containers use.' },
+    routes: {
+      type: 'object',
+      additionalProperties: {
+        oneOf: [
+          { type: 'string' },
+          {
+            type: 'object',
+            additionalProperties: false,
+            required: ['route'],
+            properties: {
+              route: { type: 'string' },
+              priority: { type: 'integer', minimum: 0, maximum: 9 },
+              timeToLiveSecs: { type: 'integer', minimum: 0 },
+            },
+          },
+        ],
+      },
+    },
+    storeAndForward: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        timeToLiveSecs: { type: 'integer', minimum: 1, description: 'Default 7200 s.' },
+        maxBytes: { type: 'integer', minimum: 1, description: 'Default 1 GiB.' },
+        maxMessages: { type: 'integer', minimum: 1 },
+        dropPolicy: { enum: ['drop-oldest', 'reject-new'] },
+        backend: { enum: ['sqlite', 'memory'] },
+      },
+    },
+    modules: {
+      type: 'object',
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { desiredProperties: { type: 'object' } },
+      },
+    },
+    leafDevices: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['deviceId', 'primaryKey'],
+        properties: {
+          deviceId: { type: 'string', minLength: 1 },
+          primaryKey: { type: 'string', minLength: 1 },
+          secondaryKey: { type: 'string' },
+        },
+      },
+    },
+    upstream: {
+      type: 'object',
+      required: ['type'],
+      properties: {
+        type: { enum: ['none', 'stdout', 'file', 'mqtt'] },
+        path: { type: 'string' },
+        url: { type: 'string' },
+        topicPrefix: { type: 'string' },
+        username: { type: 'string' },
+        password: { type: 'string' },
+      },
+    },
+    limits: {
+      type: 'object',
+      additionalProperties: false,
+      properties: {
+        maxMessageBytes: { type: 'integer', minimum: 1 },
+        maxTopicLength: { type: 'integer', minimum: 64 },
+        maxProperties: { type: 'integer', minimum: 1 },
+        maxClientBacklogBytes: { type: 'integer', minimum: 1024 },
+        connectTimeoutMs: { type: 'integer', minimum: 100 },
+        methodTimeoutSecs: { type: 'integer', minimum: 1 },
+      },
+    },
+  },
+} as const;
