@@ -4,6 +4,7 @@ import { errorMessage } from '../common/errors.js';
 import { KEDGE_VERSION } from '../common/version.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerControllerCommand } from './controller.js';
+import { registerDeviceCommands } from './device.js';
 import { registerNodeCommand } from './node.js';
 import { registerRouteCommands } from './route.js';
 import { registerValidateCommand } from './validate.js';
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerValidateCommand(program);
   registerClusterCommands(program);
   registerControllerCommand(program);
+  registerDeviceCommands(program);
   registerNodeCommand(program);
   registerRouteCommands(program);
   return program;

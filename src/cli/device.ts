@@ -1,0 +1,110 @@
+import type { Command } from 'commander';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { stringify } from 'yaml';
+import { ErrorCode, KedgeError } from '../common/errors.js';
+import { CA_SECRET } from '../controller/certificates.js';
+import { KubeClient, Resources, type KubeObject } from '../controller/kube/client.js';
+import { keySecretName } from '../controller/reconcile-device.js';
+import type { EdgeDevice } from '../crds/index.js';
+
+/** How long bootstrap waits for the controller to generate the device key. */
+const KEY_WAIT_MS = 30_000;
+
+interface BootstrapFlags {
+  namespace: string;
+  kubeconfig?: string;
+  hubUrl: string;
+  controllerNamespace: string;
+  dataDir: string;
+  runtime: string;
+}
+
+type SecretObject = KubeObject & { data?: Record<string, string> };
+
+/** The `kedge node` configuration a device needs to join the cluster. */
+export async function bootstrapConfig(
+  client: KubeClient,
+  name: string,
+  flags: BootstrapFlags,
+): Promise<Record<string, unknown>> {
+  const device = await client.find<EdgeDevice & KubeObject>(
+    Resources.edgeDevices(flags.namespace),
+    name,
+  );
+  if (!device)
+    throw new KedgeError(
+      ErrorCode.NotFound,
+      `EdgeDevice ${flags.namespace}/${name} not found; kubectl apply it first`,
+    );
+  const key = await waitForKey(client, flags.namespace, keySecretName(device));
+  const ca = await client.find<SecretObject>(
+    Resources.secrets(flags.controllerNamespace),
+    CA_SECRET,
+  );
+  const caPem = ca?.data?.['ca.crt'];
+  if (!caPem)
+    throw new KedgeError(
+      ErrorCode.NotFound,
+      `Secret ${flags.controllerNamespace}/${CA_SECRET} not found; is kedge controller running?`,
+    );
+  return {
+    deviceId: name,
+    dataDir: flags.dataDir,
+    agent: { runtime: flags.runtime },
+    cloud: {
+      url: flags.hubUrl,
+      namespace: flags.namespace,
+      device: name,
+      key,
+      caPem: Buffer.from(caPem, 'base64').toString('utf8'),
+    },
+  };
+}
+
+async function waitForKey(
+  client: KubeClient,
+  namespace: string,
+  secretName: string,
+): Promise<string> {
+  const deadline = Date.now() + KEY_WAIT_MS;
+  while (Date.now() < deadline) {
+    const secret = await client.find<SecretObject>(Resources.secrets(namespace), secretName);
+    const key = secret?.data?.primaryKey;
+    if (key) return Buffer.from(key, 'base64').toString('utf8');
+    await sleep(500);
+  }
+  throw new KedgeError(
+    ErrorCode.Timeout,
+    `no key in Secret ${namespace}/${secretName} after ${KEY_WAIT_MS / 1000} s; is kedge controller running?`,
+  );
+}
+
+export function registerDeviceCommands(program: Command): void {
+  const device = program.command('device').description('Work with edge devices.');
+  device
+    .command('bootstrap <name>')
+    .description(
+      'Print the kedge node configuration (hub address, identity, key, CA) for a device.',
+    )
+    .option('-n, --namespace <ns>', 'namespace of the EdgeDevice', 'default')
+    .option('--kubeconfig <path>', 'kubeconfig to use')
+    .option(
+      '--hub-url <url>',
+      'cloud hub address as the device sees it',
+      process.env.KEDGE_HUB_URL ?? 'mqtts://localhost:8883',
+    )
+    .option('--controller-namespace <ns>', 'namespace of kedge controller', 'kedge-system')
+    .option('--data-dir <dir>', 'data directory on the device', '/var/lib/kedge')
+    .option('--runtime <runtime>', 'module runtime on the device: docker or process', 'docker')
+    .addHelpText(
+      'after',
+      '\nExample:\n  kedge device bootstrap sensor-1 -n factory --hub-url mqtts://kedge.example.com:8883 > node.yaml\n  kedge node --config node.yaml\n',
+    )
+    .action(async (name: string, flags: BootstrapFlags) => {
+      const config = await bootstrapConfig(KubeClient.fromConfig(flags.kubeconfig), name, flags);
+      process.stdout.write(
+        `# kedge node configuration for ${flags.namespace}/${name}. It holds the device key: keep it secret.\n`,
+      );
+      process.stdout.write(stringify(config));
+    });
+}

@@ -1,0 +1,252 @@
+import mqtt, { type MqttClient } from 'mqtt';
+import { hostname } from 'node:os';
+import type { Readable } from 'node:stream';
+import {
+  deviceResourceUri,
+  deviceTopic,
+  deviceUsername,
+  Leaf,
+  type DesiredMessage,
+  type LogRequest,
+  type MethodRequest,
+} from '../../common/cloudlink/protocol.js';
+import { errorMessage } from '../../common/errors.js';
+import { createSasToken } from '../../common/iothub/index.js';
+import type { Logger } from '../../common/logger.js';
+import type { Agent, DesiredHandler, DesiredStateSource } from '../agent/index.js';
+import { reportFrom } from './report.js';
+import { CloudUpstream } from './upstream.js';
+
+/** SAS tokens are minted for this long and renewed on every (re)connect. */
+const TOKEN_TTL_SECS = 3600;
+/** Reconnect backoff: first delay, cap, and full jitter so a fleet does not reconnect in step. */
+const RECONNECT_BASE_MS = 1_000;
+const RECONNECT_MAX_MS = 30_000;
+/** Reports are coalesced over this window so a burst of module events sends one message. */
+const REPORT_DEBOUNCE_MS = 200;
+/** MQTT keepalive; the broker drops a silent link after 1.5×. */
+const KEEPALIVE_SECS = 30;
+/** Default heartbeat, the kubelet's lease renewal interval. */
+export const DEFAULT_HEARTBEAT_SECS = 10;
+
+/** Options for {@link CloudLink}. */
+export interface CloudLinkOptions {
+  /** `mqtts://host:port` of the cloud hub. */
+  url: string;
+  namespace: string;
+  device: string;
+  /** Device key, base64. */
+  keyBase64: string;
+  /** CA certificate of the cloud hub. */
+  caPem: string;
+  heartbeatSecs?: number;
+  log: Logger;
+}
+
+/**
+ * The device end of the cloud link: one outbound TLS MQTT connection that receives desired
+ * state, sends reports, heartbeats and telemetry, and serves log and method requests. It
+ * reconnects with jittered backoff and resends its report after every outage.
+ */
+export class CloudLink implements DesiredStateSource {
+  readonly #opts: CloudLinkOptions;
+  readonly upstream: CloudUpstream;
+  #client: MqttClient | undefined;
+  #agent: Agent | undefined;
+  #onDesired: DesiredHandler | undefined;
+  #lastDesired = -1;
+  #attempt = 0;
+  #timers: { heartbeat?: NodeJS.Timeout; report?: NodeJS.Timeout; reconnect?: NodeJS.Timeout } = {};
+  #logs = new Map<string, Readable>();
+  #stopped = false;
+
+  constructor(options: CloudLinkOptions) {
+    this.#opts = options;
+    this.upstream = new CloudUpstream(this.#topic.bind(this), options.log);
+  }
+
+  get connected(): boolean {
+    return this.#client?.connected === true;
+  }
+
+  /** Lets the link report the agent's state and serve its logs. */
+  attachAgent(agent: Agent): void {
+    this.#agent = agent;
+    agent.subscribe(() => this.#scheduleReport());
+  }
+
+  /** DesiredStateSource: desired documents arrive from the cloud. */
+  async start(onDesired: DesiredHandler): Promise<void> {
+    this.#onDesired = onDesired;
+    this.connect();
+    return Promise.resolve();
+  }
+
+  /** Dials the cloud hub; returns at once and keeps retrying in the background. */
+  connect(): void {
+    if (this.#client) return;
+    const client = mqtt.connect(this.#opts.url, {
+      clientId: deviceUsername(this.#opts.namespace, this.#opts.device),
+      username: deviceUsername(this.#opts.namespace, this.#opts.device),
+      password: this.#token(),
+      ca: this.#opts.caPem,
+      protocolVersion: 4,
+      clean: true,
+      keepalive: KEEPALIVE_SECS,
+      reconnectPeriod: 0,
+      connectTimeout: 10_000,
+    });
+    this.#client = client;
+    this.upstream.bind(client);
+    client.on('connect', () => void this.#onConnect());
+    client.on('close', () => this.#onClose());
+    client.on('error', (err) => this.#opts.log.warn({ reason: err.message }, 'cloud link error'));
+    client.on('message', (topic, payload) => this.#onMessage(topic, payload));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    Object.values(this.#timers).forEach((t) => clearTimeout(t));
+    for (const stream of this.#logs.values()) stream.destroy();
+    await this.#client?.endAsync();
+  }
+
+  #topic(leaf: string): string {
+    return deviceTopic(this.#opts.namespace, this.#opts.device, leaf);
+  }
+
+  #token(): string {
+    return createSasToken({
+      resource: deviceResourceUri(this.#opts.namespace, this.#opts.device),
+      keyBase64: this.#opts.keyBase64,
+      expirySecs: Math.floor(Date.now() / 1000) + TOKEN_TTL_SECS,
+    });
+  }
+
+  async #onConnect(): Promise<void> {
+    this.#attempt = 0;
+    this.#opts.log.info({ url: this.#opts.url }, 'cloud link connected');
+    const leaves = [Leaf.desired, Leaf.logRequest, Leaf.logCancel, Leaf.methodRequest];
+    await this.#client!.subscribeAsync(
+      leaves.map((l) => this.#topic(l)),
+      { qos: 1 },
+    ).catch(() => undefined);
+    this.upstream.setLinkUp(true);
+    this.#scheduleReport();
+    this.#startHeartbeat();
+  }
+
+  #onClose(): void {
+    this.upstream.setLinkUp(false);
+    clearInterval(this.#timers.heartbeat);
+    if (this.#stopped) return;
+    const capMs = Math.min(RECONNECT_BASE_MS * 2 ** this.#attempt, RECONNECT_MAX_MS);
+    const delayMs = Math.round(capMs / 2 + (Math.random() * capMs) / 2);
+    this.#attempt++;
+    clearTimeout(this.#timers.reconnect);
+    this.#timers.reconnect = setTimeout(() => {
+      if (this.#stopped || !this.#client) return;
+      this.#client.options.password = this.#token();
+      this.#client.reconnect();
+    }, delayMs);
+  }
+
+  #startHeartbeat(): void {
+    clearInterval(this.#timers.heartbeat);
+    const everyMs = (this.#opts.heartbeatSecs ?? DEFAULT_HEARTBEAT_SECS) * 1000;
+    const beat = (): void => {
+      if (this.connected)
+        this.#client!.publish(
+          this.#topic(Leaf.heartbeat),
+          JSON.stringify({ at: new Date().toISOString() }),
+          { qos: 0 },
+        );
+    };
+    beat();
+    this.#timers.heartbeat = setInterval(beat, everyMs);
+  }
+
+  #scheduleReport(): void {
+    if (this.#timers.report || !this.#agent) return;
+    this.#timers.report = setTimeout(() => {
+      this.#timers.report = undefined;
+      if (!this.connected || !this.#agent) return;
+      const report = reportFrom(this.#agent.snapshot(), hostname());
+      this.#client!.publishAsync(this.#topic(Leaf.reported), JSON.stringify(report), {
+        qos: 1,
+      }).catch(() => this.#scheduleReport());
+    }, REPORT_DEBOUNCE_MS);
+  }
+
+  #onMessage(topic: string, payload: Buffer): void {
+    try {
+      const body = JSON.parse(payload.toString('utf8')) as unknown;
+      if (topic === this.#topic(Leaf.desired)) this.#desired(body as DesiredMessage);
+      else if (topic === this.#topic(Leaf.logRequest)) void this.#serveLogs(body as LogRequest);
+      else if (topic === this.#topic(Leaf.logCancel))
+        this.#logs.get((body as { id: string }).id)?.destroy();
+      else if (topic === this.#topic(Leaf.methodRequest)) void this.#method(body as MethodRequest);
+    } catch (err) {
+      this.#opts.log.warn({ topic, reason: errorMessage(err) }, 'bad message from the cloud hub');
+    }
+  }
+
+  #desired(message: DesiredMessage): void {
+    if (message.version === this.#lastDesired) return;
+    this.#lastDesired = message.version;
+    this.#onDesired?.(
+      { modulesContent: message.modulesContent },
+      { version: String(message.version), origin: 'cloud' },
+    );
+    this.#scheduleReport();
+  }
+
+  async #serveLogs(request: LogRequest): Promise<void> {
+    const data = this.#topic(`${Leaf.logData}/${request.id}`);
+    const end = this.#topic(`${Leaf.logEnd}/${request.id}`);
+    const finish = (error?: string): void => {
+      this.#logs.delete(request.id);
+      void this.#client
+        ?.publishAsync(end, JSON.stringify(error ? { error } : {}), { qos: 1 })
+        .catch(() => undefined);
+    };
+    try {
+      if (!this.#agent) throw new Error('no agent');
+      const stream = await this.#agent.logs(request.module, {
+        follow: request.follow,
+        timestamps: request.timestamps,
+        ...(request.tailLines !== undefined ? { tail: request.tailLines } : {}),
+        ...(sinceOf(request) ? { since: sinceOf(request) } : {}),
+      });
+      this.#logs.set(request.id, stream);
+      let sent = 0;
+      stream.on('data', (chunk: Buffer) => {
+        const room = request.limitBytes === undefined ? chunk.length : request.limitBytes - sent;
+        if (room <= 0) return void stream.destroy();
+        sent += Math.min(room, chunk.length);
+        this.#client?.publish(data, chunk.subarray(0, room), { qos: 1 });
+      });
+      stream.on('close', () => finish());
+      stream.on('error', (err) => finish(err.message));
+    } catch (err) {
+      finish(errorMessage(err));
+    }
+  }
+
+  async #method(request: MethodRequest): Promise<void> {
+    const response = await this.upstream.invokeMethod(this.#opts.device, request);
+    await this.#client
+      ?.publishAsync(
+        this.#topic(`${Leaf.methodResponse}/${request.id}`),
+        JSON.stringify(response),
+        { qos: 1 },
+      )
+      .catch(() => undefined);
+  }
+}
+
+function sinceOf(request: LogRequest): Date | undefined {
+  if (request.sinceTime) return new Date(request.sinceTime);
+  if (request.sinceSeconds !== undefined) return new Date(Date.now() - request.sinceSeconds * 1000);
+  return undefined;
+}
