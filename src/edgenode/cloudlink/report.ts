@@ -17,16 +17,28 @@ const GOARCH: Record<string, string> = {
 
 /** Device facts for the Node, from the agent's device report. */
 export function factsFrom(device: DeviceReport | undefined, hostname: string): DeviceFacts {
+  if (!device) {
+    return {
+      os: 'linux',
+      arch: '',
+      cpus: 0,
+      memoryBytes: 0,
+      diskBytes: 0,
+      hostname,
+      containerRuntimeVersion: '',
+      agentVersion: '',
+    };
+  }
   return {
-    os: device?.os ?? 'linux',
-    arch: device ? (GOARCH[device.architecture] ?? device.architecture) : '',
-    cpus: device?.cpus ?? 0,
-    memoryBytes: device?.memoryBytes ?? 0,
-    diskBytes: device?.diskBytes ?? 0,
-    kernelVersion: device?.osVersion,
+    os: device.os,
+    arch: GOARCH[device.architecture] ?? device.architecture,
+    cpus: device.cpus,
+    memoryBytes: device.memoryBytes,
+    diskBytes: device.diskBytes,
+    kernelVersion: device.osVersion,
     hostname,
-    containerRuntimeVersion: device ? `${device.runtime.name}://${device.runtime.version}` : '',
-    agentVersion: device?.kedgeVersion ?? '',
+    containerRuntimeVersion: `${device.runtime.name}://${device.runtime.version}`,
+    agentVersion: device.kedgeVersion,
   };
 }
 
