@@ -57,6 +57,9 @@ export async function bootstrapConfig(
       device: name,
       key,
       caPem: Buffer.from(caPem, 'base64').toString('utf8'),
+      ...(device.spec.heartbeat?.intervalSecs
+        ? { heartbeatSecs: device.spec.heartbeat.intervalSecs }
+        : {}),
     },
   };
 }

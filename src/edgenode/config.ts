@@ -44,6 +44,22 @@ export interface MetricsConfig {
   port: number;
 }
 
+/** The link to kedge controller; printed by `kedge device bootstrap`. Absent in standalone mode. */
+export interface CloudConfig {
+  /** Cloud hub address, `mqtts://host:port`. */
+  url: string;
+  /** Namespace of the EdgeDevice. */
+  namespace: string;
+  /** EdgeDevice name. */
+  device: string;
+  /** Device key, base64. */
+  key: string;
+  /** CA certificate of the cloud hub, PEM. */
+  caPem: string;
+  /** Heartbeat interval. Default 10 s. */
+  heartbeatSecs?: number;
+}
+
 /** The whole `kedge node` configuration. */
 export interface NodeConfig {
   /** Device id. Default: this machine's host name. */
@@ -54,8 +70,10 @@ export interface NodeConfig {
   logLevel: string;
   agent: AgentConfig;
   metrics: MetricsConfig;
-  /** Hub settings; defined by the hub (opaque to the agent). */
+  /** Hub settings (`enabled: false` runs the agent alone); see the hub's options. */
   hub: Record<string, unknown>;
+  /** Set when the device belongs to a cluster. */
+  cloud?: CloudConfig;
 }
 
 /** Defaults of every setting. */
@@ -121,6 +139,19 @@ export const NODE_CONFIG_SCHEMA = {
       },
     },
     hub: { type: 'object' },
+    cloud: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['url', 'namespace', 'device', 'key', 'caPem'],
+      properties: {
+        url: { type: 'string', pattern: '^mqtts?://' },
+        namespace: name,
+        device: name,
+        key: { type: 'string', minLength: 16 },
+        caPem: { type: 'string', pattern: 'BEGIN CERTIFICATE' },
+        heartbeatSecs: positive,
+      },
+    },
   },
 } as const;
 

@@ -3,7 +3,7 @@
  * metrics endpoint; the hub and the cloud link join here later.
  */
 import type { Logger } from '../common/logger.js';
-import { parseManifest } from '../common/manifest/index.js';
+import { parseManifest, type DesiredDeployment } from '../common/manifest/index.js';
 import type { ModuleIdentityProvider } from '../common/module-identity.js';
 import {
   Agent,
@@ -13,6 +13,7 @@ import {
   type ModuleRuntime,
 } from './agent/index.js';
 import { ProcessRuntime } from './agent/process-runtime.js';
+import { createCloudLink, createHub, hubUpdateFrom } from './compose.js';
 import type { NodeConfig } from './config.js';
 import { startLocalEndpoint, type LocalEndpoint } from './metrics-server.js';
 
@@ -57,6 +58,10 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   const { config, logger } = options;
   if (options.manifestFile) parseManifest(await readManifestFile(options.manifestFile));
   const a = config.agent;
+  const cloud = createCloudLink(config, logger);
+  const hub = createHub(config, logger, cloud);
+  await hub?.start();
+  const identity = options.identity ?? hub?.identityProvider;
   const agent = new Agent({
     deviceId: config.deviceId,
     dataDir: config.dataDir,
@@ -70,7 +75,10 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     },
     stopGraceMs: a.stopGraceSecs * MS_PER_SEC,
     resyncIntervalMs: a.resyncIntervalSecs * MS_PER_SEC,
-    ...(options.identity ? { identity: options.identity } : {}),
+    ...(identity ? { identity } : {}),
+    ...(hub
+      ? { onDesired: (desired: DesiredDeployment) => hub.applyConfig(hubUpdateFrom(desired)) }
+      : {}),
   });
   const endpoint = config.metrics.enabled
     ? await startLocalEndpoint({
@@ -84,9 +92,14 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     await agent.start();
     if (options.manifestFile)
       await agent.addSource(new FileDesiredStateSource(options.manifestFile));
+    if (cloud) {
+      cloud.attachAgent(agent);
+      await agent.addSource(cloud);
+    }
   } catch (err) {
     await endpoint?.close();
     await agent.stop();
+    await hub?.stop();
     throw err;
   }
   logger.info(
@@ -103,6 +116,8 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
     endpoint,
     stop: async () => {
       await agent.stop({ stopModules: a.stopModulesOnExit });
+      await cloud?.stop();
+      await hub?.stop();
       await endpoint?.close();
       logger.info({ modulesStopped: a.stopModulesOnExit }, 'kedge node stopped');
     },

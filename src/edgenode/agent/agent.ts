@@ -46,6 +46,8 @@ export interface AgentOptions {
   stopGraceMs?: number;
   /** Defaults to {@link DEFAULT_RESYNC_INTERVAL_MS}. */
   resyncIntervalMs?: number;
+  /** Called with every accepted desired state, the restored one included (the hub takes its routes). */
+  onDesired?: (desired: DesiredDeployment) => void;
 }
 
 /** What {@link Agent.apply} reports. */
@@ -127,6 +129,7 @@ export class Agent {
       const desired = parseManifest(saved.manifest);
       desired.version = saved.version;
       this.#reconciler.setDesired(desired);
+      this.#o.onDesired?.(desired);
       this.#snapshot.lastDesiredVersion = saved.version;
       this.#log.info(
         { version: saved.version, modules: desired.modules.length },
@@ -170,6 +173,7 @@ export class Agent {
     };
     await writeJsonAtomic(path.join(this.#stateDir, 'desired.json'), persisted);
     this.#reconciler.setDesired(desired);
+    this.#o.onDesired?.(desired);
     this.#snapshot.lastDesiredVersion = desired.version;
     this.#pendingVersion = desired.version;
     this.#log.info({ version: desired.version, origin: meta.origin }, 'applying desired state');

@@ -1,0 +1,64 @@
+/**
+ * The parts `kedge node` adds around the agent: the local hub (fed the routes and module twins of
+ * every accepted desired state) and, when the device belongs to a cluster, the cloud link.
+ */
+import path from 'node:path';
+import type { Logger } from '../common/logger.js';
+import type { DesiredDeployment } from '../common/manifest/index.js';
+import { CloudLink } from './cloudlink/link.js';
+import type { NodeConfig } from './config.js';
+import { Hub } from './hub/hub.js';
+import type { HubOptionsInput } from './hub/options.js';
+
+/** Hub settings a desired state carries: routes, store-and-forward TTL, module twins. */
+export function hubUpdateFrom(desired: DesiredDeployment): Parameters<Hub['applyConfig']>[0] {
+  return {
+    routes: Object.fromEntries(
+      Object.entries(desired.hub.routes).map(([name, r]) => [
+        name,
+        { route: r.route, priority: r.priority, timeToLiveSecs: r.timeToLiveSecs },
+      ]),
+    ),
+    modules: Object.fromEntries(
+      desired.modules.map((m) => [m.name, { desiredProperties: desired.twins[m.name] ?? {} }]),
+    ),
+    timeToLiveSecs: desired.hub.storeAndForwardTimeToLiveSecs,
+  };
+}
+
+/** Builds the hub from the node configuration, or undefined when `hub.enabled` is false. */
+export function createHub(
+  config: NodeConfig,
+  logger: Logger,
+  cloud: CloudLink | undefined,
+): Hub | undefined {
+  const { enabled, ...settings } = config.hub as { enabled?: boolean } & Partial<HubOptionsInput>;
+  if (enabled === false) return undefined;
+  const gateway = config.agent.gatewayHostName;
+  const options = {
+    containerHostName: gateway,
+    extraHostNames: ['localhost', '127.0.0.1', gateway],
+    ...settings,
+    deviceId: config.deviceId,
+    dataDir: path.join(config.dataDir, 'hub'),
+  } as HubOptionsInput;
+  return new Hub(options, {
+    log: logger.child({ component: 'hub' }),
+    ...(cloud ? { upstream: cloud.upstream } : {}),
+  });
+}
+
+/** Builds the cloud link when the configuration has a `cloud` section. */
+export function createCloudLink(config: NodeConfig, logger: Logger): CloudLink | undefined {
+  const c = config.cloud;
+  if (!c) return undefined;
+  return new CloudLink({
+    url: c.url,
+    namespace: c.namespace,
+    device: c.device,
+    keyBase64: c.key,
+    caPem: c.caPem,
+    heartbeatSecs: c.heartbeatSecs,
+    log: logger.child({ component: 'cloudlink' }),
+  });
+}

@@ -1,0 +1,492 @@
+import { spawn } from 'node:child_process';
+import mqtt from 'mqtt';
+import { request } from 'node:https';
+import { createSasToken } from '../../src/common/iothub/index.js';
+import { deviceResourceUri, PROTOCOL_ROOT } from '../../src/common/cloudlink/protocol.js';
+import type { RunningController } from '../../src/controller/manager.js';
+import { docker } from '../../src/localcluster/docker.js';
+import { LOCAL_IMAGES } from '../../src/localcluster/images.js';
+import { freePort } from '../../src/localcluster/ports.js';
+import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
+import {
+  CONSUMER,
+  launchNode,
+  startNode,
+  startTestController,
+  startWebhook,
+  type NodeProcess,
+} from './support.js';
+
+const NODE = 'dev1.default.kedge';
+const PREFIX = 'e2e-dev1-';
+
+const device = (name: string) => ({
+  apiVersion: 'kedge.io/v1alpha1',
+  kind: 'EdgeDevice',
+  metadata: { name, namespace: 'default', labels: { app: 'temperature', site: 'lab' } },
+  spec: { nodeLabels: { zone: 'bench' }, heartbeat: { intervalSecs: 2, offlineAfterSecs: 8 } },
+});
+
+const moduleImage = { image: LOCAL_IMAGES.node, imagePullPolicy: 'Never' };
+const deployment = (threshold: string) => ({
+  apiVersion: 'kedge.io/v1alpha1',
+  kind: 'EdgeDeployment',
+  metadata: { name: 'telemetry', namespace: 'default' },
+  spec: {
+    selector: { matchLabels: { app: 'temperature' } },
+    modules: [
+      {
+        name: 'sensor',
+        ...moduleImage,
+        command: ['node', '/app/modules/sensor.mjs'],
+        env: [{ name: 'SEND_INTERVAL_MS', value: '500' }],
+        startupOrder: 1,
+      },
+      {
+        name: 'filter',
+        ...moduleImage,
+        command: ['node', '/app/modules/filter.mjs'],
+        env: [{ name: 'THRESHOLD', value: threshold }],
+        startupOrder: 2,
+      },
+    ],
+    routes: [
+      {
+        name: 'sensor-to-filter',
+        route:
+          'FROM /messages/modules/sensor/outputs/temperatureOutput INTO BrokeredEndpoint("/modules/filter/inputs/input1")',
+      },
+    ],
+  },
+});
+const upstreamRoute = {
+  apiVersion: 'kedge.io/v1alpha1',
+  kind: 'Route',
+  metadata: { name: 'filtered-upstream', namespace: 'default' },
+  spec: {
+    deviceSelector: { matchLabels: { app: 'temperature' } },
+    from: '/messages/modules/filter/outputs/*',
+    condition: '$body.temperature > 25',
+    to: '$upstream',
+  },
+};
+
+async function json(cluster: TestCluster, args: string[]): Promise<any> {
+  return JSON.parse(await cluster.kubectlOk([...args, '-o', 'json']));
+}
+
+async function container(
+  module: string,
+): Promise<{ id: string; startedAt: string; env: string[]; running: boolean }> {
+  const info = JSON.parse(await docker(['inspect', `${PREFIX}${module}`]))[0];
+  return {
+    id: info.Id,
+    startedAt: info.State.StartedAt,
+    env: info.Config.Env,
+    running: info.State.Running,
+  };
+}
+
+describe('kedge end to end: controller, virtual node, kedge node, real dockerd', () => {
+  let cluster: TestCluster;
+  let controller: RunningController;
+  let node: NodeProcess;
+  let ports: { hub: number; kubelet: number };
+  let webhook: Awaited<ReturnType<typeof startWebhook>>;
+  let consumer: mqtt.MqttClient;
+  const received: { temperature: number; seq: number; enqueuedAt: string }[] = [];
+
+  beforeAll(async () => {
+    cluster = await startTestCluster('e2e', {
+      nodeMonitorGracePeriodSecs: 10,
+      defaultTolerationSecs: 10,
+    });
+    ports = { hub: await freePort(), kubelet: await freePort() };
+    webhook = await startWebhook();
+    controller = await startTestController(cluster, ports, [webhook.url]);
+  });
+
+  afterAll(async () => {
+    consumer?.end(true);
+    await node?.kill('SIGTERM');
+    await controller?.stop();
+    webhook?.server.close();
+    const ids = await docker(['ps', '-aq', '--filter', `name=${PREFIX}`]).catch(() => '');
+    if (ids) await docker(['rm', '-f', ...ids.split('\n')]).catch(() => undefined);
+    await cluster?.cp.stop();
+  });
+
+  it('shows a bootstrapped device as a Ready node with its labels, taint, capacity and nodeInfo', async () => {
+    await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(device('dev1')));
+    node = await startNode(cluster, 'dev1', ports.hub);
+    const ready = await eventually(
+      'the device node to be Ready',
+      async () => {
+        const res = await cluster.kubectl(['get', 'node', NODE, '-o', 'json']);
+        if (res.code !== 0) return undefined;
+        const n = JSON.parse(res.stdout);
+        return n.status.conditions?.find((c: any) => c.type === 'Ready')?.status === 'True' &&
+          n.status.nodeInfo.containerRuntimeVersion
+          ? n
+          : undefined;
+      },
+      90_000,
+    );
+    expect(ready.metadata.labels).toMatchObject({
+      app: 'temperature',
+      zone: 'bench',
+      'kubernetes.io/role': 'edge',
+      type: 'virtual-kubelet',
+      'kedge.io/device': 'dev1',
+    });
+    expect(ready.spec.taints).toContainEqual({
+      key: 'kedge.io/edge',
+      value: 'true',
+      effect: 'NoSchedule',
+    });
+    expect(Number(ready.status.capacity.cpu)).toBeGreaterThan(0);
+    expect(ready.status.nodeInfo).toMatchObject({
+      kubeletVersion: 'v0.1.0',
+      operatingSystem: 'linux',
+      architecture: 'amd64',
+    });
+    expect(ready.status.nodeInfo.containerRuntimeVersion).toMatch(/^docker:\/\//);
+    expect(ready.status.daemonEndpoints.kubeletEndpoint.Port).toBe(ports.kubelet);
+    const table = await cluster.kubectlOk(['get', 'edgedevices']);
+    expect(table).toMatch(/dev1\s+Connected\s+dev1\.default\.kedge/);
+    const nodes = await cluster.kubectlOk(['get', 'nodes']);
+    expect(nodes).toMatch(/dev1\.default\.kedge\s+Ready\s+edge/);
+  });
+
+  it('runs a deployment: pods Running, 1/1 successful, filtered telemetry to the consumer topic and the webhook', async () => {
+    consumer = mqtt.connect(`mqtts://localhost:${ports.hub}`, {
+      username: `consumer:${CONSUMER.username}`,
+      password: CONSUMER.password,
+      ca: controller.caPem,
+      reconnectPeriod: 500,
+    });
+    consumer.on('message', (_topic, payload) => {
+      const m = JSON.parse(payload.toString());
+      received.push({
+        ...JSON.parse(Buffer.from(m.body, 'base64').toString()),
+        enqueuedAt: m.enqueuedAt,
+      });
+    });
+    await new Promise((r) => consumer.once('connect', r));
+    await consumer.subscribeAsync(`${PROTOCOL_ROOT}/telemetry/default/#`, { qos: 1 });
+    await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(deployment('25')));
+    await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(upstreamRoute));
+    await eventually(
+      'both module pods Running',
+      async () => {
+        const pods = await json(cluster, ['get', 'pods', '-l', 'kedge.io/deployment=telemetry']);
+        return pods.items.length === 2 &&
+          pods.items.every(
+            (p: any) => p.status.phase === 'Running' && p.status.containerStatuses?.[0]?.ready,
+          )
+          ? true
+          : undefined;
+      },
+      120_000,
+    );
+    await eventually('the deployment to report 1/1 successful', async () => {
+      const d = await json(cluster, ['get', 'edgedeployment', 'telemetry']);
+      return d.status?.targetedCount === 1 && d.status?.reportedSuccessfulCount === 1
+        ? true
+        : undefined;
+    });
+    await eventually(
+      'filtered telemetry on the consumer topic',
+      async () => (received.length >= 3 ? true : undefined),
+      60_000,
+    );
+    expect(received.every((m) => m.temperature > 25)).toBe(true);
+    await eventually('telemetry at the webhook', async () =>
+      webhook.bodies.length > 0 ? true : undefined,
+    );
+    const batch = webhook.bodies[0] as any;
+    expect(batch).toMatchObject({ namespace: 'default', device: 'dev1' });
+    const route = await json(cluster, ['get', 'routes.kedge.io', 'filtered-upstream']);
+    expect(route.status.conditions.find((c: any) => c.type === 'Valid').status).toBe('True');
+  });
+
+  it('serves kubectl logs and kubectl logs -f from the device', async () => {
+    const pod = 'telemetry-filter-dev1';
+    const logs = await cluster.kubectlOk(['logs', pod, '-c', 'filter']);
+    expect(logs).toContain('filter filter connected');
+    const tail = await cluster.kubectlOk(['logs', pod, '-c', 'filter', '--tail=1']);
+    expect(tail.trim().split('\n')).toHaveLength(1);
+    const follow = spawn(`${cluster.cp.binDir}/kubectl`, [
+      `--kubeconfig=${cluster.cp.kubeconfigPath}`,
+      'logs',
+      '-f',
+      pod,
+      '-c',
+      'filter',
+      '--tail=0',
+    ]);
+    let streamed = '';
+    follow.stdout.on('data', (c: Buffer) => (streamed += c.toString()));
+    await eventually(
+      'new log lines streamed by kubectl logs -f',
+      async () => ((streamed.match(/forwarded/g) ?? []).length >= 2 ? true : undefined),
+      30_000,
+    );
+    follow.kill();
+  });
+
+  it('replaces only the changed module when its env changes', async () => {
+    const sensorBefore = await container('sensor');
+    const filterBefore = await container('filter');
+    await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(deployment('26')));
+    const filterAfter = await eventually(
+      'the filter to be recreated with THRESHOLD=26',
+      async () => {
+        const c = await container('filter').catch(() => undefined);
+        return c?.running && c.env.includes('THRESHOLD=26') ? c : undefined;
+      },
+      90_000,
+    );
+    expect(filterAfter.id).not.toBe(filterBefore.id);
+    const sensorAfter = await container('sensor');
+    expect(sensorAfter.id).toBe(sensorBefore.id);
+    expect(sensorAfter.startedAt).toBe(sensorBefore.startedAt);
+  });
+
+  it('keeps modules running while the link is cut: NotReady, no eviction, telemetry and status resync after', async () => {
+    await eventually(
+      'pods Running again',
+      async () => {
+        const pods = await json(cluster, ['get', 'pods', '-l', 'kedge.io/deployment=telemetry']);
+        return pods.items.length === 2 && pods.items.every((p: any) => p.status.phase === 'Running')
+          ? true
+          : undefined;
+      },
+      60_000,
+    );
+    const podsBefore = (
+      await json(cluster, ['get', 'pods', '-l', 'kedge.io/deployment=telemetry'])
+    ).items
+      .map((p: any) => p.metadata.uid)
+      .sort();
+    const containersBefore = [await container('sensor'), await container('filter')];
+    await controller.stop();
+    const cutAt = new Date();
+    await eventually(
+      'the node to go NotReady',
+      async () => {
+        const n = await json(cluster, ['get', 'node', NODE]);
+        return n.status.conditions.find((c: any) => c.type === 'Ready').status !== 'True'
+          ? true
+          : undefined;
+      },
+      60_000,
+    );
+    // Past the grace period plus the default not-ready toleration (10 s + 10 s here).
+    await new Promise((r) => setTimeout(r, 15_000));
+    const podsDuring = (await json(cluster, ['get', 'pods', '-l', 'kedge.io/deployment=telemetry']))
+      .items;
+    expect(podsDuring.map((p: any) => p.metadata.uid).sort()).toEqual(podsBefore);
+    expect(podsDuring.every((p: any) => !p.metadata.deletionTimestamp)).toBe(true);
+    controller = await startTestController(cluster, ports, [webhook.url]);
+    await eventually(
+      'the node to be Ready again',
+      async () => {
+        const n = await json(cluster, ['get', 'node', NODE]);
+        return n.status.conditions.find((c: any) => c.type === 'Ready').status === 'True'
+          ? true
+          : undefined;
+      },
+      90_000,
+    );
+    await eventually(
+      'telemetry sent during the outage to arrive',
+      async () =>
+        received.some(
+          (m) =>
+            Date.parse(m.enqueuedAt) > cutAt.getTime() + 5_000 &&
+            Date.parse(m.enqueuedAt) < cutAt.getTime() + 25_000,
+        )
+          ? true
+          : undefined,
+      60_000,
+    );
+    const containersAfter = [await container('sensor'), await container('filter')];
+    expect(containersAfter.map((c) => [c.id, c.startedAt])).toEqual(
+      containersBefore.map((c) => [c.id, c.startedAt]),
+    );
+    const podsAfter = await json(cluster, ['get', 'pods', '-l', 'kedge.io/deployment=telemetry']);
+    expect(podsAfter.items.map((p: any) => p.metadata.uid).sort()).toEqual(podsBefore);
+    expect(
+      podsAfter.items.every((p: any) => p.status.containerStatuses[0].restartCount === 0),
+    ).toBe(true);
+  });
+
+  it('shows CrashLoopBackOff for a crashing module and ErrImagePull/ImagePullBackOff for a bad image', async () => {
+    const broken = {
+      apiVersion: 'kedge.io/v1alpha1',
+      kind: 'EdgeDeployment',
+      metadata: { name: 'broken', namespace: 'default' },
+      spec: {
+        selector: { matchLabels: { app: 'temperature' } },
+        modules: [
+          {
+            name: 'crasher',
+            image: LOCAL_IMAGES.busybox,
+            imagePullPolicy: 'Never',
+            command: ['sh', '-c', 'echo boom; exit 3'],
+          },
+          { name: 'badimage', image: 'localhost:1/kedge/missing:1' },
+        ],
+      },
+    };
+    await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(broken));
+    await eventually(
+      'CrashLoopBackOff and an image pull error in kubectl get pods',
+      async () => {
+        const table = await cluster.kubectlOk(['get', 'pods', '-l', 'kedge.io/deployment=broken']);
+        return /broken-crasher-dev1\s+0\/1\s+CrashLoopBackOff/.test(table) &&
+          /broken-badimage-dev1\s+0\/1\s+(ErrImagePull|ImagePullBackOff)/.test(table)
+          ? true
+          : undefined;
+      },
+      90_000,
+    );
+    const d = await json(cluster, ['get', 'edgedeployment', 'broken']);
+    await eventually('the deployment to count the failure', async () => {
+      const dep = await json(cluster, ['get', 'edgedeployment', 'broken']);
+      return dep.status?.reportedFailedCount === 1 ? true : undefined;
+    });
+    expect(d.metadata.name).toBe('broken');
+    await cluster.kubectlOk(['delete', 'edgedeployment', 'broken', '--wait=false']);
+  });
+
+  it('schedules a plain Deployment with a nodeSelector and the kedge toleration onto the virtual node', async () => {
+    const plain = {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: { name: 'plain', namespace: 'default' },
+      spec: {
+        replicas: 1,
+        selector: { matchLabels: { app: 'plain' } },
+        template: {
+          metadata: { labels: { app: 'plain' } },
+          spec: {
+            nodeSelector: { 'kedge.io/device': 'dev1' },
+            tolerations: [{ key: 'kedge.io/edge', operator: 'Exists', effect: 'NoSchedule' }],
+            containers: [
+              {
+                name: 'plain',
+                image: LOCAL_IMAGES.busybox,
+                imagePullPolicy: 'Never',
+                command: ['sh', '-c', 'while true; do echo alive; sleep 2; done'],
+              },
+            ],
+          },
+        },
+      },
+    };
+    await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(plain));
+    const pod = await eventually(
+      'the plain pod to run on the device',
+      async () => {
+        const pods = await json(cluster, ['get', 'pods', '-l', 'app=plain']);
+        const p = pods.items[0];
+        return p?.spec.nodeName === NODE && p.status.phase === 'Running' ? p : undefined;
+      },
+      90_000,
+    );
+    expect(pod.spec.nodeName).toBe(NODE);
+    expect((await container('plain')).running).toBe(true);
+    await cluster.kubectlOk(['delete', 'deployment', 'plain']);
+  });
+
+  it('refuses another device token, a wrong key and anonymous kubelet API calls', async () => {
+    await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(device('dev2')));
+    const key = await eventually('dev2 key', async () => {
+      const res = await cluster.kubectl([
+        'get',
+        'secret',
+        'dev2-kedge-key',
+        '-o',
+        'jsonpath={.data.primaryKey}',
+      ]);
+      return res.code === 0 && res.stdout
+        ? Buffer.from(res.stdout, 'base64').toString()
+        : undefined;
+    });
+    const tryConnect = (username: string, password: string): Promise<string> =>
+      new Promise((resolve) => {
+        const c = mqtt.connect(`mqtts://localhost:${ports.hub}`, {
+          clientId: username,
+          username,
+          password,
+          ca: controller.caPem,
+          reconnectPeriod: 0,
+          connectTimeout: 5000,
+        });
+        c.on('connect', () => {
+          c.end(true);
+          resolve('connected');
+        });
+        c.on('error', (err) => {
+          c.end(true);
+          resolve(err.message);
+        });
+      });
+    const dev2Token = createSasToken({
+      resource: deviceResourceUri('default', 'dev2'),
+      keyBase64: key,
+    });
+    expect(await tryConnect('default/dev2', dev2Token)).toBe('connected');
+    expect(await tryConnect('default/dev1', dev2Token)).toMatch(
+      /Bad username or password|Not authorized/i,
+    );
+    const wrongKey = createSasToken({
+      resource: deviceResourceUri('default', 'dev1'),
+      keyBase64: Buffer.from('not the key').toString('base64'),
+    });
+    expect(await tryConnect('default/dev1', wrongKey)).toMatch(
+      /Bad username or password|Not authorized/i,
+    );
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: ports.kubelet,
+          path: '/containerLogs/default/telemetry-filter-dev1/filter',
+          rejectUnauthorized: false,
+        },
+        (res) => resolve(res.statusCode ?? 0),
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect([401, 403]).toContain(status);
+  });
+
+  it('removes modules and pods with the EdgeDeployment, and the Node and Lease with the EdgeDevice', async () => {
+    await cluster.kubectlOk(['delete', 'edgedeployment', 'telemetry', '--wait=false']);
+    await eventually(
+      'the module pods to be gone',
+      async () => {
+        const pods = await json(cluster, ['get', 'pods', '-l', 'kedge.io/deployment=telemetry']);
+        return pods.items.length === 0 ? true : undefined;
+      },
+      90_000,
+    );
+    await eventually(
+      'the module containers to be removed',
+      async () =>
+        (await docker(['ps', '-aq', '--filter', `name=${PREFIX}sensor`])) === '' ? true : undefined,
+      60_000,
+    );
+    await cluster.kubectlOk(['delete', 'edgedevice', 'dev1', '--wait=true', '--timeout=60s']);
+    await eventually('Node and Lease to be deleted', async () => {
+      const n = await cluster.kubectl(['get', 'node', NODE]);
+      const l = await cluster.kubectl(['get', 'lease', '-n', 'kube-node-lease', NODE]);
+      return n.code !== 0 && l.code !== 0 ? true : undefined;
+    });
+    void launchNode;
+  });
+});
