@@ -47,6 +47,7 @@ async function finishDeletion(
     ctx.enqueue.device(keyFor(...deviceOf(pod)));
     return { requeueAfterMs: DELETION_POLL_MS };
   }
+  ctx.log.debug({ pod: pod.metadata.name, applied, removedAt }, 'completing pod deletion');
   await ctx.client.delete(Resources.pods(pod.metadata.namespace), pod.metadata.name!, {
     gracePeriodSeconds: 0,
     preconditions: { uid: pod.metadata.uid },

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { bootstrapConfig } from '../../src/cli/device.js';
-import { silentLogger } from '../../src/common/logger.js';
+import { pino } from 'pino';
 import { KubeClient } from '../../src/controller/kube/client.js';
 import { startController, type RunningController } from '../../src/controller/manager.js';
 import { freePort } from '../../src/localcluster/ports.js';
@@ -24,7 +24,7 @@ export async function startTestController(
   await cluster.kubectl(['create', 'namespace', 'kedge-system']);
   return startController({
     client,
-    log: silentLogger(),
+    log: pino({ level: 'debug' }, pino.destination({ dest: path.join(PACKAGE_ROOT, '.test-artifacts', 'e2e-controller.log'), mkdir: true, sync: true })),
     namespace: 'kedge-system',
     hubPort: ports.hub,
     hubHostNames: ['localhost'],

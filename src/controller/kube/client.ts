@@ -214,7 +214,13 @@ export class KubeClient {
     await this.#kc.applyToHTTPSOptions(opts);
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
     if (body !== undefined) {
-      opts.headers = { ...opts.headers, 'Content-Type': req.contentType ?? 'application/json' };
+      // Node does not frame DELETE bodies on its own; without a length the server ignores them.
+      const length = Buffer.byteLength(body);
+      opts.headers = {
+        ...opts.headers,
+        'Content-Type': req.contentType ?? 'application/json',
+        'Content-Length': length,
+      };
     }
     return new Promise((resolve, reject) => {
       const r = request(url, opts, resolve);
