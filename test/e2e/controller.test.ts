@@ -320,7 +320,7 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
     expect(
       podsAfter.items.every((p: any) => p.status.containerStatuses[0].restartCount === 0),
     ).toBe(true);
-  });
+  }, 300_000);
 
   it('shows CrashLoopBackOff for a crashing module and ErrImagePull/ImagePullBackOff for a bad image', async () => {
     const broken = {

@@ -24,7 +24,14 @@ export async function startTestController(
   await cluster.kubectl(['create', 'namespace', 'kedge-system']);
   return startController({
     client,
-    log: pino({ level: 'debug' }, pino.destination({ dest: path.join(PACKAGE_ROOT, '.test-artifacts', 'e2e-controller.log'), mkdir: true, sync: true })),
+    log: pino(
+      { level: 'debug' },
+      pino.destination({
+        dest: path.join(PACKAGE_ROOT, '.test-artifacts', 'e2e-controller.log'),
+        mkdir: true,
+        sync: true,
+      }),
+    ),
     namespace: 'kedge-system',
     hubPort: ports.hub,
     hubHostNames: ['localhost'],

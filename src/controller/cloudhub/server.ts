@@ -75,6 +75,7 @@ export class CloudHub extends EventEmitter<CloudHubEvents> {
   readonly #desired = new Map<string, DesiredMessage>();
   readonly #logs = new Map<string, PassThrough>();
   readonly #methods = new Map<string, Pending>();
+  readonly #sockets = new Set<tls.TLSSocket>();
   readonly webhooks: WebhookSink;
   port = 0;
 
@@ -85,6 +86,8 @@ export class CloudHub extends EventEmitter<CloudHubEvents> {
     this.webhooks = new WebhookSink(opts.webhooks ?? [], opts.log);
     this.#server = tls.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, (socket) => {
       socket.setNoDelay(true);
+      this.#sockets.add(socket);
+      socket.once('close', () => this.#sockets.delete(socket));
       aedes.handle(socket);
     });
     this.#hook();
@@ -169,10 +172,12 @@ export class CloudHub extends EventEmitter<CloudHubEvents> {
     return result;
   }
 
+  /** Stops listening and drops every connection, consumers included. */
   async close(): Promise<void> {
-    for (const client of this.#clients.values()) client.close();
-    await new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
     await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
+    for (const socket of this.#sockets) socket.destroy();
+    await closed;
   }
 
   #hook(): void {
