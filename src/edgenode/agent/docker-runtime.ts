@@ -48,6 +48,17 @@ function statusOf(err: unknown): number | undefined {
   return (err as DockerApiError).statusCode;
 }
 
+/**
+ * Docker rejected the request itself, so retrying the same options cannot help: a 400, or a
+ * request body that did not decode (Docker before 23 answers those with 500).
+ */
+function isBadRequest(err: unknown): boolean {
+  return (
+    statusOf(err) === HTTP_BAD_REQUEST ||
+    /^json: cannot unmarshal|^invalid character/.test(dockerMessage(err))
+  );
+}
+
 /** Runs modules as containers on the Docker Engine API (Docker, Moby, Podman's socket). */
 export class DockerRuntime implements ModuleRuntime {
   readonly name = 'docker';
@@ -177,9 +188,8 @@ export class DockerRuntime implements ModuleRuntime {
       });
       return container.id;
     } catch (err) {
-      const status = statusOf(err);
       throw new RuntimeError('CreateContainerError', dockerMessage(err), {
-        terminal: status === HTTP_BAD_REQUEST,
+        terminal: isBadRequest(err),
         cause: err,
       });
     }
@@ -192,7 +202,7 @@ export class DockerRuntime implements ModuleRuntime {
       const status = statusOf(err);
       if (status === HTTP_NOT_MODIFIED) return;
       throw new RuntimeError('StartError', dockerMessage(err), {
-        terminal: status === HTTP_BAD_REQUEST,
+        terminal: isBadRequest(err),
         cause: err,
       });
     }
