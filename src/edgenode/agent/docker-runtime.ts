@@ -1,5 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream';
-import Docker from 'dockerode';
+import type DockerClient from 'dockerode';
+import { Docker } from './dockerode-lazy.js';
 import type { RegistryCredential } from '../../common/manifest/index.js';
 import { ErrorCode } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/logger.js';
@@ -28,7 +29,7 @@ export interface DockerRuntimeOptions extends ContainerContext {
   /** Prefix of container names (module name follows). Defaults to '' (IoT Edge naming). */
   containerNamePrefix?: string;
   /** A dockerode client. Defaults to one built from `DOCKER_HOST` (or the local socket). */
-  docker?: Docker;
+  docker?: DockerClient;
   logger?: Logger;
 }
 
@@ -63,7 +64,7 @@ function isBadRequest(err: unknown): boolean {
 export class DockerRuntime implements ModuleRuntime {
   readonly name = 'docker';
   readonly configSalt: string;
-  readonly #docker: Docker;
+  readonly #docker: DockerClient;
   readonly #ctx: ContainerContext;
   readonly #prefix: string;
   readonly #log: Logger;
