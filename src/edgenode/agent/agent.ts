@@ -76,6 +76,8 @@ export class Agent {
   #snapshot: AgentSnapshot;
   #unwatch: (() => void) | undefined;
   #applying: Promise<unknown> = Promise.resolve();
+  /** A version whose outcome the next pass reports (200, or 500 naming failed modules). */
+  #pendingVersion: string | undefined;
 
   constructor(options: AgentOptions) {
     this.#o = options;
@@ -180,8 +182,6 @@ export class Agent {
     await this.#reconciler.reconcileNow();
     return { version: desired.version, status: this.#snapshot.lastDesiredStatus ?? okStatus() };
   }
-
-  #pendingVersion: string | undefined;
 
   /** Feeds the agent from a source; the source is stopped with the agent. */
   async addSource(source: DesiredStateSource): Promise<void> {

@@ -1,5 +1,6 @@
 import { PassThrough, type Readable } from 'node:stream';
-import Docker from 'dockerode';
+import type DockerClient from 'dockerode';
+import { Docker } from './dockerode-lazy.js';
 import type { RegistryCredential } from '../../common/manifest/index.js';
 import { ErrorCode } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/logger.js';
@@ -28,7 +29,7 @@ export interface DockerRuntimeOptions extends ContainerContext {
   /** Prefix of container names (module name follows). Defaults to '' (IoT Edge naming). */
   containerNamePrefix?: string;
   /** A dockerode client. Defaults to one built from `DOCKER_HOST` (or the local socket). */
-  docker?: Docker;
+  docker?: DockerClient;
   logger?: Logger;
 }
 
@@ -48,11 +49,22 @@ function statusOf(err: unknown): number | undefined {
   return (err as DockerApiError).statusCode;
 }
 
+/**
+ * Docker rejected the request itself, so retrying the same options cannot help: a 400, or a
+ * request body that did not decode (Docker before 23 answers those with 500).
+ */
+function isBadRequest(err: unknown): boolean {
+  return (
+    statusOf(err) === HTTP_BAD_REQUEST ||
+    /^json: cannot unmarshal|^invalid character/.test(dockerMessage(err))
+  );
+}
+
 /** Runs modules as containers on the Docker Engine API (Docker, Moby, Podman's socket). */
 export class DockerRuntime implements ModuleRuntime {
   readonly name = 'docker';
   readonly configSalt: string;
-  readonly #docker: Docker;
+  readonly #docker: DockerClient;
   readonly #ctx: ContainerContext;
   readonly #prefix: string;
   readonly #log: Logger;
@@ -177,9 +189,8 @@ export class DockerRuntime implements ModuleRuntime {
       });
       return container.id;
     } catch (err) {
-      const status = statusOf(err);
       throw new RuntimeError('CreateContainerError', dockerMessage(err), {
-        terminal: status === HTTP_BAD_REQUEST,
+        terminal: isBadRequest(err),
         cause: err,
       });
     }
@@ -192,7 +203,7 @@ export class DockerRuntime implements ModuleRuntime {
       const status = statusOf(err);
       if (status === HTTP_NOT_MODIFIED) return;
       throw new RuntimeError('StartError', dockerMessage(err), {
-        terminal: status === HTTP_BAD_REQUEST,
+        terminal: isBadRequest(err),
         cause: err,
       });
     }

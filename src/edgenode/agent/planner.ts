@@ -297,7 +297,7 @@ function planExited(
     exitCode === 0 ? spec.restartPolicy === 'always' : atLeast(spec.restartPolicy, 'on-failure');
   if (!shouldRestart) return { ...base, status: exited };
   if (record.restartCount >= input.settings.maxRestarts)
-    return { ...base, status: givenUp(record, exited) };
+    return { ...base, status: givenUp(record, { ...exited, reason: 'CrashLoopBackOff' }) };
   const exitedMs = observed.finishedAt?.getTime() ?? input.nowMs;
   const wakeAtMs = exitedMs + coolOffMs(record.restartCount, input.settings);
   const backoff: PlannedStatus = {

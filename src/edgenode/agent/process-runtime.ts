@@ -30,7 +30,9 @@ const STAT_STARTTIME_FIELD = 19;
 const WRAPPER = [
   'exitfile=$1; log=$2; shift 2',
   'rm -f "$exitfile"',
-  '{ "$@"; echo $? > "$exitfile"; } 2>&1 | TZ=UTC awk \'{ print strftime("%Y-%m-%dT%H:%M:%SZ"), $0; fflush() }\' >> "$log"',
+  // mawk reads pipes in blocks unless interactive; gawk and busybox awk read lines already.
+  'awkmode=; awk -W version 2>/dev/null | grep -q mawk && awkmode="-W interactive"',
+  '{ "$@"; echo $? > "$exitfile"; } 2>&1 | TZ=UTC awk $awkmode \'{ print strftime("%Y-%m-%dT%H:%M:%SZ"), $0; fflush() }\' >> "$log"',
 ].join('\n');
 
 interface Instance {
