@@ -14,6 +14,7 @@ import {
 } from './agent/index.js';
 import { ProcessRuntime } from './agent/process-runtime.js';
 import { createCloudLink, createHub, hubUpdateFrom } from './compose.js';
+import type { Hub } from './hub/hub.js';
 import type { NodeConfig } from './config.js';
 import { startLocalEndpoint, type LocalEndpoint } from './metrics-server.js';
 
@@ -30,6 +31,34 @@ export function createRuntime(config: NodeConfig, logger: Logger): ModuleRuntime
     gatewayHostName: config.agent.gatewayHostName,
     containerNamePrefix: config.agent.containerNamePrefix,
     logger,
+  });
+}
+
+/** The agent with the configured restart arithmetic, feeding every desired state to the hub. */
+function createAgent(
+  config: NodeConfig,
+  logger: Logger,
+  identity: ModuleIdentityProvider | undefined,
+  hub: Hub | undefined,
+): Agent {
+  const a = config.agent;
+  return new Agent({
+    deviceId: config.deviceId,
+    dataDir: config.dataDir,
+    runtime: createRuntime(config, logger),
+    logger,
+    restart: {
+      maxRestarts: a.maxRestarts,
+      backoffUnitMs: a.restartBackoffUnitSecs * MS_PER_SEC,
+      backoffMaxMs: a.restartBackoffMaxSecs * MS_PER_SEC,
+      healthyResetMs: a.healthyResetSecs * MS_PER_SEC,
+    },
+    stopGraceMs: a.stopGraceSecs * MS_PER_SEC,
+    resyncIntervalMs: a.resyncIntervalSecs * MS_PER_SEC,
+    ...(identity ? { identity } : {}),
+    ...(hub
+      ? { onDesired: (desired: DesiredDeployment) => hub.applyConfig(hubUpdateFrom(desired)) }
+      : {}),
   });
 }
 
@@ -61,25 +90,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   const cloud = createCloudLink(config, logger);
   const hub = createHub(config, logger, cloud);
   await hub?.start();
-  const identity = options.identity ?? hub?.identityProvider;
-  const agent = new Agent({
-    deviceId: config.deviceId,
-    dataDir: config.dataDir,
-    runtime: createRuntime(config, logger),
-    logger,
-    restart: {
-      maxRestarts: a.maxRestarts,
-      backoffUnitMs: a.restartBackoffUnitSecs * MS_PER_SEC,
-      backoffMaxMs: a.restartBackoffMaxSecs * MS_PER_SEC,
-      healthyResetMs: a.healthyResetSecs * MS_PER_SEC,
-    },
-    stopGraceMs: a.stopGraceSecs * MS_PER_SEC,
-    resyncIntervalMs: a.resyncIntervalSecs * MS_PER_SEC,
-    ...(identity ? { identity } : {}),
-    ...(hub
-      ? { onDesired: (desired: DesiredDeployment) => hub.applyConfig(hubUpdateFrom(desired)) }
-      : {}),
-  });
+  const agent = createAgent(config, logger, options.identity ?? hub?.identityProvider, hub);
   const endpoint = config.metrics.enabled
     ? await startLocalEndpoint({
         host: config.metrics.host,
