@@ -100,6 +100,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       log: opts.log.child({ component: 'kubelet-api' }),
       podNode: (ns, pod) => ctx.informers.pods.get(keyFor(ns, pod))?.spec.nodeName,
       streamLogs: (ns, device, req) => hub.streamLogs(ns, device, req),
+      invokeMethod: (ns, device, call) => hub.invokeMethod(ns, device, call),
     },
   );
   const loops = startLoops(ctx);

@@ -3,10 +3,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { LogRequest } from '../common/cloudlink/protocol.js';
+import type { LogRequest, MethodResponse } from '../common/cloudlink/protocol.js';
+import { ErrorCode, isKedgeError } from '../common/errors.js';
 import type { Readable } from 'node:stream';
 import type { KubeClient } from '../controller/kube/client.js';
-import { deviceForNode } from './naming.js';
+import { deviceForNode, nodeNameFor } from './naming.js';
 
 /** An authenticated caller of the kubelet API. */
 export interface Caller {
@@ -22,7 +23,22 @@ export interface KubeletApiDeps {
   podNode(namespace: string, pod: string): string | undefined;
   /** Streams a module log from its device. */
   streamLogs(namespace: string, device: string, request: Omit<LogRequest, 'id'>): Readable;
+  /** Calls a direct method on a module of a device. */
+  invokeMethod(namespace: string, device: string, call: MethodCall): Promise<MethodResponse>;
 }
+
+/** A direct-method call as the kubelet API receives it. */
+export interface MethodCall {
+  module: string;
+  method: string;
+  payload: unknown;
+  timeoutSecs: number;
+}
+
+/** IoT Hub's default direct-method response timeout. */
+export const DEFAULT_METHOD_TIMEOUT_SECS = 30;
+/** Largest method payload accepted, as IoT Hub's 128 KiB. */
+const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
 
 /** Options for {@link startKubeletApi}. */
 export interface KubeletApiOptions {
@@ -75,22 +91,93 @@ async function handle(
     return fail(res, 401, 'Unauthorized: a client certificate or bearer token is required');
   if (endpoint && NOT_SUPPORTED.has(endpoint))
     return fail(res, 501, `kedge: ${endpoint} is not supported yet on edge devices`);
+  if (endpoint === 'methods' && rest.length === 4)
+    return invoke(req, res, rest.map(decodeURIComponent) as Quad, { ...deps, caller, url });
   if (endpoint !== 'containerLogs' || rest.length !== 3)
     return fail(res, 404, `kedge: ${url.pathname} is not served`);
-  const [namespace, pod, container] = rest.map(decodeURIComponent) as [string, string, string];
-  const nodeName = deps.podNode(namespace, pod);
+  await containerLogs(res, rest.map(decodeURIComponent) as [string, string, string], {
+    ...deps,
+    caller,
+    url,
+  });
+}
+
+/** `GET /containerLogs/{namespace}/{pod}/{container}`, streamed from the device. */
+async function containerLogs(
+  res: ServerResponse,
+  [namespace, pod, container]: [string, string, string],
+  d: KubeletApiDeps & { caller: Caller; url: URL },
+): Promise<void> {
+  const nodeName = d.podNode(namespace, pod);
   const target = nodeName ? deviceForNode(nodeName) : undefined;
   if (!nodeName || !target) return fail(res, 404, `pod ${namespace}/${pod} is not on a kedge node`);
   // The kubelet maps every endpoint but /logs, /stats and /metrics to nodes/proxy.
-  if (!(await authorize(deps.client, caller, nodeName, 'proxy'))) {
-    return fail(res, 403, `Forbidden: ${caller.user} may not read logs on node ${nodeName}`);
+  if (!(await authorize(d.client, d.caller, nodeName, { subresource: 'proxy' }))) {
+    return fail(res, 403, `Forbidden: ${d.caller.user} may not read logs on node ${nodeName}`);
   }
-  streamLogs(
-    res,
-    url,
-    deps.streamLogs(target.namespace, target.device, { module: container, ...logOptions(url) }),
-    deps.log,
-  );
+  const logs = d.streamLogs(target.namespace, target.device, {
+    module: container,
+    ...logOptions(d.url),
+  });
+  streamLogs(res, d.url, logs, d.log);
+}
+
+type Quad = [string, string, string, string];
+
+/** `POST /methods/{namespace}/{device}/{module}/{method}?timeoutSecs=N` with a JSON payload. */
+async function invoke(
+  req: IncomingMessage,
+  res: ServerResponse,
+  [namespace, device, module, method]: Quad,
+  d: KubeletApiDeps & { caller: Caller; url: URL },
+): Promise<void> {
+  if (req.method !== 'POST') return fail(res, 405, 'kedge: direct methods take POST');
+  if (
+    !(await authorize(d.client, d.caller, nodeNameFor(namespace, device), {
+      subresource: 'proxy',
+      verb: 'create',
+    }))
+  ) {
+    return fail(
+      res,
+      403,
+      `Forbidden: ${d.caller.user} may not invoke methods on ${namespace}/${device}`,
+    );
+  }
+  const body = await readBody(req, MAX_METHOD_PAYLOAD_BYTES);
+  if (body === undefined)
+    return fail(res, 413, `kedge: method payload over ${MAX_METHOD_PAYLOAD_BYTES} bytes`);
+  let payload: unknown;
+  try {
+    payload = body.length ? JSON.parse(body) : null;
+  } catch {
+    return fail(res, 400, 'kedge: method payload must be JSON');
+  }
+  const timeoutSecs = Number(d.url.searchParams.get('timeoutSecs') ?? DEFAULT_METHOD_TIMEOUT_SECS);
+  try {
+    const result = await d.invokeMethod(namespace, device, {
+      module,
+      method,
+      payload,
+      timeoutSecs,
+    });
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(result));
+  } catch (err) {
+    const status = isKedgeError(err, ErrorCode.Timeout) ? 504 : 503;
+    fail(res, status, `kedge: ${errorMessage(err)}`);
+  }
+}
+
+async function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > limit) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 function logOptions(url: URL): Omit<LogRequest, 'id' | 'module'> {
@@ -142,7 +229,7 @@ async function authorize(
   client: KubeClient,
   caller: Caller,
   node: string,
-  subresource: string,
+  access: { subresource: string; verb?: string },
 ): Promise<boolean> {
   const review = await client.request<{ status?: { allowed?: boolean } }>({
     method: 'POST',
@@ -153,7 +240,12 @@ async function authorize(
       spec: {
         user: caller.user,
         groups: caller.groups,
-        resourceAttributes: { verb: 'get', resource: 'nodes', subresource, name: node },
+        resourceAttributes: {
+          verb: access.verb ?? 'get',
+          resource: 'nodes',
+          subresource: access.subresource,
+          name: node,
+        },
       },
     },
   });

@@ -1,0 +1,117 @@
+import type { Command } from 'commander';
+import type { MethodResponse } from '../common/cloudlink/protocol.js';
+import { ErrorCode, KedgeError } from '../common/errors.js';
+import { KubeApiError, KubeClient } from '../controller/kube/client.js';
+import { DEFAULT_METHOD_TIMEOUT_SECS } from '../provider/kubelet-api.js';
+import { nodeNameFor } from '../provider/naming.js';
+
+interface InvokeFlags {
+  kubeconfig?: string;
+  timeout: string;
+}
+
+/**
+ * Calls a direct method through the API server's node proxy, so the caller's own Kubernetes
+ * identity and RBAC (`nodes/proxy` create) decide, and the device is reached over its link.
+ */
+/** A direct-method call from the CLI. */
+export interface InvokeRequest {
+  target: string;
+  method: string;
+  payload: unknown;
+  timeoutSecs: number;
+}
+
+export async function invokeMethod(
+  client: KubeClient,
+  { target, method, payload, timeoutSecs }: InvokeRequest,
+): Promise<MethodResponse> {
+  const parts = target.split('/');
+  if (parts.length !== 3 || parts.some((p) => !p)) {
+    throw new KedgeError(
+      ErrorCode.InvalidInput,
+      `target must be <namespace>/<device>/<module>, got "${target}"`,
+    );
+  }
+  const [namespace, device, module] = parts as [string, string, string];
+  const path = `/api/v1/nodes/${nodeNameFor(namespace, device)}/proxy/methods/${namespace}/${device}/${module}/${encodeURIComponent(method)}`;
+  try {
+    return await client.request<MethodResponse>({
+      method: 'POST',
+      path,
+      query: { timeoutSecs },
+      body: payload,
+    });
+  } catch (err) {
+    if (err instanceof KubeApiError && err.status === 504) {
+      throw new KedgeError(
+        ErrorCode.Timeout,
+        `method ${method} on ${target} timed out after ${timeoutSecs} s`,
+      );
+    }
+    if (err instanceof KubeApiError)
+      throw new KedgeError(
+        err.code,
+        `method ${method} on ${target} failed: ${err.message.replace(/^POST \S+: /, '')}`,
+      );
+    throw err;
+  }
+}
+
+export function registerInvokeCommand(program: Command): void {
+  program
+    .command('invoke <target> <method> [payload]')
+    .description(
+      'Call a direct method on a module: <namespace>/<device>/<module>, through the cloud hub.',
+    )
+    .option('--kubeconfig <path>', 'kubeconfig to use')
+    .option(
+      '--timeout <secs>',
+      'how long the module may take to answer',
+      String(DEFAULT_METHOD_TIMEOUT_SECS),
+    )
+    .addHelpText(
+      'after',
+      `\nExamples:\n  kedge invoke default/sensor-1/filter ping\n  kedge invoke factory/gw-7/filter setThreshold '{"threshold": 30}' --timeout 10\n`,
+    )
+    .action(
+      async (
+        target: string,
+        method: string,
+        payloadText: string | undefined,
+        flags: InvokeFlags,
+      ) => {
+        let payload: unknown = null;
+        if (payloadText !== undefined) {
+          try {
+            payload = JSON.parse(payloadText);
+          } catch {
+            throw new KedgeError(
+              ErrorCode.InvalidInput,
+              `payload must be JSON, got ${payloadText}`,
+            );
+          }
+        }
+        const response = await invokeMethod(KubeClient.fromConfig(flags.kubeconfig), {
+          target,
+          method,
+          payload: parsePayload(payloadText),
+          timeoutSecs: Number(flags.timeout),
+        });
+        console.log(JSON.stringify(response.payload, null, 2));
+        if (response.status >= 400) {
+          process.stderr.write(`kedge: ${method} answered with status ${response.status}\n`);
+          process.exitCode = 1;
+        }
+      },
+    );
+}
+
+function parsePayload(text: string | undefined): unknown {
+  if (text === undefined) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new KedgeError(ErrorCode.InvalidInput, `payload must be JSON, got ${text}`);
+  }
+}
