@@ -32,7 +32,7 @@ async function spawnHub(
       stdio: ['ignore', 'pipe', 'inherit'],
     },
   );
-  const lines = readline.createInterface({ input: child.stdout! });
+  const lines = readline.createInterface({ input: child.stdout });
   for await (const line of lines) {
     if (!line.startsWith('KEDGE_HUB_READY ')) continue;
     const ports = JSON.parse(line.slice('KEDGE_HUB_READY '.length)) as Ports;
