@@ -81,17 +81,6 @@ export function registerInvokeCommand(program: Command): void {
         payloadText: string | undefined,
         flags: InvokeFlags,
       ) => {
-        let payload: unknown = null;
-        if (payloadText !== undefined) {
-          try {
-            payload = JSON.parse(payloadText);
-          } catch {
-            throw new KedgeError(
-              ErrorCode.InvalidInput,
-              `payload must be JSON, got ${payloadText}`,
-            );
-          }
-        }
         const response = await invokeMethod(KubeClient.fromConfig(flags.kubeconfig), {
           target,
           method,

@@ -17,7 +17,12 @@ import type { Protocol } from './protocol.js';
 /** aedes CONNACK codes (its const enum is not importable at runtime). */
 const BAD_USERNAME_OR_PASSWORD = 4;
 /** How often the backlog sweep runs. */
-const BACKLOG_SWEEP_MS = 1_000;
+const BACKLOG_SWEEP_MS = 500;
+/**
+ * A client whose socket has not drained for this long is dropped: aedes waits for `drain` before
+ * writing more to a client, and deliveries to other clients queue behind that wait.
+ */
+const MAX_STALL_MS = 2_000;
 /** Topic, properties and header around a maximum-size body. */
 const PACKET_OVERHEAD_BYTES = 8 * 1024;
 /** Client ids are `device/module`; IoT Hub allows 128 characters for each part. */
@@ -43,6 +48,7 @@ export class HubBroker {
   readonly #clients = new Map<string, Client>();
   readonly #identities = new WeakMap<Client, Identity>();
   readonly #counted = new WeakSet<Client>();
+  readonly #stalledSince = new WeakMap<Client, number>();
   #protocol: Protocol | undefined;
   #servers: net.Server[] = [];
   #sweep: NodeJS.Timeout | undefined;
@@ -208,13 +214,18 @@ export class HubBroker {
 
   /** Disconnects clients that do not read what the hub sends (bounded per-client memory). */
   #sweepBacklogs(): void {
+    const now = Date.now();
     for (const client of this.#clients.values()) {
       const conn = client.conn as net.Socket;
-      if (conn.writableLength <= this.#d.limits.maxClientBacklogBytes) continue;
+      if (!conn.writableNeedDrain) this.#stalledSince.delete(client);
+      else if (!this.#stalledSince.has(client)) this.#stalledSince.set(client, now);
+      const stalledMs = now - (this.#stalledSince.get(client) ?? now);
+      if (conn.writableLength <= this.#d.limits.maxClientBacklogBytes && stalledMs < MAX_STALL_MS)
+        continue;
       this.#d.metrics.dropped.inc({ reason: 'slow_client' });
       this.#d.log.warn(
-        { client: client.id, bytes: conn.writableLength },
-        'client backlog over limit, disconnecting',
+        { client: client.id, bytes: conn.writableLength, stalledMs },
+        'client not reading, disconnecting',
       );
       conn.destroy();
     }

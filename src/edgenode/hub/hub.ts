@@ -305,6 +305,11 @@ export class Hub {
     return this.#running().pki.trustBundlePem;
   }
 
+  /** A twin document (desired and reported, with `$version`s). */
+  twin(target: Target): { desired: Record<string, unknown>; reported: Record<string, unknown> } {
+    return this.#running().twins.document(twinId(target));
+  }
+
   /** Queue statistics. */
   queueStats(): ReturnType<DurableQueue['stats']> {
     return this.#running().queue.stats();

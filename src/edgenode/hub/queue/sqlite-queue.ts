@@ -2,7 +2,7 @@
  * The durable {@link DurableQueue}: better-sqlite3 in WAL mode with `synchronous=FULL` (every
  * commit is fsynced; better-sqlite3 would otherwise default WAL to NORMAL). Enqueues made in the
  * same event-loop turn share one transaction (group commit), which is what makes "PUBACK after
- * durable" affordable: see docs/adr/0001-puback-after-durable-commit.md.
+ * durable" affordable: see docs/adr/0004-puback-after-durable-commit.md.
  */
 import Database from 'better-sqlite3';
 import { ErrorCode, KedgeError } from '../../../common/errors.js';

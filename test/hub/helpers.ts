@@ -1,0 +1,167 @@
+// Shared helpers for the hub integration tests: a real hub on real sockets, real SDK clients.
+import deviceSdk from 'azure-iot-device';
+import mqttTransport from 'azure-iot-device-mqtt';
+import mqtt, { type MqttClient } from 'mqtt';
+import { mkdtempSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createSasToken, resourceUri } from '../../src/common/iothub/index.js';
+import { createLogger, silentLogger } from '../../src/common/logger.js';
+import { Hub } from '../../src/edgenode/hub/index.js';
+import type { HubOptionsInput } from '../../src/edgenode/hub/index.js';
+
+import type {
+  Client as SdkClient,
+  Message as SdkMessage,
+  ModuleClient as SdkModuleClient,
+} from 'azure-iot-device';
+
+const { ModuleClient, Client, Message } = deviceSdk;
+const { Mqtt } = mqttTransport;
+export { Message };
+export type { SdkClient, SdkMessage, SdkModuleClient };
+
+export const DEVICE = 'edge1';
+export const IOTHUB = 'kedge.local';
+export const LEAF_KEY = Buffer.alloc(32, 1).toString('base64');
+
+export function tempDir(prefix = 'kedge-hub-'): string {
+  return mkdtempSync(path.join(tmpdir(), prefix));
+}
+
+/** A hub on ephemeral ports with a silent logger. */
+export async function startHub(overrides: Partial<HubOptionsInput> = {}): Promise<Hub> {
+  const hub = new Hub(
+    {
+      deviceId: DEVICE,
+      dataDir: tempDir(),
+      tlsPort: 0,
+      workloadPort: 0,
+      gatewayHostName: 'localhost',
+      iotHubHostName: IOTHUB,
+      leafDevices: [{ deviceId: 'leaf1', primaryKey: LEAF_KEY }],
+      ...overrides,
+    },
+    // KEDGE_TEST_LOG=debug shows the hub's log while debugging a test.
+    {
+      log: process.env.KEDGE_TEST_LOG
+        ? createLogger({ name: 'hub', level: process.env.KEDGE_TEST_LOG })
+        : silentLogger(),
+    },
+  );
+  await hub.start();
+  return hub;
+}
+
+/** An SDK module client created exactly as a module does: ModuleClient.fromEnvironment(Mqtt). */
+export async function sdkModule(hub: Hub, moduleId: string): Promise<SdkModuleClient> {
+  const env = await hub.identityProvider.environmentFor(moduleId, 'process');
+  const saved = { ...process.env };
+  Object.assign(process.env, env);
+  try {
+    const client = await ModuleClient.fromEnvironment(Mqtt);
+    client.on('error', () => undefined);
+    await client.open();
+    return client;
+  } finally {
+    for (const k of Object.keys(env)) if (saved[k] === undefined) delete process.env[k];
+  }
+}
+
+/** An SDK leaf device: Client.fromConnectionString(…;GatewayHostName=…) with the hub CA. */
+export async function sdkLeaf(hub: Hub, deviceId = 'leaf1', key = LEAF_KEY): Promise<SdkClient> {
+  const cs = `HostName=${IOTHUB};DeviceId=${deviceId};SharedAccessKey=${key};GatewayHostName=localhost:${hub.ports.tls}`;
+  const client = Client.fromConnectionString(cs, Mqtt);
+  client.on('error', () => undefined);
+  await client.setOptions({ ca: hub.trustBundlePem });
+  await client.open();
+  return client;
+}
+
+/** Signs a SAS token for a module through the real workload API (TCP). */
+export async function moduleToken(hub: Hub, moduleId: string): Promise<string> {
+  const env = await hub.identityProvider.environmentFor(moduleId, 'docker');
+  const resource = resourceUri(IOTHUB, DEVICE, moduleId);
+  const se = Math.floor(Date.now() / 1000) + 3600;
+  const sr = encodeURIComponent(resource);
+  const body = JSON.stringify({
+    keyId: 'primary',
+    algo: 'HMACSHA256',
+    data: Buffer.from(`${sr}\n${se}`).toString('base64'),
+  });
+  const digest = await new Promise<string>((resolve, reject) => {
+    const req = http.request(
+      {
+        host: '127.0.0.1',
+        port: hub.ports.workload!,
+        method: 'POST',
+        path: `/modules/${moduleId}/genid/${env.IOTEDGE_MODULEGENERATIONID}/sign?api-version=2018-06-28`,
+        headers: { 'content-type': 'application/json' },
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c) => (text += c));
+        res.on('end', () => resolve(JSON.parse(text).digest));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
+  });
+  return `SharedAccessSignature sr=${sr}&sig=${encodeURIComponent(digest)}&se=${se}`;
+}
+
+/** A raw MQTT.js client over TLS (the transport the SDK uses), for protocol-level tests. */
+export async function rawClient(
+  hub: Hub,
+  clientId: string,
+  password: string,
+  extra: mqtt.IClientOptions = {},
+): Promise<MqttClient> {
+  const client = mqtt.connect(`mqtts://localhost:${hub.ports.tls}`, {
+    clientId,
+    username: `${IOTHUB}/${clientId}/?api-version=2021-04-12`,
+    password,
+    ca: hub.trustBundlePem,
+    protocolVersion: 4,
+    clean: false,
+    reconnectPeriod: 0,
+    ...extra,
+  });
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+    client.once('close', () => reject(new Error('closed')));
+  });
+  return client;
+}
+
+export function leafToken(deviceId = 'leaf1', key = LEAF_KEY, expirySecs?: number): string {
+  return createSasToken({
+    resource: resourceUri(IOTHUB, deviceId),
+    keyBase64: key,
+    ...(expirySecs === undefined ? {} : { expirySecs }),
+  });
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `check` until it returns true or the deadline passes. */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(50);
+  }
+  throw new Error('condition not met in time');
+}
+
+export function jsonMessage(body: unknown): SdkMessage {
+  const m = new Message(JSON.stringify(body));
+  m.contentType = 'application/json';
+  m.contentEncoding = 'utf-8';
+  return m;
+}
