@@ -17,6 +17,8 @@ interface ControllerFlags {
   leaderElect: boolean;
   webhook: string[];
   consumersFile?: string;
+  watchNamespace: string[];
+  concurrency: string;
 }
 
 export function registerControllerCommand(program: Command): void {
@@ -74,6 +76,8 @@ export function registerControllerCommand(program: Command): void {
         leaderElection: flags.leaderElect,
         webhooks: flags.webhook,
         consumers,
+        watchNamespaces: flags.watchNamespace,
+        concurrency: Number(flags.concurrency),
       });
       await new Promise<void>((resolve) => {
         process.once('SIGINT', resolve);

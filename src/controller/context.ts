@@ -5,7 +5,7 @@ import type { PodSpec, PodStatus } from '../provider/pod-types.js';
 import type { CloudHub } from './cloudhub/server.js';
 import type { DeviceStates } from './device-state.js';
 import type { EventRecorder } from './events.js';
-import type { Informer } from './kube/informer.js';
+import type { ObjectCache } from './kube/informer-set.js';
 import type { KubeClient, KubeObject } from './kube/client.js';
 import type { ControllerMetrics } from './metrics.js';
 
@@ -22,11 +22,11 @@ export interface ControllerContext {
   metrics: ControllerMetrics;
   kubelet: KubeletEndpoint;
   informers: {
-    devices: Informer<EdgeDevice & KubeObject>;
-    deployments: Informer<EdgeDeployment & KubeObject>;
-    routes: Informer<Route & KubeObject>;
-    pods: Informer<PodObject>;
-    nodes: Informer<KubeObject>;
+    devices: ObjectCache<EdgeDevice & KubeObject>;
+    deployments: ObjectCache<EdgeDeployment & KubeObject>;
+    routes: ObjectCache<Route & KubeObject>;
+    pods: ObjectCache<PodObject>;
+    nodes: ObjectCache<KubeObject>;
   };
   enqueue: {
     device(key: string): void;

@@ -15,6 +15,7 @@ import { EventRecorder } from './events.js';
 import { onDeviceReport, wireHandlers } from './handlers.js';
 import { Resources, type KubeClient, type KubeObject } from './kube/client.js';
 import { Informer } from './kube/informer.js';
+import { namespacedCache } from './kube/informer-set.js';
 import { LeaderElector } from './leader.js';
 import { ControllerMetrics } from './metrics.js';
 import { reconcileDeployment } from './reconcile-deployment.js';
@@ -47,6 +48,8 @@ export interface ControllerOptions {
   leaderElection: boolean;
   webhooks?: string[];
   consumers?: TelemetryConsumer[];
+  /** Namespaces to watch for devices, deployments, routes and pods; empty means all. */
+  watchNamespaces?: string[];
   /** Reconciles in parallel per controller. Defaults to 4. */
   concurrency?: number;
 }
@@ -132,15 +135,22 @@ function buildContext(
   hub: CloudHub,
 ): ControllerContext {
   const log = opts.log;
+  const watched = opts.watchNamespaces ?? [];
   const informers = {
-    devices: new Informer<EdgeDevice & KubeObject>(opts.client, Resources.edgeDevices(), log),
-    deployments: new Informer<EdgeDeployment & KubeObject>(
+    devices: namespacedCache<EdgeDevice & KubeObject>(
       opts.client,
-      Resources.edgeDeployments(),
+      Resources.edgeDevices,
+      watched,
       log,
     ),
-    routes: new Informer<Route & KubeObject>(opts.client, Resources.routes(), log),
-    pods: new Informer<PodObject>(opts.client, Resources.pods(), log),
+    deployments: namespacedCache<EdgeDeployment & KubeObject>(
+      opts.client,
+      Resources.edgeDeployments,
+      watched,
+      log,
+    ),
+    routes: namespacedCache<Route & KubeObject>(opts.client, Resources.routes, watched, log),
+    pods: namespacedCache<PodObject>(opts.client, Resources.pods, watched, log),
     nodes: new Informer<KubeObject>(opts.client, Resources.nodes, log, 'type=virtual-kubelet'),
   };
   const noop = (): void => undefined;

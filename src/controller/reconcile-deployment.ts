@@ -13,6 +13,8 @@ import { deploymentsFor } from './device-desired.js';
 import { isConflict, Resources, type KubeObject } from './kube/client.js';
 import { resolveLayers, type LostClaim } from './layering.js';
 import { matchesSelector } from './selector.js';
+import { routeText } from './desired.js';
+import { routeError } from './reconcile-route.js';
 import type { ReconcileResult } from './workqueue.js';
 
 /** Bounded status lists, so one deployment over a large fleet keeps a small object. */
@@ -168,7 +170,7 @@ async function writeStatus(
     .map((l) => ({ device: l.device, module: l.module, winner: l.winner }));
   const conditions = mergeConditions(
     deployment.status?.conditions,
-    deploymentConditions(counts, conflicts.length),
+    [...deploymentConditions(counts, conflicts.length), routesCondition(deployment)],
     deployment.metadata.generation,
   );
   const status: EdgeDeploymentStatus = {
@@ -234,6 +236,17 @@ function deploymentConditions(
           message: 'no module-name conflicts',
         },
   ];
+}
+
+/** RoutesValid: each inline route must parse; bad ones are left out of the devices' hubs. */
+function routesCondition(deployment: Dep): ConditionInput {
+  const errors = (deployment.spec.routes ?? []).flatMap((r) => {
+    const error = routeError(routeText(r));
+    return error ? [`${r.name}: ${error.message} (at position ${error.position})`] : [];
+  });
+  return errors.length === 0
+    ? { type: 'RoutesValid', status: 'True', reason: 'Parsed', message: 'every route compiles' }
+    : { type: 'RoutesValid', status: 'False', reason: 'ParseError', message: errors.join('; ') };
 }
 
 /** Pods owned by a deployment, for handlers that need them. */

@@ -51,3 +51,15 @@ export async function ensureDocker(artifactsDir: string): Promise<void> {
   }
   throw new Error(`dockerd did not start; see ${artifactsDir}/dockerd.log`);
 }
+
+/**
+ * The host's address on Docker's default bridge (`docker0`). Local clusters publish it as the
+ * kubelet API address: the API server refuses to proxy `nodes/proxy` calls to loopback addresses.
+ */
+export async function dockerBridgeAddress(): Promise<string | undefined> {
+  const out = await run('ip', ['-4', '-o', 'addr', 'show', 'docker0']).then(
+    (r) => r.stdout,
+    () => '',
+  );
+  return /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out)?.[1];
+}

@@ -10,7 +10,6 @@ import { freePort } from '../../src/localcluster/ports.js';
 import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
 import {
   CONSUMER,
-  launchNode,
   startNode,
   startTestController,
   startWebhook,
@@ -401,6 +400,111 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
     await cluster.kubectlOk(['delete', 'deployment', 'plain']);
   });
 
+  it('reports pod features a device cannot honour, module-name clashes and invalid routes', async () => {
+    const pod = (name: string, container: string, extra: Record<string, unknown> = {}) => ({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name, namespace: 'default' },
+      spec: {
+        nodeName: NODE,
+        tolerations: [{ key: 'kedge.io/edge', operator: 'Exists' }],
+        containers: [
+          {
+            name: container,
+            image: LOCAL_IMAGES.busybox,
+            imagePullPolicy: 'Never',
+            command: ['sleep', '3600'],
+            ...extra,
+          },
+        ],
+        ...(extra.volumeMounts ? { volumes: [{ name: 'scratch', emptyDir: {} }] } : {}),
+      },
+    });
+    await cluster.kubectlOk(
+      ['apply', '-f', '-'],
+      JSON.stringify(
+        pod('uses-volume', 'scratchpad', {
+          volumeMounts: [{ name: 'scratch', mountPath: '/scratch' }],
+        }),
+      ),
+    );
+    await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(pod('steals-sensor', 'sensor')));
+    const unsupported = await eventually(
+      'the unsupported-feature condition',
+      async () => {
+        const p = await json(cluster, ['get', 'pod', 'uses-volume']);
+        return p.status.conditions?.find((c: any) => c.type === 'kedge.io/UnsupportedFeatures');
+      },
+      60_000,
+    );
+    expect(unsupported.message).toContain('volume scratch is not supported');
+    const events = await cluster.kubectlOk([
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=uses-volume',
+      '-o',
+      'jsonpath={.items[*].reason}',
+    ]);
+    expect(events).toContain('UnsupportedPodFeatures');
+    const clash = await eventually(
+      'the clashing pod to fail',
+      async () => {
+        const p = await json(cluster, ['get', 'pod', 'steals-sensor']);
+        return p.status.phase === 'Failed' ? p.status : undefined;
+      },
+      60_000,
+    );
+    expect(clash.reason).toBe('ModuleNameConflict');
+    expect(clash.message).toContain(
+      'module sensor already runs on this device for pod telemetry-sensor-dev1',
+    );
+    await cluster.kubectlOk(['delete', 'pod', 'uses-volume', 'steals-sensor', '--wait=false']);
+    const bad = {
+      ...upstreamRoute,
+      metadata: { name: 'broken-route', namespace: 'default' },
+      spec: { deviceSelector: {}, route: 'FROM /messages/* WHERE $body.x >> 1 INTO $upstream' },
+    };
+    await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(bad));
+    const valid = await eventually('the Valid condition to be False', async () => {
+      const r = await json(cluster, ['get', 'routes.kedge.io', 'broken-route']);
+      return r.status?.conditions?.find((c: any) => c.type === 'Valid' && c.status === 'False')
+        ? r.status
+        : undefined;
+    });
+    expect(valid.error.position).toBeGreaterThan(20);
+    expect(valid.conditions.find((c: any) => c.type === 'Valid').message).toMatch(
+      /at position \d+/,
+    );
+    await cluster.kubectlOk(['delete', 'routes.kedge.io', 'broken-route']);
+  });
+
+  it('calls a direct method on a module with kedge invoke', async () => {
+    const cli = `${process.cwd()}/dist/cli/main.js`;
+    const run = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [
+          cli,
+          'invoke',
+          ...args,
+          '--kubeconfig',
+          cluster.cp.kubeconfigPath,
+        ]);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+      });
+    const ok = await run(['default/dev1/filter', 'ping', '{"hello":1}']);
+    expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(ok.stdout)).toEqual({ pong: true, payload: { hello: 1 } });
+    const missing = await run(['default/dev1/filter', 'noSuchMethod', '--timeout', '3']);
+    expect(missing.code).not.toBe(0);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect(missing.stderr).toMatch(/^kedge: /);
+  });
+
   it('refuses another device token, a wrong key and anonymous kubelet API calls', async () => {
     await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(device('dev2')));
     const key = await eventually('dev2 key', async () => {
@@ -481,12 +585,37 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
         (await docker(['ps', '-aq', '--filter', `name=${PREFIX}sensor`])) === '' ? true : undefined,
       60_000,
     );
+    const key = Buffer.from(
+      await cluster.kubectlOk([
+        'get',
+        'secret',
+        'dev1-kedge-key',
+        '-o',
+        'jsonpath={.data.primaryKey}',
+      ]),
+      'base64',
+    ).toString();
     await cluster.kubectlOk(['delete', 'edgedevice', 'dev1', '--wait=true', '--timeout=60s']);
+    const token = createSasToken({
+      resource: deviceResourceUri('default', 'dev1'),
+      keyBase64: key,
+    });
+    const revoked = await new Promise<string>((resolve) => {
+      const c = mqtt.connect(`mqtts://localhost:${ports.hub}`, {
+        clientId: 'default/dev1',
+        username: 'default/dev1',
+        password: token,
+        ca: controller.caPem,
+        reconnectPeriod: 0,
+      });
+      c.on('connect', () => resolve('connected'));
+      c.on('error', (err) => resolve(err.message));
+    });
+    expect(revoked).toMatch(/Bad username or password|Not authorized/i);
     await eventually('Node and Lease to be deleted', async () => {
       const n = await cluster.kubectl(['get', 'node', NODE]);
       const l = await cluster.kubectl(['get', 'lease', '-n', 'kube-node-lease', NODE]);
       return n.code !== 0 && l.code !== 0 ? true : undefined;
     });
-    void launchNode;
   });
 });

@@ -8,6 +8,7 @@ import { bootstrapConfig } from '../../src/cli/device.js';
 import { pino } from 'pino';
 import { KubeClient } from '../../src/controller/kube/client.js';
 import { startController, type RunningController } from '../../src/controller/manager.js';
+import { dockerBridgeAddress } from '../../src/localcluster/docker.js';
 import { freePort } from '../../src/localcluster/ports.js';
 import { PACKAGE_ROOT } from '../../src/localcluster/kubectl.js';
 import type { TestCluster } from '../support/cluster.js';
@@ -36,7 +37,7 @@ export async function startTestController(
     hubPort: ports.hub,
     hubHostNames: ['localhost'],
     kubeletPort: ports.kubelet,
-    kubeletAddress: '127.0.0.1',
+    kubeletAddress: (await dockerBridgeAddress()) ?? '127.0.0.1',
     clientCaPem: cluster.cp.ca.certPem,
     metricsPort: 0,
     leaderElection: false,
