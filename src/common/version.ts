@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
  * The nearest package.json above this module: `dist/common` → the package root, and also
  * `dist-bench/src/common` (benchmark build) → the package root.
  */
-function packageJsonPath(): string {
+export function packageJsonPath(): string {
   let dir = path.dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const candidate = path.join(dir, 'package.json');
@@ -21,3 +21,6 @@ function packageJsonPath(): string {
 export const KEDGE_VERSION: string = (
   JSON.parse(readFileSync(packageJsonPath(), 'utf8')) as { version: string }
 ).version;
+
+/** The package (or repository) root: where deploy/, charts/ and samples/ live. */
+export const PACKAGE_ROOT: string = path.dirname(packageJsonPath());

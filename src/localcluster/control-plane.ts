@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { PACKAGE_ROOT } from '../common/version.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import { createCa, createSigningKey, issueCertificate, type KeyPair } from '../common/pki.js';
@@ -53,9 +53,8 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 /** The build script lives in src/ and is shipped with the package. */
-const BUILD_SCRIPT = path.resolve(here, '../../src/localcluster/build-control-plane.sh');
+const BUILD_SCRIPT = path.join(PACKAGE_ROOT, 'src/localcluster/build-control-plane.sh');
 
 /** Builds (or reuses from the cache) the control-plane binaries and returns their directory. */
 export async function ensureBinaries(onProgress?: (line: string) => void): Promise<string> {

@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 
-/** The repository (or installed package) root, where deploy/ and charts/ live. */
-export const PACKAGE_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export { PACKAGE_ROOT } from '../common/version.js';
+import { PACKAGE_ROOT } from '../common/version.js';
 
 /** Result of a kubectl run. */
 export interface KubectlResult {
