@@ -5,6 +5,7 @@ import { KEDGE_VERSION } from '../common/version.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerControllerCommand } from './controller.js';
 import { registerDeviceCommands } from './device.js';
+import { registerManifestCommands } from './manifest.js';
 import { registerNodeCommand } from './node.js';
 import { registerRouteCommands } from './route.js';
 import { registerValidateCommand } from './validate.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerControllerCommand(program);
   registerDeviceCommands(program);
+  registerManifestCommands(program);
   registerNodeCommand(program);
   registerRouteCommands(program);
   return program;
