@@ -6,6 +6,7 @@ import { registerClusterCommands } from './cluster.js';
 import { registerControllerCommand } from './controller.js';
 import { registerDeviceCommands } from './device.js';
 import { registerInvokeCommand } from './invoke.js';
+import { registerManifestCommands } from './manifest.js';
 import { registerNodeCommand } from './node.js';
 import { registerRouteCommands } from './route.js';
 import { registerValidateCommand } from './validate.js';
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerControllerCommand(program);
   registerDeviceCommands(program);
   registerInvokeCommand(program);
+  registerManifestCommands(program);
   registerNodeCommand(program);
   registerRouteCommands(program);
   return program;

@@ -1,0 +1,32 @@
+-- Argo CD health check for kedge.io/Route (resource.customizations.health.kedge.io_Route).
+-- Reads the global `obj`; returns {status, message}. Lua 5.1 compatible (Argo CD runs gopher-lua).
+local hs = { status = "Progressing", message = "waiting for the kedge controller" }
+
+local function condition(status, kind)
+  if status == nil or status.conditions == nil then return nil end
+  for _, c in ipairs(status.conditions) do
+    if c.type == kind then return c end
+  end
+  return nil
+end
+
+local status = obj.status
+if status == nil then return hs end
+local generation = obj.metadata and obj.metadata.generation
+if generation ~= nil and (status.observedGeneration == nil or status.observedGeneration < generation) then
+  hs.message = "the controller has not yet observed generation " .. tostring(generation)
+  return hs
+end
+
+local valid = condition(status, "Valid")
+local ready = condition(status, "Ready")
+if valid ~= nil and valid.status == "False" then
+  hs.status = "Degraded"
+  hs.message = "invalid route: " .. (valid.message or valid.reason or "does not parse")
+elseif ready ~= nil and ready.status == "True" then
+  hs.status = "Healthy"
+  hs.message = ready.message or ("matches " .. tostring(status.matchedDevices or 0) .. " devices")
+elseif ready ~= nil then
+  hs.message = ready.message or ready.reason or "not ready"
+end
+return hs
