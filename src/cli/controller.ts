@@ -50,6 +50,8 @@ export function registerControllerCommand(program: Command): void {
     .option('--metrics-port <port>', '/healthz, /readyz and /metrics port', '8080')
     .option('--no-leader-elect', 'run without leader election (a single replica)')
     .option('--webhook <url...>', 'HTTP endpoints that receive device telemetry as JSON POSTs', [])
+    .option('--watch-namespace <ns...>', 'namespaces with devices and pods (default: all)', [])
+    .option('--concurrency <n>', 'reconciles in parallel per resource kind', '4')
     .option(
       '--consumers-file <path>',
       'JSON list of telemetry consumers [{username, password, namespaces}]',

@@ -24,6 +24,8 @@ import { reconcilePod } from './reconcile-pod.js';
 import { reconcileRoute } from './reconcile-route.js';
 import { WorkQueue, type Reconcile } from './workqueue.js';
 
+/** Reconciles in parallel per kind when not configured. */
+const DEFAULT_CONCURRENCY = 4;
 /** How often device liveness is checked against each device's offline threshold. */
 const LIVENESS_CHECK_MS = 1_000;
 /** Offline threshold when the EdgeDevice does not set one (the kubelet's 40 s lease). */
@@ -87,7 +89,12 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     log: opts.log.child({ component: 'cloudhub' }),
   });
   const ctx = buildContext(opts, metrics, states, hub);
-  const queues = startQueues(ctx, opts.concurrency ?? 4);
+  // A missing or bad value must never leave the controller without workers.
+  const concurrency =
+    Number.isInteger(opts.concurrency) && opts.concurrency! > 0
+      ? opts.concurrency!
+      : DEFAULT_CONCURRENCY;
+  const queues = startQueues(ctx, concurrency);
   wireHandlers(ctx);
   wireHub(ctx);
   for (const informer of Object.values(ctx.informers)) informer.start();
@@ -175,7 +182,8 @@ function startQueues(ctx: ControllerContext, concurrency: number): Record<string
     const queue = new WorkQueue((key) => reconcile(ctx, key), {
       concurrency,
       observer: {
-        reconciled: (_key, ms, outcome) => {
+        reconciled: (key, ms, outcome) => {
+          ctx.log.debug({ controller: name, key, ms: Math.round(ms), outcome }, 'reconciled');
           ctx.metrics.reconciles.inc({ controller: name, outcome });
           ctx.metrics.reconcileSeconds.observe({ controller: name }, ms / 1000);
         },

@@ -94,6 +94,10 @@ export class Informer<T extends KubeObject> {
 
   async #relist(): Promise<void> {
     const list = await this.client.list<T>(this.ref, { labelSelector: this.labelSelector });
+    this.log.debug(
+      { resource: this.ref.plural, namespace: this.ref.namespace, items: list.items.length },
+      'listed',
+    );
     const seen = new Set<string>();
     for (const item of list.items) {
       const key = keyOf(item);
