@@ -9,6 +9,7 @@ import { registerInvokeCommand } from './invoke.js';
 import { registerManifestCommands } from './manifest.js';
 import { registerNodeCommand } from './node.js';
 import { registerRouteCommands } from './route.js';
+import { registerUpCommand } from './up.js';
 import { registerValidateCommand } from './validate.js';
 
 /** Builds the `kedge` command tree. Exported so tests can drive it in-process. */
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerManifestCommands(program);
   registerNodeCommand(program);
   registerRouteCommands(program);
+  registerUpCommand(program);
   return program;
 }
 

@@ -27,9 +27,11 @@ export interface LoggerOptions {
   name: string;
   /** pino level. Defaults to `KEDGE_LOG_LEVEL`, else `info`. */
   level?: string;
+  /** Write to this file instead of stderr. */
+  file?: string;
 }
 
-/** A pino logger with kedge's redaction rules. Logs go to stderr so stdout stays for output. */
+/** A pino logger with kedge's redaction rules. Logs go to stderr (so stdout stays for output) or a file. */
 export function createLogger(options: LoggerOptions): Logger {
   return pino(
     {
@@ -37,7 +39,7 @@ export function createLogger(options: LoggerOptions): Logger {
       level: options.level ?? process.env.KEDGE_LOG_LEVEL ?? 'info',
       redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
     },
-    pino.destination(2),
+    pino.destination(options.file ? { dest: options.file, mkdir: true } : 2),
   );
 }
 

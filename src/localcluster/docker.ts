@@ -23,7 +23,8 @@ export async function docker(args: string[], input?: string): Promise<string> {
   });
 }
 
-async function dockerResponds(): Promise<boolean> {
+/** True when a Docker engine answers. */
+export async function dockerResponds(): Promise<boolean> {
   return run('docker', ['version', '--format', '{{.Server.Version}}']).then(
     () => true,
     () => false,

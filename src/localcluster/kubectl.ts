@@ -12,17 +12,20 @@ export interface KubectlResult {
   stderr: string;
 }
 
-/** Runs the control plane's kubectl against `kubeconfig`; never throws on a non-zero exit. */
+/**
+ * Runs the kubectl in `binDir` against `kubeconfig` (or kubectl's own default when undefined);
+ * never throws on a non-zero exit.
+ */
 export async function kubectl(
   binDir: string,
-  kubeconfig: string,
+  kubeconfig: string | undefined,
   args: string[],
   input?: string,
 ): Promise<KubectlResult> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       path.join(binDir, 'kubectl'),
-      [`--kubeconfig=${kubeconfig}`, ...args],
+      [...(kubeconfig ? [`--kubeconfig=${kubeconfig}`] : []), ...args],
       { maxBuffer: 64 * 1024 * 1024 },
       (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
@@ -42,7 +45,7 @@ export async function kubectl(
 }
 
 /** Applies kedge's CRDs and waits until they are Established. */
-export async function installCrds(binDir: string, kubeconfig: string): Promise<void> {
+export async function installCrds(binDir: string, kubeconfig: string | undefined): Promise<void> {
   const dir = path.join(PACKAGE_ROOT, 'deploy', 'crds');
   const apply = await kubectl(binDir, kubeconfig, ['apply', '--server-side', '-f', dir]);
   if (apply.code !== 0)

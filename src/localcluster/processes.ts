@@ -22,7 +22,12 @@ export function startProcess(
   logFile: string,
 ): ManagedProcess {
   const fd = openSync(logFile, 'a');
-  const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: { ...process.env } });
+  // A process group of its own: a terminal Ctrl-C reaches the owner, which stops components in order.
+  const child = spawn(command, args, {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env },
+    detached: true,
+  });
   closeSync(fd);
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => resolve(code));
@@ -42,7 +47,8 @@ export function isRunning(proc: ManagedProcess): boolean {
 export async function stopProcess(proc: ManagedProcess): Promise<void> {
   if (!isRunning(proc)) return;
   proc.child.kill('SIGTERM');
-  const timeout = sleep(STOP_GRACE_MS).then(() => 'timeout' as const);
+  // Unreferenced: a pending grace timer must not keep the owner alive after the process is gone.
+  const timeout = sleep(STOP_GRACE_MS, undefined, { ref: false }).then(() => 'timeout' as const);
   if ((await Promise.race([proc.exited, timeout])) === 'timeout') {
     proc.child.kill('SIGKILL');
     await proc.exited;

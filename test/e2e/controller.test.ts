@@ -209,6 +209,28 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
     expect(route.status.conditions.find((c: any) => c.type === 'Valid').status).toBe('True');
   });
 
+  it('after reconcile, kubectl diff of every user object is empty (nothing fights Git)', async () => {
+    const objects = [device('dev1'), deployment('25'), upstreamRoute];
+    for (const object of objects) {
+      const diff = await cluster.kubectl(['diff', '-f', '-'], JSON.stringify(object));
+      expect({ kind: object.kind, code: diff.code, out: diff.stdout, err: diff.stderr }).toEqual({
+        kind: object.kind,
+        code: 0,
+        out: '',
+        err: '',
+      });
+      const serverSide = await cluster.kubectl(
+        ['diff', '--server-side', '--force-conflicts', '-f', '-'],
+        JSON.stringify(object),
+      );
+      expect({ kind: object.kind, code: serverSide.code, out: serverSide.stdout }).toEqual({
+        kind: object.kind,
+        code: 0,
+        out: '',
+      });
+    }
+  });
+
   it('serves kubectl logs and kubectl logs -f from the device', async () => {
     const pod = 'telemetry-filter-dev1';
     const logs = await cluster.kubectlOk(['logs', pod, '-c', 'filter']);

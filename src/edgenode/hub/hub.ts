@@ -90,7 +90,7 @@ export class Hub {
   /** Host names the server certificate covers. */
   get hostNames(): string[] {
     const o = this.options;
-    return [...new Set([o.gatewayHostName, o.containerHostName, ...o.extraHostNames])];
+    return [...new Set([o.gatewayHostName, o.containerHostName, 'localhost', ...o.extraHostNames])];
   }
 
   /** Creates or loads PKI, identities, twins and the queue, then starts listening. */
@@ -288,7 +288,8 @@ export class Hub {
       deviceId: this.options.deviceId,
       iotHubHostName: this.options.iotHubHostName,
       containerHostName: this.options.containerHostName,
-      processHostName: this.options.gatewayHostName,
+      // Process-runtime modules run on this host, where the gateway name may not resolve.
+      processHostName: 'localhost',
       workloadPort: r.ports.workload,
       workloadSocket: this.options.workloadSocket,
       tlsPort: r.ports.tls,

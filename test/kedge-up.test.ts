@@ -1,0 +1,236 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { docker } from '../src/localcluster/docker.js';
+import { PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
+import { eventually, startTestCluster, type TestCluster } from './support/cluster.js';
+
+const run = promisify(execFile);
+const CLI = path.join(PACKAGE_ROOT, 'dist/cli/main.js');
+
+/** A `kedge up` run as a user starts it from a terminal. */
+interface UpRun {
+  child: ChildProcess;
+  output(): string;
+  exited: Promise<number | null>;
+}
+
+function startUp(env: NodeJS.ProcessEnv, args: string[] = []): UpRun {
+  const child = spawn(process.execPath, [CLI, 'up', ...args], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { child, output: () => output, exited };
+}
+
+function telemetryLines(output: string): string[] {
+  return output.split('\n').filter((l) => l.startsWith('telemetry '));
+}
+
+/** The "Try next" commands `kedge up` printed, with the environment its export lines set. */
+function printedSteps(
+  output: string,
+  base: NodeJS.ProcessEnv,
+): { env: NodeJS.ProcessEnv; commands: string[] } {
+  const env = { ...base };
+  const commands: string[] = [];
+  const block = output.slice(output.indexOf('Try next'), output.indexOf('Press Ctrl-C'));
+  for (const line of block.split('\n').map((l) => l.trim())) {
+    const exported = /^export (\w+)=(.*)$/.exec(line);
+    if (exported) env[exported[1]!] = exported[2]!.replace('$PATH', base.PATH ?? '');
+    else if (/^(kubectl|kedge|node) /.test(line)) commands.push(line);
+  }
+  return { env, commands };
+}
+
+async function sh(command: string, env: NodeJS.ProcessEnv): Promise<string> {
+  const { stdout } = await run('sh', ['-c', command], { env, timeout: 60_000 });
+  return stdout;
+}
+
+/** Every process below `pid`, recursively. */
+async function descendants(pid: number): Promise<number[]> {
+  const { stdout } = await run('ps', ['-e', '-o', 'pid=,ppid=']);
+  const children = new Map<number, number[]>();
+  for (const line of stdout.trim().split('\n')) {
+    const [child, parent] = line.trim().split(/\s+/).map(Number) as [number, number];
+    children.set(parent, [...(children.get(parent) ?? []), child]);
+  }
+  const all: number[] = [];
+  const visit = (p: number): void => {
+    for (const c of children.get(p) ?? []) {
+      all.push(c);
+      visit(c);
+    }
+  };
+  visit(pid);
+  return all;
+}
+
+const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
+
+async function waitForTelemetry(up: UpRun): Promise<string[]> {
+  return eventually(
+    'kedge up to print the next steps and filtered telemetry',
+    async () => {
+      if (up.child.exitCode !== null) throw new Error(`kedge up exited:\n${up.output()}`);
+      const lines = telemetryLines(up.output());
+      return up.output().includes('Press Ctrl-C') && lines.length >= 2 ? lines : undefined;
+    },
+    300_000,
+    500,
+  );
+}
+
+/** The filter forwards only temperature > 25, and the route sends its output upstream. */
+function expectFiltered(lines: string[]): void {
+  for (const line of lines) {
+    expect(line).toContain('default/demo/filter ');
+    const body = JSON.parse(line.slice(line.indexOf('{'))) as { temperature: number };
+    expect(body.temperature).toBeGreaterThan(25);
+  }
+}
+
+async function followLogs(command: string, env: NodeJS.ProcessEnv): Promise<void> {
+  const child = spawn('sh', ['-c', `exec ${command}`], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let text = '';
+  child.stdout.on('data', (c: Buffer) => (text += c.toString()));
+  try {
+    // The filter logs "forwarded <seq>" for each message it passes on; -f must show new ones.
+    const first = await eventually(
+      'a forwarded line in kubectl logs -f',
+      async () => /forwarded (\d+)/.exec(text)?.[1],
+    );
+    await eventually('a newer line streamed by kubectl logs -f', async () =>
+      [...text.matchAll(/forwarded (\d+)/g)].some((m) => Number(m[1]) > Number(first))
+        ? true
+        : undefined,
+    );
+  } finally {
+    child.kill();
+  }
+}
+
+async function interruptAndCheckClean(up: UpRun, before: number[]): Promise<void> {
+  up.child.kill('SIGINT');
+  const code = await Promise.race([
+    up.exited,
+    new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 150_000)),
+  ]);
+  expect(code).toBe(0);
+  expect(up.output()).toContain('everything it started is gone');
+  expect(before.filter(alive)).toEqual([]);
+}
+
+/** After a failed check, still let kedge up remove what it started. */
+async function stopAfterFailure(up: UpRun): Promise<void> {
+  if (up.child.exitCode !== null || up.child.signalCode !== null) return;
+  up.child.kill('SIGINT');
+  const timer = setTimeout(() => up.child.kill('SIGKILL'), 120_000);
+  await up.exited;
+  clearTimeout(timer);
+}
+
+describe('kedge up', () => {
+  const base = { ...process.env };
+  delete base.KUBECONFIG;
+
+  it('brings up a local cluster, a Docker device and the sample; the printed steps work; Ctrl-C removes it all', async () => {
+    const home = await mkdtemp(path.join(tmpdir(), 'kedge-up-home-'));
+    const up = startUp({ ...base, KEDGE_HOME: home });
+    try {
+      expectFiltered(await waitForTelemetry(up));
+      const output = up.output();
+      expect(output).toContain('with the docker runtime');
+      const { env, commands } = printedSteps(output, base);
+      expect(env.KUBECONFIG).toBeTruthy();
+
+      expect(await sh('kubectl get nodes', env)).toMatch(/demo\.default\.kedge\s+Ready/);
+      expect(await sh('kubectl get edgedevices', env)).toMatch(/demo\s+Connected/);
+      const pods = await sh('kubectl get pods', env);
+      expect(pods).toMatch(/demo-telemetry-sensor-demo\s+1\/1\s+Running/);
+      expect(pods).toMatch(/demo-telemetry-filter-demo\s+1\/1\s+Running/);
+      const logs = commands.find((c) => c.startsWith('kubectl logs'))!;
+      await followLogs(logs, env);
+      const ping = commands.find((c) => c.includes(' ping '))!;
+      expect(JSON.parse(await sh(ping, env))).toEqual({
+        pong: true,
+        payload: { from: 'kedge up' },
+      });
+
+      const containers = await docker([
+        'ps',
+        '--format',
+        '{{.Names}}',
+        '--filter',
+        'name=^kedge-up-',
+      ]);
+      expect(containers.split('\n').sort()).toEqual(['kedge-up-filter', 'kedge-up-sensor']);
+      const processes = await descendants(up.child.pid!);
+      expect(processes.length).toBeGreaterThanOrEqual(5); // etcd, apiserver, scheduler, kcm, node
+
+      await interruptAndCheckClean(up, processes);
+      expect(await docker(['ps', '-aq', '--filter', 'name=^kedge-up-'])).toBe('');
+      expect(await docker(['network', 'ls', '-q', '--filter', 'name=^kedge-up$'])).toBe('');
+      expect(existsSync(path.join(home, 'up', 'device'))).toBe(false);
+    } finally {
+      await stopAfterFailure(up);
+    }
+  }, 600_000);
+
+  describe('with KUBECONFIG set', () => {
+    let cluster: TestCluster;
+    beforeAll(async () => {
+      cluster = await startTestCluster('kedge-up');
+    }, 180_000);
+    afterAll(async () => {
+      await cluster?.cp.stop();
+    });
+
+    it('uses that cluster, runs the modules as processes, and leaves the cluster as it found it', async () => {
+      const home = await mkdtemp(path.join(tmpdir(), 'kedge-up-home-'));
+      const env = { ...base, KEDGE_HOME: home, KUBECONFIG: cluster.cp.kubeconfigPath };
+      const up = startUp(env, ['--runtime', 'process']);
+      try {
+        expectFiltered(await waitForTelemetry(up));
+        expect(up.output()).toContain(
+          `using the cluster of KUBECONFIG=${cluster.cp.kubeconfigPath}`,
+        );
+        expect(up.output()).toContain('with the process runtime');
+        expect(await cluster.kubectlOk(['get', 'nodes'])).toMatch(/demo\.default\.kedge\s+Ready/);
+        const { commands } = printedSteps(up.output(), env);
+        const invoke = commands.find((c) => c.includes(' setThreshold '))!;
+        expect(JSON.parse(await sh(invoke, env))).toEqual({ threshold: 28 });
+        const processes = await descendants(up.child.pid!);
+        const modules = await run('pgrep', ['-f', 'samples/modules/(sensor|filter).mjs']);
+        expect(modules.stdout.trim().split('\n')).toHaveLength(2);
+
+        await interruptAndCheckClean(up, processes);
+        await expect(run('pgrep', ['-f', 'samples/modules/(sensor|filter).mjs'])).rejects.toThrow();
+        expect(await cluster.kubectlOk(['get', 'nodes', '-o', 'name'])).toBe('');
+        expect(
+          await cluster.kubectlOk([
+            'get',
+            'edgedevices,edgedeployments,routes,pods',
+            '-A',
+            '-o',
+            'name',
+          ]),
+        ).toBe('');
+        // kedge itself (the CRDs) stays installed in a cluster that was there before.
+        expect(
+          await cluster.kubectlOk(['get', 'crd', 'edgedevices.kedge.io', '-o', 'name']),
+        ).toContain('edgedevices.kedge.io');
+      } finally {
+        await stopAfterFailure(up);
+      }
+    }, 600_000);
+  });
+});
