@@ -29,7 +29,6 @@ const FIXTURE_IMAGES: Record<string, { from: string; cmd?: string[] }> = {
   'mcr.microsoft.com/azureiotedge/modbus:1.0': { from: LOCAL_IMAGES.busybox, cmd: KEEP_RUNNING },
   'mcr.microsoft.com/azure-blob-storage:latest': { from: LOCAL_IMAGES.busybox, cmd: KEEP_RUNNING },
   'contoso.azurecr.io/anomaly-detector:2.1.0': { from: LOCAL_IMAGES.busybox, cmd: KEEP_RUNNING },
-  'registry.partner.example:5000/gateway:3.2': { from: LOCAL_IMAGES.busybox, cmd: KEEP_RUNNING },
 };
 
 async function buildFixtureImages(): Promise<void> {
@@ -93,6 +92,8 @@ async function podPhases(cluster: TestCluster, node: string): Promise<Record<str
   const pods = JSON.parse(out).items as { spec: any; status: any }[];
   return Object.fromEntries(pods.map((p) => [p.spec.containers[0].name, p.status.phase as string]));
 }
+
+const RUNNING_MODULES = ['temp-sensor', 'modbus-tcp', 'azureblobstorageoniotedge'];
 
 describe('imported IoT Edge manifests run on a device', () => {
   let cluster: TestCluster;
@@ -162,29 +163,40 @@ describe('imported IoT Edge manifests run on a device', () => {
     for (const m of forwarded) expect(m).toEqual({ cmid: 'filtermodule', temperature: 30 });
   }, 300_000);
 
-  it('the multi-module manifest: running modules run, the stopped one stays stopped', async () => {
+  it('the multi-module manifest: modules run, the stopped one stays stopped, a digest-pinned image fails clearly', async () => {
     const yaml = await importFixture('multi-module.json', 'site=paris');
     await createPullSecrets(cluster, yaml);
     await cluster.kubectlOk(['apply', '-f', '-'], device('paris-1', 'paris'));
-    nodes.push(await startNode(cluster, 'paris-1', hubPort));
+    const node = await startNode(cluster, 'paris-1', hubPort);
+    nodes.push(node);
     await cluster.kubectlOk(['apply', '-f', '-'], yaml);
 
+    let seen: unknown;
     const phases = await eventually(
-      'every imported module in its desired state and the deployment successful',
+      'every imported module in its desired state',
       async () => {
         const status = await deploymentStatus(cluster, 'multi-module');
         const p = await podPhases(cluster, 'paris-1.default.kedge');
-        return status.reportedSuccessfulCount === 1 && Object.keys(p).length === 5 ? p : undefined;
+        seen = { status, pods: p };
+        const running = RUNNING_MODULES.every((m) => p[m] === 'Running');
+        const pinned = /ImagePull/.test(p['partner-gateway'] ?? '');
+        return running && pinned && status.reportedFailedCount === 1 ? p : undefined;
       },
       150_000,
       1000,
-    );
-    expect(phases).toMatchObject({
-      'temp-sensor': 'Running',
-      'modbus-tcp': 'Running',
-      azureblobstorageoniotedge: 'Running',
-      'partner-gateway': 'Running',
+    ).catch((err: Error) => {
+      const problems = node
+        .output()
+        .split('\n')
+        .filter((l) => /"level":(40|50)/.test(l));
+      throw new Error(
+        `${err.message}\nlast seen: ${JSON.stringify(seen)}\nnode: ${problems.slice(-10).join('\n')}`,
+      );
     });
+    // The gateway is pinned by digest to a registry this machine cannot reach: a clear pull error.
+    expect(phases['partner-gateway']).toMatch(/^Pending\/(ErrImagePull|ImagePullBackOff)$/);
+    const detector = await docker(['ps', '-q', '--filter', 'name=^e2e-paris-1-anomaly-detector$']);
+    expect(detector).toBe('');
     const modbus = JSON.parse(await docker(['inspect', 'e2e-paris-1-modbus-tcp']))[0];
     expect(modbus.Config.Labels['com.contoso.role']).toBe('field-bus');
     expect(modbus.HostConfig.Memory).toBe(134217728);

@@ -56,6 +56,9 @@ export interface ControlPlane {
 /** The build script lives in src/ and is shipped with the package. */
 const BUILD_SCRIPT = path.join(PACKAGE_ROOT, 'src/localcluster/build-control-plane.sh');
 
+/** How often a long cold build says it is still going. */
+const BUILD_HEARTBEAT_MS = 60_000;
+
 /** Builds (or reuses from the cache) the control-plane binaries and returns their directory. */
 export async function ensureBinaries(onProgress?: (line: string) => void): Promise<string> {
   return new Promise((resolve, reject) => {
@@ -63,12 +66,22 @@ export async function ensureBinaries(onProgress?: (line: string) => void): Promi
     let stdout = '';
     let stderrTail = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    const started = Date.now();
+    let building = false;
+    const heartbeat = setInterval(() => {
+      const minutes = Math.round((Date.now() - started) / 60_000);
+      if (building) onProgress?.(`[control-plane] still building (${minutes} min so far)`);
+    }, BUILD_HEARTBEAT_MS);
     child.stderr.on('data', (c: Buffer) => {
       const text = c.toString();
       stderrTail = (stderrTail + text).slice(-2000);
-      for (const line of text.split('\n'))
-        if (line.startsWith('[control-plane]')) onProgress?.(line);
+      for (const line of text.split('\n')) {
+        if (!line.startsWith('[control-plane]')) continue;
+        building = line.includes(' building ');
+        onProgress?.(line);
+      }
     });
+    child.once('exit', () => clearInterval(heartbeat));
     child.on('error', (cause) =>
       reject(
         new KedgeError(ErrorCode.Unavailable, 'cannot run the control-plane build', { cause }),

@@ -150,6 +150,7 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
       architecture: 'amd64',
     });
     expect(ready.status.nodeInfo.containerRuntimeVersion).toMatch(/^docker:\/\//);
+    expect(ready.status.nodeInfo.osImage).toMatch(/\S/);
     expect(ready.status.daemonEndpoints.kubeletEndpoint.Port).toBe(ports.kubelet);
     const table = await cluster.kubectlOk(['get', 'edgedevices']);
     expect(table).toMatch(/dev1\s+Connected\s+dev1\.default\.kedge/);

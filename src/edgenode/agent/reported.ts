@@ -1,4 +1,4 @@
-import { statfs } from 'node:fs/promises';
+import { readFile, statfs } from 'node:fs/promises';
 import os from 'node:os';
 import type { DesiredStatus } from '../../common/manifest/index.js';
 import { KEDGE_VERSION } from '../../common/version.js';
@@ -33,6 +33,8 @@ export interface DeviceReport {
   os: string;
   /** Kernel release. */
   osVersion: string;
+  /** `PRETTY_NAME` of /etc/os-release, e.g. `Debian GNU/Linux 12 (bookworm)`. */
+  osImage?: string;
   /** Node.js' architecture name, e.g. `x64`, `arm64`. */
   architecture: string;
   cpus: number;
@@ -74,9 +76,11 @@ export async function readDeviceReport(
   runtime: RuntimeInfo,
 ): Promise<DeviceReport> {
   const fs = await statfs(dataDir);
+  const osImage = await readOsImage();
   return {
     os: os.platform(),
     osVersion: os.release(),
+    ...(osImage ? { osImage } : {}),
     architecture: os.arch(),
     cpus: os.availableParallelism(),
     memoryBytes: os.totalmem(),
@@ -85,4 +89,9 @@ export async function readDeviceReport(
     runtime,
     kedgeVersion: KEDGE_VERSION,
   };
+}
+
+async function readOsImage(): Promise<string | undefined> {
+  const text = await readFile('/etc/os-release', 'utf8').catch(() => '');
+  return /^PRETTY_NAME="?([^"\n]*)"?$/m.exec(text)?.[1];
 }

@@ -36,6 +36,7 @@ export function factsFrom(device: DeviceReport | undefined, hostname: string): D
     memoryBytes: device.memoryBytes,
     diskBytes: device.diskBytes,
     kernelVersion: device.osVersion,
+    ...(device.osImage ? { osImage: device.osImage } : {}),
     hostname,
     containerRuntimeVersion: `${device.runtime.name}://${device.runtime.version}`,
     agentVersion: device.kedgeVersion,
