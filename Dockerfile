@@ -21,7 +21,10 @@ RUN npm run build
 FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+# --ignore-scripts skips the package's own prepare (a TypeScript build); the native addon is then
+# built on its own.
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm rebuild better-sqlite3 \
+  && npm cache clean --force
 
 # Runtime: dist/, package.json (for the version) and production node_modules; no npm, no sources.
 FROM ${NODE_IMAGE}

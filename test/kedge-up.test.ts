@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -74,7 +74,23 @@ async function descendants(pid: number): Promise<number[]> {
   return all;
 }
 
-const alive = (pid: number): boolean => existsSync(`/proc/${pid}`);
+/** Running, not merely a zombie waiting for init to reap it. */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function commandOf(pid: number): string {
+  try {
+    return `${pid} ${readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ')}`;
+  } catch {
+    return String(pid);
+  }
+}
 
 async function waitForTelemetry(up: UpRun): Promise<string[]> {
   return eventually(
@@ -126,7 +142,11 @@ async function interruptAndCheckClean(up: UpRun, before: number[]): Promise<void
   ]);
   expect(code).toBe(0);
   expect(up.output()).toContain('everything it started is gone');
-  expect(before.filter(alive)).toEqual([]);
+  // Signalled processes may take a moment to exit.
+  await eventually('every process kedge up started to exit', async () =>
+    before.some(alive) ? undefined : true,
+  ).catch(() => undefined);
+  expect(before.filter(alive).map(commandOf)).toEqual([]);
 }
 
 /** After a failed check, still let kedge up remove what it started. */

@@ -177,7 +177,7 @@ describe('imported IoT Edge manifests run on a device', () => {
       async () => {
         const status = await deploymentStatus(cluster, 'multi-module');
         const p = await podPhases(cluster, 'paris-1.default.kedge');
-        seen = { status, pods: p };
+        seen = { pods: p, failed: status.reportedFailedCount, ok: status.reportedSuccessfulCount };
         const running = RUNNING_MODULES.every((m) => p[m] === 'Running');
         const pinned = /ImagePull/.test(p['partner-gateway'] ?? '');
         return running && pinned && status.reportedFailedCount === 1 ? p : undefined;
