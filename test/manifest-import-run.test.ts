@@ -184,13 +184,20 @@ describe('imported IoT Edge manifests run on a device', () => {
       },
       150_000,
       1000,
-    ).catch((err: Error) => {
+    ).catch(async (err: Error) => {
+      const gateway = await cluster.kubectl([
+        'get',
+        'pod',
+        'multi-module-partner-gateway-paris-1',
+        '-o',
+        'jsonpath={.status}',
+      ]);
       const problems = node
         .output()
         .split('\n')
         .filter((l) => /"level":(40|50)/.test(l));
       throw new Error(
-        `${err.message}\nlast seen: ${JSON.stringify(seen)}\nnode: ${problems.slice(-10).join('\n')}`,
+        `${err.message}\nlast seen: ${JSON.stringify(seen)}\ngateway pod: ${gateway.stdout}\nnode: ${problems.slice(-10).join('\n')}`,
       );
     });
     // The gateway is pinned by digest to a registry this machine cannot reach: a clear pull error.

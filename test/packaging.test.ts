@@ -1,8 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { parseAllDocuments, stringify } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import {
   ensureBinaries,
   startControlPlane,
@@ -10,6 +9,7 @@ import {
 } from '../src/localcluster/control-plane.js';
 import { kubectl, PACKAGE_ROOT, type KubectlResult } from '../src/localcluster/kubectl.js';
 import { CHART_DIR, DEPLOY_FILE, renderDeploy } from '../src/localcluster/render-deploy.js';
+import { serviceAccountKubeconfig } from './support/chart-identity.js';
 import { eventually } from './support/cluster.js';
 
 const CLI = path.join(PACKAGE_ROOT, 'dist/cli/main.js');
@@ -321,7 +321,7 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
   });
 
   it('RBAC is sufficient: kedge controller runs under the ServiceAccount token with no 403', async () => {
-    const kubeconfig = await tokenKubeconfig(cp, kOk);
+    const kubeconfig = await serviceAccountKubeconfig(kOk);
     await kOk(['create', 'namespace', 'fleet']);
     const log = path.join(
       PACKAGE_ROOT,
@@ -460,30 +460,6 @@ async function canI(
 }
 
 /** A kubeconfig that authenticates as the chart's ServiceAccount, with a bound token. */
-async function tokenKubeconfig(
-  cp: ControlPlane,
-  kOk: (args: string[]) => Promise<string>,
-): Promise<string> {
-  const token = (
-    await kOk(['create', 'token', 'kedge', '-n', 'kedge-system', '--duration=1h'])
-  ).trim();
-  const admin = JSON.parse(await kOk(['config', 'view', '--raw', '--minify', '-o', 'json']));
-  const cluster = admin.clusters[0].cluster;
-  const config = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'local', cluster }],
-    users: [{ name: 'kedge', user: { token } }],
-    contexts: [{ name: 'kedge', context: { cluster: 'local', user: 'kedge' } }],
-    'current-context': 'kedge',
-  };
-  const dir = await mkdtemp(path.join(tmpdir(), 'kedge-sa-'));
-  const file = path.join(dir, 'kubeconfig');
-  await writeFile(file, stringify(config), { mode: 0o600 });
-  void cp;
-  return file;
-}
-
 async function startControllerProcess(kubeconfig: string, log: string): Promise<ChildProcess> {
   const { openSync } = await import('node:fs');
   const fd = openSync(log, 'w');

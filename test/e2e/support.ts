@@ -11,20 +11,24 @@ import { startController, type RunningController } from '../../src/controller/ma
 import { dockerBridgeAddress } from '../../src/localcluster/docker.js';
 import { freePort } from '../../src/localcluster/ports.js';
 import { PACKAGE_ROOT } from '../../src/localcluster/kubectl.js';
+import { chartIdentity } from '../support/chart-identity.js';
 import type { TestCluster } from '../support/cluster.js';
 
 export const CONSUMER = { username: 'e2e', password: 'e2e-consumer-password' };
 
-/** Starts kedge controller in this process against the test cluster. */
+/** Starts kedge controller in this process against the test cluster, as the chart's identity. */
 export async function startTestController(
   cluster: TestCluster,
   ports: { hub: number; kubelet: number },
   webhooks: string[] = [],
 ): Promise<RunningController> {
-  const client = KubeClient.fromConfig(cluster.cp.kubeconfigPath);
   await cluster.kubectl(['create', 'namespace', 'kedge-system']);
+  // The controller runs as the Helm chart's ServiceAccount: every scenario checks its RBAC too.
+  const identity = await chartIdentity(cluster.cp.binDir, (args, input) =>
+    cluster.kubectlOk(args, input),
+  );
   return startController({
-    client,
+    client: KubeClient.fromConfig(identity),
     log: pino(
       { level: 'debug' },
       pino.destination({
