@@ -58,6 +58,7 @@ export async function spawnHub(
     JSON.stringify({
       host: '127.0.0.1',
       workloadPort: null,
+      methodsPort: null,
       workloadSocket: null,
       iotHubHostName: IOTHUB,
       ...options,

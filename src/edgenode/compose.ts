@@ -8,6 +8,7 @@ import type { DesiredDeployment } from '../common/manifest/index.js';
 import { CloudLink } from './cloudlink/link.js';
 import type { NodeConfig } from './config.js';
 import { Hub } from './hub/hub.js';
+import { addressList, type ListenAddresses } from './hub/listen.js';
 import type { HubOptionsInput } from './hub/options.js';
 
 /** Hub settings a desired state carries: routes, store-and-forward TTL, module twins. */
@@ -26,19 +27,43 @@ export function hubUpdateFrom(desired: DesiredDeployment): Parameters<Hub['apply
   };
 }
 
-/** Builds the hub from the node configuration, or undefined when `hub.enabled` is false. */
+/** Listen address of the hub when the configuration names none: loopback only. */
+const LOOPBACK = '127.0.0.1';
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/**
+ * A configured address list plus the module network's gateway (unless the list already binds every
+ * interface, which covers it).
+ */
+export function withModuleAddress(
+  configured: ListenAddresses | undefined,
+  moduleAddress: string | undefined,
+): string[] {
+  const list = addressList(configured ?? LOOPBACK);
+  if (moduleAddress === undefined || list.some((a) => WILDCARDS.has(a))) return list;
+  return [...new Set([...list, moduleAddress])];
+}
+
+/**
+ * Builds the hub from the node configuration, or undefined when `hub.enabled` is false.
+ * `moduleAddress` is the host's address on the module network (Docker runtime): the hub's MQTT,
+ * method and workload listeners bind it next to the configured addresses (default loopback).
+ */
 export function createHub(
   config: NodeConfig,
   logger: Logger,
   cloud: CloudLink | undefined,
+  moduleAddress?: string,
 ): Hub | undefined {
   const { enabled, ...settings } = config.hub as { enabled?: boolean } & Partial<HubOptionsInput>;
   if (enabled === false) return undefined;
   const gateway = config.agent.gatewayHostName;
   const options = {
     containerHostName: gateway,
-    extraHostNames: ['localhost', '127.0.0.1', gateway],
+    extraHostNames: ['localhost', LOOPBACK, gateway, ...(moduleAddress ? [moduleAddress] : [])],
     ...settings,
+    host: withModuleAddress(settings.host, moduleAddress),
+    workloadHost: withModuleAddress(settings.workloadHost, moduleAddress),
     deviceId: config.deviceId,
     dataDir: path.join(config.dataDir, 'hub'),
   } as HubOptionsInput;

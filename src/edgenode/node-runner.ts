@@ -1,6 +1,6 @@
 /**
- * Composes `kedge node` from its parts: today the agent, a manifest file source and the local
- * metrics endpoint; the hub and the cloud link join here later.
+ * Composes `kedge node` from its parts: the agent, the local hub, a manifest file source or the
+ * cloud link, and the local metrics endpoint.
  */
 import type { Logger } from '../common/logger.js';
 import { parseManifest, type DesiredDeployment } from '../common/manifest/index.js';
@@ -35,17 +35,19 @@ export function createRuntime(config: NodeConfig, logger: Logger): ModuleRuntime
 }
 
 /** The agent with the configured restart arithmetic, feeding every desired state to the hub. */
-function createAgent(
-  config: NodeConfig,
-  logger: Logger,
-  identity: ModuleIdentityProvider | undefined,
-  hub: Hub | undefined,
-): Agent {
+function createAgent(parts: {
+  config: NodeConfig;
+  logger: Logger;
+  runtime: ModuleRuntime;
+  identity: ModuleIdentityProvider | undefined;
+  hub: Hub | undefined;
+}): Agent {
+  const { config, logger, runtime, identity, hub } = parts;
   const a = config.agent;
   return new Agent({
     deviceId: config.deviceId,
     dataDir: config.dataDir,
-    runtime: createRuntime(config, logger),
+    runtime,
     logger,
     restart: {
       maxRestarts: a.maxRestarts,
@@ -62,6 +64,29 @@ function createAgent(
   });
 }
 
+/**
+ * The host's address on the module network, where the hub listens for containers; undefined for
+ * the process runtime (modules dial loopback) or when the hub is off.
+ */
+async function moduleAddressOf(
+  config: NodeConfig,
+  runtime: ModuleRuntime,
+  logger: Logger,
+): Promise<string | undefined> {
+  if (
+    !(runtime instanceof DockerRuntime) ||
+    (config.hub as { enabled?: boolean }).enabled === false
+  )
+    return undefined;
+  const address = await runtime.hubAddress();
+  if (address === undefined)
+    logger.warn(
+      { network: config.agent.network },
+      'the module network has no IPv4 gateway; containers reach the hub only if hub.host covers them',
+    );
+  return address;
+}
+
 /** Inputs of {@link runNode}. */
 export interface RunNodeOptions {
   config: NodeConfig;
@@ -74,6 +99,8 @@ export interface RunNodeOptions {
 /** A running node. */
 export interface RunningNode {
   agent: Agent;
+  /** The local hub; undefined when `hub.enabled` is false. */
+  hub: Hub | undefined;
   endpoint: LocalEndpoint | undefined;
   /** Stops everything; modules keep running unless `config.agent.stopModulesOnExit`. */
   stop(): Promise<void>;
@@ -88,9 +115,11 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   if (options.manifestFile) parseManifest(await readManifestFile(options.manifestFile));
   const a = config.agent;
   const cloud = createCloudLink(config, logger);
-  const hub = createHub(config, logger, cloud);
+  const runtime = createRuntime(config, logger);
+  const hub = createHub(config, logger, cloud, await moduleAddressOf(config, runtime, logger));
   await hub?.start();
-  const agent = createAgent(config, logger, options.identity ?? hub?.identityProvider, hub);
+  const identity = options.identity ?? hub?.identityProvider;
+  const agent = createAgent({ config, logger, runtime, identity, hub });
   const endpoint = config.metrics.enabled
     ? await startLocalEndpoint({
         host: config.metrics.host,
@@ -124,6 +153,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   );
   return {
     agent,
+    hub,
     endpoint,
     stop: async () => {
       await agent.stop({ stopModules: a.stopModulesOnExit });

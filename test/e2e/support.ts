@@ -85,7 +85,11 @@ export async function startNode(
       restartBackoffUnitSecs: 1,
       restartBackoffMaxSecs: 4,
     },
-    hub: { tlsPort: await freePort(), workloadPort: await freePort() },
+    hub: {
+      tlsPort: await freePort(),
+      workloadPort: await freePort(),
+      methodsPort: await freePort(),
+    },
     ...extra,
   };
   const configPath = path.join(dataDir, 'node.yaml');

@@ -38,6 +38,7 @@ export async function startHub(overrides: Partial<HubOptionsInput> = {}): Promis
       dataDir: tempDir(),
       tlsPort: 0,
       workloadPort: 0,
+      methodsPort: 0,
       gatewayHostName: 'localhost',
       iotHubHostName: IOTHUB,
       leafDevices: [{ deviceId: 'leaf1', primaryKey: LEAF_KEY }],

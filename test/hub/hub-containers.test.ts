@@ -1,101 +1,270 @@
-// The acceptance path: SDK modules in containers (kedge-local/node-module:1) on a bridge network,
-// started with the environment from the hub's ModuleIdentityProvider, calling
-// ModuleClient.fromEnvironment() against the hub on the host (reached as kedge-hub:host-gateway).
-import { docker } from '../../src/localcluster/docker.js';
-import { LOCAL_IMAGES } from '../../src/localcluster/images.js';
-import type { Hub } from '../../src/edgenode/hub/index.js';
-import { DEVICE, eventually, sdkModule, startHub, type SdkMessage } from './helpers.js';
+// The acceptance path through the real composition: one `kedge node` (runNode: agent + hub) applies
+// a manifest that declares two SDK modules in containers (kedge-local/node-module:1), their routes
+// and the filter's desired properties. The agent starts the containers on the real Docker engine
+// with the environment from the hub, and each module calls ModuleClient.fromEnvironment().
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import https from 'node:https';
+import net from 'node:net';
+import os, { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createLogger, silentLogger } from '../../src/common/logger.js';
+import { defaultConfig, type NodeConfig } from '../../src/edgenode/config.js';
+import { runNode, type RunningNode } from '../../src/edgenode/node-runner.js';
+import { cleanupDevice, containersOf, docker, LOCAL_IMAGES } from '../agent/helpers.js';
+import { eventually } from './helpers.js';
 
-const NETWORK = 'kedge-hubtest';
-const PREFIX = `kedge-hubtest-${process.pid}`;
+const TEST_ID = `hn-${randomBytes(3).toString('hex')}`;
+const NETWORK = `${TEST_ID}-net`;
+const GATEWAY = 'kedge-hub';
 
-async function runModule(
-  hub: Hub,
-  moduleId: string,
-  script: string,
-  extraEnv: Record<string, string> = {},
-): Promise<string> {
-  const env = { ...(await hub.identityProvider.environmentFor(moduleId, 'docker')), ...extraEnv };
-  const name = `${PREFIX}-${moduleId}`;
-  await docker([
-    'run',
-    '-d',
-    '--name',
-    name,
-    '--network',
-    NETWORK,
-    '--add-host',
-    'kedge-hub:host-gateway',
-    ...Object.entries(env).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
-    LOCAL_IMAGES.node,
-    'node',
-    `/app/modules/${script}`,
-  ]);
-  return name;
+interface UpstreamLine {
+  kind: 'telemetry' | 'reportedProperties';
+  source: { deviceId: string; moduleId?: string };
+  body: string;
 }
 
-describe('SDK modules in containers', () => {
-  let hub: Hub;
-  const containers: string[] = [];
+interface Reading {
+  seq: number;
+  temperature: number;
+  filteredBy?: string;
+}
 
-  beforeAll(async () => {
-    await docker(['network', 'create', NETWORK]).catch(() => undefined);
-  });
-  afterAll(async () => {
-    await hub?.stop();
-    if (containers.length) await docker(['rm', '-f', ...containers]).catch(() => undefined);
-  });
+function sdkModule(script: string, startupOrder: number, env: Record<string, string> = {}): object {
+  return {
+    version: '1.0',
+    type: 'docker',
+    status: 'running',
+    restartPolicy: 'always',
+    startupOrder,
+    imagePullPolicy: 'never',
+    settings: {
+      image: LOCAL_IMAGES.node,
+      createOptions: JSON.stringify({ Cmd: ['node', `/app/modules/${script}`] }),
+    },
+    env: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, { value: v }])),
+  };
+}
 
-  it('routes with a $body condition, serves twins and answers direct methods', async () => {
-    hub = await startHub({
-      routes: {
-        sensorToFilter:
-          'FROM /messages/modules/sensor/outputs/temperatureOutput WHERE $body.temperature > 25 INTO BrokeredEndpoint("/modules/filter/inputs/input1")',
-        filterToCollector: {
-          route:
-            'FROM /messages/modules/filter/outputs/output1 INTO BrokeredEndpoint("/modules/collector/inputs/fromFilter")',
-          priority: 0,
+/** The IoT Edge manifest: modules, routes and the filter's desired properties. */
+function deployment(threshold: number): unknown {
+  return {
+    modulesContent: {
+      $edgeAgent: {
+        'properties.desired': {
+          schemaVersion: '1.1',
+          runtime: { type: 'docker', settings: {} },
+          systemModules: {},
+          modules: {
+            // The filter forwards what is above its desired threshold; at -1000 it forwards all,
+            // so only the route condition decides what reaches it.
+            filter: sdkModule('filter.mjs', 1),
+            sensor: sdkModule('sensor.mjs', 2, {
+              SEND_INTERVAL_MS: '150',
+              TEMPERATURES: '20,30,22,35',
+              PING_MODULE: 'filter',
+            }),
+          },
         },
       },
-      // The filter forwards anything above its threshold, so only the route condition filters.
-      modules: { filter: { desiredProperties: { threshold: -1000 } } },
-    });
-    const collector = await sdkModule(hub, 'collector');
-    const got: { seq: number; temperature: number; filteredBy: string; cmid: unknown }[] = [];
-    collector.on('inputMessage', (_input: string, msg: SdkMessage) => {
-      const body = JSON.parse(msg.getBytes().toString()) as (typeof got)[number];
-      got.push({ ...body, cmid: msg.properties.getValue('$.cmid') });
-      void collector.complete(msg);
-    });
+      $edgeHub: {
+        'properties.desired': {
+          schemaVersion: '1.1',
+          routes: {
+            sensorToFilter:
+              'FROM /messages/modules/sensor/outputs/temperatureOutput WHERE $body.temperature > 25 INTO BrokeredEndpoint("/modules/filter/inputs/input1")',
+            sensorUp: 'FROM /messages/modules/sensor/outputs/* INTO $upstream',
+            filterUp: 'FROM /messages/modules/filter/outputs/output1 INTO $upstream',
+          },
+          storeAndForwardConfiguration: { timeToLiveSecs: 7200 },
+        },
+      },
+      filter: { 'properties.desired': { threshold } },
+    },
+  };
+}
 
-    const filter = { deviceId: DEVICE, moduleId: 'filter' };
-    containers.push(await runModule(hub, 'filter', 'filter.mjs'));
-    // The filter read its desired threshold through twin GET and reported it back.
+/** Every line the file upstream has written so far. */
+function upstreamLines(file: string): UpstreamLine[] {
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as UpstreamLine);
+}
+
+function telemetryFrom(lines: UpstreamLine[], moduleId: string): Record<string, unknown>[] {
+  return lines
+    .filter((l) => l.kind === 'telemetry' && l.source.moduleId === moduleId)
+    .map((l) => JSON.parse(l.body) as Record<string, unknown>);
+}
+
+/** An IPv4 address of this host outside loopback and Docker's bridges (the device's LAN side). */
+function lanAddress(): string | undefined {
+  for (const [name, addrs] of Object.entries(os.networkInterfaces())) {
+    if (name === 'lo' || name.startsWith('docker') || name.startsWith('br-')) continue;
+    const v4 = addrs?.find((a) => a.family === 'IPv4' && !a.internal);
+    if (v4) return v4.address;
+  }
+  return undefined;
+}
+
+function refused(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host, port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(false);
+    });
+    s.once('error', () => resolve(true));
+  });
+}
+
+/** POST to the method API the way the SDK does, with arbitrary headers. */
+function postMethod(
+  host: string,
+  headers: Record<string, string>,
+  body: unknown,
+): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host,
+        port: 443,
+        method: 'POST',
+        path: `/twins/${TEST_ID}/modules/filter/methods`,
+        headers: { 'content-type': 'application/json', ...headers },
+        rejectUnauthorized: false,
+      },
+      (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+      },
+    );
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+describe('kedge node runs SDK modules in containers against its hub', () => {
+  let dir: string;
+  let node: RunningNode | undefined;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'kedge-hubnode-'));
+  });
+  afterAll(async () => {
+    await node?.stop();
+    await cleanupDevice(TEST_ID, NETWORK);
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('routes with a $body condition, serves twins and methods, module to module included', async () => {
+    const manifestFile = path.join(dir, 'deployment.json');
+    const upstreamFile = path.join(dir, 'upstream.jsonl');
+    await writeFile(manifestFile, JSON.stringify(deployment(-1000)));
+    const base = defaultConfig();
+    const config: NodeConfig = {
+      ...base,
+      deviceId: TEST_ID,
+      dataDir: path.join(dir, 'data'),
+      agent: {
+        ...base.agent,
+        network: NETWORK,
+        containerNamePrefix: `${TEST_ID}-`,
+        gatewayHostName: GATEWAY,
+        restartBackoffUnitSecs: 1,
+        resyncIntervalSecs: 1,
+        stopGraceSecs: 1,
+        stopModulesOnExit: true,
+      },
+      metrics: { enabled: false, host: '127.0.0.1', port: 0 },
+      hub: {
+        // Nothing but the module network: the SDK dials 8883 (MQTT) and 443 (methods) on the
+        // gateway host, and this network's gateway address is ours alone on a shared machine.
+        host: [],
+        workloadHost: [],
+        workloadPort: 0,
+        upstream: { type: 'file', path: upstreamFile },
+      },
+    };
+    const logger = process.env.KEDGE_TEST_LOG
+      ? createLogger({ name: 'node', level: process.env.KEDGE_TEST_LOG })
+      : silentLogger();
+    node = await runNode({ config, logger, manifestFile });
+    const hub = node.hub!;
+    const filter = { deviceId: TEST_ID, moduleId: 'filter' };
+
+    // The agent started both modules as containers on the module network, with the IoT Edge env.
+    await eventually(async () => (await containersOf(TEST_ID)).size === 2, 60_000);
+    const containers = await containersOf(TEST_ID);
+    expect([...containers.keys()].sort()).toEqual(['filter', 'sensor']);
+    for (const c of containers.values()) {
+      expect(c.image).toBe(LOCAL_IMAGES.node);
+      expect(c.env).toEqual(
+        expect.arrayContaining([
+          `IOTEDGE_DEVICEID=${TEST_ID}`,
+          `IOTEDGE_MODULEID=${c.module}`,
+          `IOTEDGE_GATEWAYHOSTNAME=${GATEWAY}`,
+          'IOTEDGE_AUTHSCHEME=sasToken',
+        ]),
+      );
+    }
+
+    // The filter read its desired threshold (twin GET) and reported it back.
     await eventually(() => hub.twin(filter).reported.threshold === -1000, 60_000);
 
-    containers.push(
-      await runModule(hub, 'sensor', 'sensor.mjs', {
-        SEND_INTERVAL_MS: '100',
-        MESSAGE_COUNT: '8',
-        TEMPERATURES: '20,30,22,35',
-      }),
+    // Only readings above 25 reach the filter: everything the sensor sent after the filter
+    // forwarded its first one is either forwarded (> 25) or not (≤ 25), nothing else.
+    await eventually(
+      () => telemetryFrom(upstreamLines(upstreamFile), 'filter').length >= 6,
+      60_000,
     );
-    await eventually(() => got.length >= 4, 60_000);
-    await new Promise((r) => setTimeout(r, 1000)); // nothing else may arrive
-    expect(got.map((g) => [g.seq, g.temperature])).toEqual([
-      [1, 30],
-      [3, 35],
-      [5, 30],
-      [7, 35],
-    ]);
-    expect(got.every((g) => g.filteredBy === 'filter' && g.cmid === 'filter')).toBe(true);
+    const lines = upstreamLines(upstreamFile);
+    const forwarded = telemetryFrom(lines, 'filter') as unknown as Reading[];
+    const sent = (telemetryFrom(lines, 'sensor') as unknown as Reading[]).filter(
+      (r) => r.seq !== undefined,
+    );
+    expect(forwarded.every((r) => r.filteredBy === 'filter' && r.temperature > 25)).toBe(true);
+    const first = Math.min(...forwarded.map((r) => r.seq));
+    const last = Math.max(...forwarded.map((r) => r.seq));
+    const expected = sent.filter((r) => r.seq >= first && r.seq <= last && r.temperature > 25);
+    expect(new Set(forwarded.map((r) => r.seq))).toEqual(new Set(expected.map((r) => r.seq)));
+    expect(sent.some((r) => r.seq >= first && r.seq <= last && r.temperature <= 25)).toBe(true);
 
-    // A desired patch reaches the running container, which reports the new value.
-    hub.applyConfig({ modules: { filter: { desiredProperties: { threshold: 28 } } } });
+    // Module to module: the sensor called ping on the filter with ModuleClient.invokeMethod.
+    await eventually(
+      () => telemetryFrom(upstreamLines(upstreamFile), 'sensor').some((b) => 'pingResult' in b),
+      60_000,
+    );
+    const ping = telemetryFrom(upstreamLines(upstreamFile), 'sensor').find(
+      (b) => 'pingResult' in b,
+    );
+    expect(ping).toEqual({
+      pingResult: { status: 200, payload: { pong: true, payload: { from: 'sensor' } } },
+    });
+
+    // A desired patch: the manifest changes the filter's twin; the agent hands it to the hub,
+    // which pushes it to the running container, which reports the new value. No restart.
+    const before = (await containersOf(TEST_ID)).get('filter')!;
+    await writeFile(manifestFile, JSON.stringify(deployment(28)));
     await eventually(() => hub.twin(filter).reported.threshold === 28, 30_000);
-    expect(hub.twin(filter).desired).toEqual({ threshold: 28, $version: 3 });
+    expect(hub.twin(filter).desired).toMatchObject({ threshold: 28 });
+    const after = (await containersOf(TEST_ID)).get('filter')!;
+    expect([after.id, after.startedAt]).toEqual([before.id, before.startedAt]);
+    // Reported properties go upstream too.
+    await eventually(() =>
+      upstreamLines(upstreamFile).some(
+        (l) =>
+          l.kind === 'reportedProperties' &&
+          l.source.moduleId === 'filter' &&
+          l.body.includes('28'),
+      ),
+    );
 
-    // Direct methods answered by the container.
+    // Direct methods from the device side, answered by the container.
     await expect(hub.invokeMethod(filter, 'ping', { hello: 1 }, 10_000)).resolves.toEqual({
       status: 200,
       payload: { pong: true, payload: { hello: 1 } },
@@ -108,6 +277,36 @@ describe('SDK modules in containers', () => {
     });
     await eventually(() => hub.twin(filter).reported.threshold === 31, 10_000);
     await expect(hub.invokeMethod(filter, 'nope', {}, 2_000)).rejects.toThrow(/timed out/);
-    await collector.close();
+
+    // The method API refuses callers without a valid module token.
+    const gatewayIp = (
+      await docker([
+        'network',
+        'inspect',
+        NETWORK,
+        '--format',
+        '{{(index .IPAM.Config 0).Gateway}}',
+      ])
+    ).trim();
+    const call = { methodName: 'ping', payload: {}, responseTimeoutInSeconds: 5 };
+    await expect(postMethod(gatewayIp, {}, call)).resolves.toMatchObject({ status: 401 });
+    await expect(
+      postMethod(
+        gatewayIp,
+        {
+          authorization: 'SharedAccessSignature sr=x&sig=y&se=1',
+          'x-ms-edge-moduleId': `${TEST_ID}/sensor`,
+        },
+        call,
+      ),
+    ).resolves.toMatchObject({ status: 401 });
+
+    // The hub listens on the module network's gateway only (configured: no other address).
+    for (const port of [8883, 443, hub.ports.workload!]) {
+      await expect(refused(gatewayIp, port)).resolves.toBe(false);
+      await expect(refused('127.0.0.1', port)).resolves.toBe(true);
+      const lan = lanAddress();
+      if (lan) await expect(refused(lan, port)).resolves.toBe(true);
+    }
   });
 });

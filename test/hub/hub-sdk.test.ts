@@ -1,4 +1,5 @@
 // The hub against the real Azure IoT device SDK (in this process) and raw MQTT.js over TLS.
+import https from 'node:https';
 import type { Hub } from '../../src/edgenode/hub/index.js';
 import {
   DEVICE,
@@ -252,5 +253,99 @@ describe('hub limits and bad input', () => {
     slow.end(true);
     await a.close();
     await b.close();
+  });
+});
+
+describe('hub direct-method API (ModuleClient.invokeMethod)', () => {
+  let hub: Hub;
+  afterEach(async () => hub.stop());
+
+  /** POST /twins/{d}[/modules/{m}]/methods as the SDK's MethodClient sends it. */
+  function post(
+    target: string,
+    headers: Record<string, string>,
+    body: unknown,
+  ): Promise<{ status: number; body: Record<string, unknown> }> {
+    return new Promise((resolve, reject) => {
+      const req = https.request(
+        {
+          host: 'localhost',
+          port: hub.ports.methods!,
+          method: 'POST',
+          path: `/twins/${target}/methods`,
+          headers: { 'content-type': 'application/json', ...headers },
+          ca: hub.trustBundlePem,
+        },
+        (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () =>
+            resolve({
+              status: res.statusCode ?? 0,
+              body: JSON.parse(text) as Record<string, unknown>,
+            }),
+          );
+        },
+      );
+      req.on('error', reject);
+      req.end(typeof body === 'string' ? body : JSON.stringify(body));
+    });
+  }
+
+  it('lets a module call another module, and refuses bad callers and bad requests', async () => {
+    hub = await startHub();
+    const target = await sdkModule(hub, 'target');
+    target.onMethod('echo', (req, res) => void res?.send(201, { echoed: req?.payload }));
+    await sleep(200); // the method subscription reaches the hub
+    const token = await moduleToken(hub, 'caller');
+    const as = (moduleId: string, t = token): Record<string, string> => ({
+      authorization: t,
+      'x-ms-edge-moduleId': `${DEVICE}/${moduleId}`,
+    });
+    const call = { methodName: 'echo', payload: { n: 1 }, responseTimeoutInSeconds: 5 };
+
+    await expect(post(`${DEVICE}/modules/target`, as('caller'), call)).resolves.toEqual({
+      status: 200,
+      body: { status: 201, payload: { echoed: { n: 1 } } },
+    });
+    // Not connected, or not listening for that method in time.
+    await expect(post(`${DEVICE}/modules/ghost`, as('caller'), call)).resolves.toMatchObject({
+      status: 404,
+    });
+    await expect(
+      post(`${DEVICE}/modules/target`, as('caller'), { ...call, methodName: 'silent' }),
+    ).resolves.toMatchObject({ status: 504 });
+    // Callers: no token, a token of another module, a leaf device, a forged signature.
+    await expect(post(`${DEVICE}/modules/target`, {}, call)).resolves.toMatchObject({
+      status: 401,
+    });
+    await expect(post(`${DEVICE}/modules/target`, as('target'), call)).resolves.toMatchObject({
+      status: 401,
+    });
+    await expect(
+      post(
+        `${DEVICE}/modules/target`,
+        { authorization: leafToken(), 'x-ms-edge-moduleId': 'leaf1' },
+        call,
+      ),
+    ).resolves.toMatchObject({ status: 403 });
+    await expect(
+      post(`${DEVICE}/modules/target`, as('caller', token.replace(/sig=[^&]+/, 'sig=AAAA')), call),
+    ).resolves.toMatchObject({ status: 401 });
+    // Requests: not JSON, no method name, a topic character in it, a timeout out of range, too big.
+    for (const bad of [
+      'not json',
+      { payload: 1 },
+      { methodName: 'a/b' },
+      { methodName: 'echo', responseTimeoutInSeconds: 1 },
+    ])
+      await expect(post(`${DEVICE}/modules/target`, as('caller'), bad)).resolves.toMatchObject({
+        status: 400,
+      });
+    await expect(
+      post(`${DEVICE}/modules/target`, as('caller'), { ...call, payload: 'x'.repeat(200_000) }),
+    ).resolves.toMatchObject({ status: 413 });
+    expect(await hub.metrics.value('kedge_hub_method_api_requests_total', { code: '200' })).toBe(1);
+    await target.close();
   });
 });

@@ -107,6 +107,7 @@ describe('store-and-forward across kill -9', () => {
         host: '127.0.0.1',
         tlsPort: 0,
         workloadPort: null,
+        methodsPort: null,
         workloadSocket: null,
         iotHubHostName: IOTHUB,
         leafDevices: [{ deviceId: 'leaf1', primaryKey: LEAF_KEY }],

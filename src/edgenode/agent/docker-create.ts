@@ -28,6 +28,11 @@ export interface ContainerContext {
   network: string;
   /** Host name that resolves to the Docker host (where `kedge node` runs the hub) inside modules. */
   gatewayHostName: string;
+  /**
+   * The address the gateway host name resolves to: the module network's gateway, where the hub
+   * listens. Default Docker's `host-gateway` (the default bridge's gateway).
+   */
+  gatewayAddress?: string;
 }
 
 type Json = Record<string, unknown>;
@@ -66,7 +71,7 @@ export function containerCreateBody(spec: ModuleSpec, ctx: ContainerContext): Js
   if (networkMode !== 'host') {
     hostConfig.ExtraHosts = [
       ...asStrings(hostConfig.ExtraHosts),
-      `${ctx.gatewayHostName}:host-gateway`,
+      `${ctx.gatewayHostName}:${ctx.gatewayAddress ?? 'host-gateway'}`,
     ];
   }
   const body: Json = {

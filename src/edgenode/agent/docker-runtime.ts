@@ -63,7 +63,6 @@ function isBadRequest(err: unknown): boolean {
 /** Runs modules as containers on the Docker Engine API (Docker, Moby, Podman's socket). */
 export class DockerRuntime implements ModuleRuntime {
   readonly name = 'docker';
-  readonly configSalt: string;
   readonly #docker: DockerClient;
   readonly #ctx: ContainerContext;
   readonly #prefix: string;
@@ -78,7 +77,34 @@ export class DockerRuntime implements ModuleRuntime {
     };
     this.#prefix = options.containerNamePrefix ?? '';
     this.#log = options.logger ?? silentLogger();
-    this.configSalt = `docker|${options.network}|${options.gatewayHostName}`;
+  }
+
+  /**
+   * Part of every module's config hash: a new network, gateway name or hub address means the
+   * containers' host entry is stale, so they are recreated.
+   */
+  get configSalt(): string {
+    const c = this.#ctx;
+    const base = `docker|${c.network}|${c.gatewayHostName}`;
+    return c.gatewayAddress === undefined ? base : `${base}|${c.gatewayAddress}`;
+  }
+
+  /**
+   * Creates the module network if needed and returns its gateway address: the host's own address
+   * on that bridge, where the hub listens for modules. From then on containers resolve the gateway
+   * host name to it (instead of Docker's `host-gateway`, the default bridge), so only containers on
+   * the module network reach the hub. Undefined when Docker reports no IPv4 gateway.
+   */
+  async hubAddress(): Promise<string | undefined> {
+    await this.prepare();
+    const network = (await this.#docker.getNetwork(this.#ctx.network).inspect()) as {
+      IPAM?: { Config?: { Gateway?: string }[] | null };
+    };
+    const gateway = (network.IPAM?.Config ?? [])
+      .map((c) => c.Gateway?.split('/')[0])
+      .find((g): g is string => g !== undefined && g !== '' && !g.includes(':'));
+    if (gateway) this.#ctx.gatewayAddress = gateway;
+    return gateway;
   }
 
   async prepare(): Promise<void> {

@@ -73,6 +73,16 @@ describe('containerCreateBody', () => {
     expect(createOptions.HostConfig.RestartPolicy).toEqual({ Name: 'always' });
   });
 
+  it('points the hub host at the module network gateway once the hub listens there', () => {
+    const body = containerCreateBody(
+      { ...spec, createOptions: {} },
+      { ...ctx, gatewayAddress: '172.18.0.1' },
+    );
+    expect((body.HostConfig as Record<string, unknown>).ExtraHosts).toEqual([
+      'gw.local:172.18.0.1',
+    ]);
+  });
+
   it('leaves host networking alone', () => {
     const body = containerCreateBody(
       { ...spec, createOptions: { HostConfig: { NetworkMode: 'host' } } },

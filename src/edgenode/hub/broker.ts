@@ -11,6 +11,7 @@ import { allowedSubscriptions } from '../../common/iothub/index.js';
 import type { Logger } from '../../common/logger.js';
 import type { Identity, IdentityRegistry } from './identities.js';
 import type { HubMetrics } from './metrics.js';
+import { listenOn } from './listen.js';
 import type { HubLimits } from './options.js';
 import type { Protocol } from './protocol.js';
 
@@ -167,49 +168,47 @@ export class HubBroker {
     };
   }
 
-  /** Starts the TLS listener (and the plain one when `plainPort` is set). Returns bound ports. */
+  /**
+   * Starts the TLS listener (and the plain one when `plainPort` is set) on every address in
+   * `hosts`. Returns the bound ports.
+   */
   async listen(options: {
-    host: string;
+    hosts: string[];
     tlsPort: number;
     plainPort: number | null;
     cert: string;
     key: string;
   }): Promise<{ tlsPort: number; plainPort: number | null }> {
-    const tlsServer = tls.createServer(
-      {
-        cert: options.cert,
-        key: options.key,
-        minVersion: 'TLSv1.2',
-        handshakeTimeout: this.#d.limits.connectTimeoutMs,
-      },
-      (s) => this.#handle(s),
-    );
-    // Nagle + delayed ACK costs ~40 ms per QoS1 round trip; disable it on the raw socket.
-    tlsServer.on('connection', (s: net.Socket) => s.setNoDelay(true));
-    tlsServer.on('tlsClientError', (err) =>
-      this.#d.log.debug({ err: err.message }, 'TLS handshake failed'),
-    );
-    const tlsPort = await this.#listen(tlsServer, options.tlsPort, options.host);
+    const createTls = (): net.Server => {
+      const server = tls.createServer(
+        {
+          cert: options.cert,
+          key: options.key,
+          minVersion: 'TLSv1.2',
+          handshakeTimeout: this.#d.limits.connectTimeoutMs,
+        },
+        (s) => this.#handle(s),
+      );
+      // Nagle + delayed ACK costs ~40 ms per QoS1 round trip; disable it on the raw socket.
+      server.on('connection', (s: net.Socket) => s.setNoDelay(true));
+      server.on('tlsClientError', (err) =>
+        this.#d.log.debug({ err: err.message }, 'TLS handshake failed'),
+      );
+      return server;
+    };
+    const tlsListen = await listenOn(createTls, options.tlsPort, options.hosts, 'hub.tlsPort');
+    this.#servers.push(...tlsListen.servers);
     let plainPort: number | null = null;
     if (options.plainPort !== null) {
-      const plain = net.createServer({ noDelay: true }, (s) => this.#handle(s));
-      plainPort = await this.#listen(plain, options.plainPort, options.host);
+      const createPlain = (): net.Server =>
+        net.createServer({ noDelay: true }, (s) => this.#handle(s));
+      const plain = await listenOn(createPlain, options.plainPort, options.hosts, 'hub.plainPort');
+      this.#servers.push(...plain.servers);
+      plainPort = plain.port;
     }
     this.#sweep = setInterval(() => this.#sweepBacklogs(), BACKLOG_SWEEP_MS);
     this.#sweep.unref();
-    return { tlsPort, plainPort };
-  }
-
-  async #listen(server: net.Server, port: number, host: string): Promise<number> {
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.#servers.push(server);
-    return (server.address() as net.AddressInfo).port;
+    return { tlsPort: tlsListen.port, plainPort };
   }
 
   /** Disconnects clients that do not read what the hub sends (bounded per-client memory). */

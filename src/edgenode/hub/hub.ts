@@ -13,6 +13,8 @@ import { HubBroker } from './broker.js';
 import { IdentityRegistry } from './identities.js';
 import { HubModuleIdentityProvider } from './identity-provider.js';
 import { HubMetrics } from './metrics.js';
+import { addressList } from './listen.js';
+import { MethodApi } from './method-api.js';
 import { MethodCalls, type MethodResult } from './methods.js';
 import { resolveHubOptions, type HubOptions, type HubOptionsInput } from './options.js';
 import { ensureHubPki, type HubPki } from './pki-store.js';
@@ -38,6 +40,8 @@ export interface HubPorts {
   tls: number;
   plain: number | null;
   workload: number | null;
+  /** The HTTPS direct-method API; null when disabled. */
+  methods: number | null;
 }
 
 const DESIRED_FILTER = '$iothub/twin/PATCH/properties/desired/#';
@@ -51,6 +55,7 @@ interface Running {
   broker: HubBroker;
   protocol: Protocol;
   workload: WorkloadApi;
+  methodApi: MethodApi | undefined;
   upstream: Upstream;
   forwarder: Forwarder;
   ports: HubPorts;
@@ -126,8 +131,14 @@ export class Hub {
       identityOf: (c) => broker.identityOf(c),
     });
     broker.attach(protocol);
+    const hosts = addressList(o.host);
+    if (hosts.length === 0)
+      throw new KedgeError(
+        ErrorCode.InvalidConfig,
+        'hub.host: at least one listen address is needed',
+      );
     const listened = await broker.listen({
-      host: o.host,
+      hosts,
       tlsPort: o.tlsPort,
       plainPort: o.plainPort,
       cert: pki.server.certPem,
@@ -137,8 +148,16 @@ export class Hub {
     const workloadPort = await workload.listen({
       socketPath: o.workloadSocket,
       port: o.workloadPort,
-      host: o.host,
+      hosts: addressList(o.workloadHost),
     });
+    const methodApi = o.methodsPort === null ? undefined : this.#methodApi(identities);
+    const methodsPort =
+      (await methodApi?.listen({
+        port: o.methodsPort ?? 0,
+        hosts,
+        cert: pki.server.certPem,
+        key: pki.server.keyPem,
+      })) ?? null;
     const upstream = this.#upstreamOverride ?? this.#createUpstream();
     const forwarder = new Forwarder(queue, upstream, this.metrics, this.log);
     this.#r = {
@@ -149,9 +168,15 @@ export class Hub {
       broker,
       protocol,
       workload,
+      methodApi,
       upstream,
       forwarder,
-      ports: { tls: listened.tlsPort, plain: listened.plainPort, workload: workloadPort },
+      ports: {
+        tls: listened.tlsPort,
+        plain: listened.plainPort,
+        workload: workloadPort,
+        methods: methodsPort,
+      },
     };
     this.#applyModuleTwins(o.modules);
     await upstream.start({
@@ -165,6 +190,17 @@ export class Hub {
       { ports: this.#r.ports, routes: this.router.size, queued: queue.stats().depth },
       'hub started',
     );
+  }
+
+  #methodApi(identities: IdentityRegistry): MethodApi {
+    return new MethodApi({
+      deviceId: this.options.deviceId,
+      identities,
+      metrics: this.metrics,
+      log: this.log,
+      call: (target, name, payload, timeoutMs) =>
+        this.#callMethod(target, name, payload, timeoutMs),
+    });
   }
 
   #openQueue(): DurableQueue {
@@ -247,17 +283,31 @@ export class Hub {
     payload: unknown,
     timeoutMs?: number,
   ): Promise<MethodResult> {
-    const r = this.#running();
-    const client = r.broker.client(twinId(target));
-    if (!client || !subscribed(client, METHODS_FILTER))
-      return {
-        status: 404,
-        payload: { message: `${twinId(target)} is not connected or not listening for methods` },
-      };
-    const { requestId, result } = this.#methods.begin(
-      client.id,
+    const result = this.#callMethod(
+      target,
+      methodName,
+      payload,
       timeoutMs ?? this.options.limits.methodTimeoutSecs * 1000,
     );
+    return (
+      result ?? {
+        status: 404,
+        payload: { message: `${twinId(target)} is not connected or not listening for methods` },
+      }
+    );
+  }
+
+  /** Sends the request; undefined when the target is not connected or not listening. */
+  #callMethod(
+    target: Target,
+    methodName: string,
+    payload: unknown,
+    timeoutMs: number,
+  ): Promise<MethodResult> | undefined {
+    const r = this.#running();
+    const client = r.broker.client(twinId(target));
+    if (!client || !subscribed(client, METHODS_FILTER)) return undefined;
+    const { requestId, result } = this.#methods.begin(client.id, timeoutMs);
     client.publish(
       {
         cmd: 'publish',
@@ -325,6 +375,7 @@ export class Hub {
     await r.forwarder.stop();
     await r.upstream.stop();
     await r.workload.close();
+    await r.methodApi?.close();
     await r.broker.close();
     await r.queue.close();
     this.log.info('hub stopped');

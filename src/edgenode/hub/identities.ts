@@ -117,19 +117,30 @@ export class IdentityRegistry {
     const [deviceId, moduleId] = parts;
     if (!deviceId || parts.length > 2 || (parts.length === 2 && !moduleId))
       throw new KedgeError(ErrorCode.Unauthorized, 'malformed client id');
-    const keys = this.#keysFor(deviceId, moduleId);
-    if (keys.length === 0) throw new KedgeError(ErrorCode.Unauthorized, 'unknown identity');
+    if (this.#keysFor(deviceId, moduleId).length === 0)
+      throw new KedgeError(ErrorCode.Unauthorized, 'unknown identity');
     const hostOk = this.#audienceHosts.some((h) =>
       username.toLowerCase().startsWith(`${h}/${clientId}/`.toLowerCase()),
     );
     if (!hostOk || !username.includes('api-version='))
       throw new KedgeError(ErrorCode.Unauthorized, 'bad username');
-    verifySasToken(password, {
+    return this.authenticateToken(deviceId, moduleId, password);
+  }
+
+  /**
+   * Checks a SAS token presented by `deviceId[/moduleId]` (an MQTT password or an HTTP
+   * `Authorization` header). Throws `KEDGE_ERR_UNAUTHORIZED` with a loggable reason.
+   */
+  authenticateToken(deviceId: string, moduleId: string | undefined, token: string): Identity {
+    const keys = this.#keysFor(deviceId, moduleId);
+    if (keys.length === 0) throw new KedgeError(ErrorCode.Unauthorized, 'unknown identity');
+    verifySasToken(token, {
       audiences: this.#audienceHosts.map((h) => resourceUri(h, deviceId, moduleId)),
       keysBase64: keys,
     });
+    const id = moduleId === undefined ? deviceId : `${deviceId}/${moduleId}`;
     return moduleId === undefined
-      ? { deviceId, id: clientId, kind: 'leaf' }
-      : { deviceId, moduleId, id: clientId, kind: 'module' };
+      ? { deviceId, id, kind: 'leaf' }
+      : { deviceId, moduleId, id, kind: 'module' };
   }
 }

@@ -38,6 +38,12 @@ export class HubMetrics {
     labelNames: ['action'],
     registers: [this.registry],
   });
+  readonly methodApiRequests = new Counter({
+    name: 'kedge_hub_method_api_requests_total',
+    help: 'Module-to-module direct-method requests on the HTTPS method API, by HTTP status',
+    labelNames: ['code'],
+    registers: [this.registry],
+  });
   readonly messagesIn = new Counter({
     name: 'kedge_hub_messages_received_total',
     help: 'Telemetry and output messages accepted from clients',

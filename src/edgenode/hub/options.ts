@@ -3,6 +3,7 @@
  * schema that the `kedge node` YAML config embeds under its `hub:` key.
  */
 import type { RouteSpec } from '../../common/routes/index.js';
+import type { ListenAddresses } from './listen.js';
 
 /** A leaf device allowed to connect through this hub (configured list; cloud-synced later). */
 export interface LeafDeviceOptions {
@@ -71,12 +72,28 @@ export interface HubOptions {
   gatewayHostName: string;
   /** Extra DNS names or IPs for the server certificate SAN. Default `['localhost', '127.0.0.1']`. */
   extraHostNames: string[];
-  /** Listen address. Default `0.0.0.0`, so containers on the bridge network reach the hub. */
-  host: string;
+  /**
+   * Addresses the MQTT listeners and the direct-method API bind. Default `127.0.0.1`: nothing
+   * outside the device reaches the hub unless configured. `kedge node` with the Docker runtime adds
+   * the module network's gateway address, so containers on that network (and only those) reach
+   * it. Leaf devices need the device's LAN address here (or `0.0.0.0`, every interface).
+   */
+  host: ListenAddresses;
+  /**
+   * Addresses the workload API's TCP listener binds. Default `127.0.0.1`; `kedge node` adds the
+   * module network's gateway address. Only modules need it: never put a LAN address here.
+   */
+  workloadHost: ListenAddresses;
   /** MQTT over TLS port. Default 8883. */
   tlsPort: number;
   /** Plain MQTT port for development; `null` (default) disables it. */
   plainPort: number | null;
+  /**
+   * HTTPS port of the direct-method API (`POST /twins/{d}[/modules/{m}]/methods`) that
+   * `ModuleClient.invokeMethod` calls. The SDK always dials 443 on the gateway host, so other
+   * values only suit tests and proxies. Default 443; `null` disables it.
+   */
+  methodsPort: number | null;
   /** Workload API TCP port. Default 15580; `null` disables TCP. */
   workloadPort: number | null;
   /** Workload API unix socket path; `null` disables it. Default `{dataDir}/workload.sock`. */
@@ -105,8 +122,10 @@ export const HUB_DEFAULTS: Omit<HubOptions, 'deviceId' | 'dataDir' | 'workloadSo
   iotHubHostName: 'kedge.local',
   gatewayHostName: 'kedge-hub',
   extraHostNames: ['localhost', '127.0.0.1'],
-  host: '0.0.0.0',
+  host: '127.0.0.1',
+  workloadHost: '127.0.0.1',
   tlsPort: 8883,
+  methodsPort: 443,
   plainPort: null,
   workloadPort: 15580,
   containerHostName: 'kedge-hub',
@@ -144,6 +163,8 @@ export function resolveHubOptions(input: HubOptionsInput): HubOptions {
 
 const port = { type: 'integer', minimum: 0, maximum: 65535 };
 const nullablePort = { type: ['integer', 'null'], minimum: 0, maximum: 65535 };
+const address = { type: 'string', minLength: 1 };
+const addresses = { oneOf: [address, { type: 'array', items: address }] };
 
 /** JSON schema of {@link HubOptionsInput} for embedding under `hub:` in the node config. */
 export const hubOptionsSchema = {
@@ -156,7 +177,9 @@ export const hubOptionsSchema = {
     iotHubHostName: { type: 'string', description: 'IoT Hub host name. Default kedge.local.' },
     gatewayHostName: { type: 'string', description: 'GatewayHostName. Default kedge-hub.' },
     extraHostNames: { type: 'array', items: { type: 'string' } },
-    host: { type: 'string', description: 'Listen address. Default 0.0.0.0.' },
+    host: { ...addresses, description: 'MQTT and method API addresses. Default 127.0.0.1.' },
+    workloadHost: { ...addresses, description: 'Workload API TCP addresses. Default 127.0.0.1.' },
+    methodsPort: { ...nullablePort, description: 'Direct-method HTTPS port. Default 443.' },
     tlsPort: { ...port, description: 'MQTT/TLS port. Default 8883.' },
     plainPort: { ...nullablePort, description: 'Plain MQTT port (development). Default off.' },
     workloadPort: { ...nullablePort, description: 'Workload API TCP port. Default 15580.' },

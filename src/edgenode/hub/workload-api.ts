@@ -8,10 +8,10 @@
  */
 import { chmodSync, existsSync, unlinkSync } from 'node:fs';
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import type { Logger } from '../../common/logger.js';
 import { signBase64 } from '../../common/iothub/index.js';
 import type { IdentityRegistry } from './identities.js';
+import { listenOn } from './listen.js';
 
 /** The oldest api-version the SDK sends; newer ones are accepted too. */
 export const WORKLOAD_API_VERSION = '2018-06-28';
@@ -58,28 +58,38 @@ export class WorkloadApi {
     this.#log = log;
   }
 
-  /** Starts listening; returns the bound TCP port (or null). */
+  /** Starts listening on the socket and on every TCP address; returns the bound TCP port (or null). */
   async listen(options: {
     socketPath: string | null;
     port: number | null;
-    host: string;
+    hosts: string[];
   }): Promise<number | null> {
-    let port: number | null = null;
     const socketPath = options.socketPath;
     if (socketPath) {
       if (existsSync(socketPath)) unlinkSync(socketPath);
-      await this.#start((s, cb) => s.listen(socketPath, cb));
+      const server = this.#create();
+      await new Promise<void>((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(socketPath, () => {
+          server.off('error', reject);
+          resolve();
+        });
+      });
+      this.#servers.push(server);
       chmodSync(socketPath, 0o660);
     }
-    const tcpPort = options.port;
-    if (tcpPort !== null) {
-      const server = await this.#start((s, cb) => s.listen(tcpPort, options.host, cb));
-      port = (server.address() as AddressInfo).port;
-    }
-    return port;
+    if (options.port === null || options.hosts.length === 0) return null;
+    const tcp = await listenOn(
+      () => this.#create(),
+      options.port,
+      options.hosts,
+      'hub.workloadPort',
+    );
+    this.#servers.push(...(tcp.servers as http.Server[]));
+    return tcp.port;
   }
 
-  async #start(listen: (s: http.Server, cb: () => void) => void): Promise<http.Server> {
+  #create(): http.Server {
     const server = http.createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#log.warn({ err }, 'workload API request failed');
@@ -88,14 +98,6 @@ export class WorkloadApi {
     });
     server.headersTimeout = 10_000;
     server.requestTimeout = 10_000;
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      listen(server, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
-    this.#servers.push(server);
     return server;
   }
 

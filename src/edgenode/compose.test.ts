@@ -1,0 +1,22 @@
+import { withModuleAddress } from './compose.js';
+
+describe('withModuleAddress', () => {
+  it('binds loopback when nothing is configured, plus the module network gateway', () => {
+    expect(withModuleAddress(undefined, undefined)).toEqual(['127.0.0.1']);
+    expect(withModuleAddress(undefined, '172.18.0.1')).toEqual(['127.0.0.1', '172.18.0.1']);
+  });
+
+  it('keeps configured addresses, without duplicates, and may drop loopback', () => {
+    expect(withModuleAddress('192.168.1.5', '172.18.0.1')).toEqual(['192.168.1.5', '172.18.0.1']);
+    expect(withModuleAddress(['172.18.0.1', '10.0.0.2'], '172.18.0.1')).toEqual([
+      '172.18.0.1',
+      '10.0.0.2',
+    ]);
+    expect(withModuleAddress([], '172.18.0.1')).toEqual(['172.18.0.1']);
+  });
+
+  it('adds nothing to a wildcard, which already covers the module network', () => {
+    expect(withModuleAddress('0.0.0.0', '172.18.0.1')).toEqual(['0.0.0.0']);
+    expect(withModuleAddress(['::'], '172.18.0.1')).toEqual(['::']);
+  });
+});

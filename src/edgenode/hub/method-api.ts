@@ -1,0 +1,221 @@
+/**
+ * The direct-method API that `ModuleClient.invokeMethod(deviceId, moduleId, params)` calls: HTTPS
+ * `POST /twins/{d}[/modules/{m}]/methods` on the gateway host, as edgeHub serves it on 443.
+ * - The caller is a module of this device: `x-ms-edge-moduleId: {d}/{m}` names it and the
+ *   `Authorization` header carries its SAS token, checked like an MQTT CONNECT.
+ * - The body is `{methodName, payload, responseTimeoutInSeconds, connectTimeoutInSeconds}`; the
+ *   answer is `200 {status, payload}`, `404` when the target is not connected or not listening for
+ *   methods, `504` when it does not answer in time.
+ */
+import https from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type net from 'node:net';
+import { isKedgeError } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import type { IdentityRegistry } from './identities.js';
+import { listenOn } from './listen.js';
+import type { HubMetrics } from './metrics.js';
+import type { MethodResult } from './methods.js';
+import type { Target } from './upstream/upstream.js';
+
+/** Method payload limit, as edgeHub (128 KB) plus room for the envelope. */
+export const MAX_METHOD_BODY_BYTES = 128 * 1024 + 1024;
+/** Response timeout range edgeHub accepts (seconds). */
+const MIN_TIMEOUT_SECS = 5;
+const MAX_TIMEOUT_SECS = 300;
+/** Default response timeout (seconds), as IoT Hub. */
+const DEFAULT_TIMEOUT_SECS = 30;
+/** Slow or idle callers cannot hold a socket for longer than this. */
+const HEADERS_TIMEOUT_MS = 10_000;
+/** Longest method name accepted. */
+const MAX_METHOD_NAME = 128;
+const MS_PER_SEC = 1000;
+/** Characters that would change the meaning of the `$iothub/methods/POST/{name}/` topic. */
+const TOPIC_SPECIAL = /[/#+?]/;
+const METHODS_PATH = /^\/twins\/([^/]+)(?:\/modules\/([^/]+))?\/methods\/?$/;
+
+/** What the method API needs from the hub. */
+export interface MethodApiDeps {
+  deviceId: string;
+  identities: IdentityRegistry;
+  metrics: HubMetrics;
+  log: Logger;
+  /** Calls the method; undefined when the target is not connected or not listening. */
+  call: (
+    target: Target,
+    methodName: string,
+    payload: unknown,
+    timeoutMs: number,
+  ) => Promise<MethodResult> | undefined;
+}
+
+interface MethodRequest {
+  methodName: string;
+  payload: unknown;
+  timeoutMs: number;
+}
+
+/** A reply with a status, so handlers can `throw` a refusal. */
+class Refusal extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+function reply(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+  });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<string> {
+  let size = 0;
+  const chunks: Buffer[] = [];
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > MAX_METHOD_BODY_BYTES)
+      throw new Refusal(413, `request body over ${MAX_METHOD_BODY_BYTES} bytes`);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function validMethodName(name: unknown): name is string {
+  return (
+    typeof name === 'string' &&
+    name !== '' &&
+    name.length <= MAX_METHOD_NAME &&
+    !TOPIC_SPECIAL.test(name)
+  );
+}
+
+/** Validates the JSON body the SDK sends. */
+export function parseMethodRequest(text: string): MethodRequest {
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    throw new Refusal(400, 'body is not JSON');
+  }
+  if (typeof body !== 'object' || body === null) throw new Refusal(400, 'body is not an object');
+  const { methodName } = body;
+  if (!validMethodName(methodName))
+    throw new Refusal(400, `methodName must be 1 to ${MAX_METHOD_NAME} characters without / # + ?`);
+  const timeout = body.responseTimeoutInSeconds ?? DEFAULT_TIMEOUT_SECS;
+  if (typeof timeout !== 'number' || timeout < MIN_TIMEOUT_SECS || timeout > MAX_TIMEOUT_SECS)
+    throw new Refusal(
+      400,
+      `responseTimeoutInSeconds must be between ${MIN_TIMEOUT_SECS} and ${MAX_TIMEOUT_SECS}`,
+    );
+  return { methodName, payload: body.payload ?? null, timeoutMs: timeout * MS_PER_SEC };
+}
+
+/** The HTTPS server for module-to-module direct methods. */
+export class MethodApi {
+  readonly #d: MethodApiDeps;
+  #servers: net.Server[] = [];
+
+  constructor(deps: MethodApiDeps) {
+    this.#d = deps;
+  }
+
+  /** Listens on every address; returns the bound port. */
+  async listen(options: {
+    port: number;
+    hosts: string[];
+    cert: string;
+    key: string;
+  }): Promise<number> {
+    const create = (): net.Server => {
+      const server = https.createServer(
+        { cert: options.cert, key: options.key, minVersion: 'TLSv1.2' },
+        (req, res) => void this.#serve(req, res),
+      );
+      server.headersTimeout = HEADERS_TIMEOUT_MS;
+      return server;
+    };
+    const bound = await listenOn(create, options.port, options.hosts, 'hub.methodsPort');
+    this.#servers = bound.servers;
+    return bound.port;
+  }
+
+  async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    let status: number;
+    try {
+      const { status: s, body } = await this.#handle(req);
+      status = s;
+      reply(res, s, body);
+    } catch (err) {
+      status = err instanceof Refusal ? err.status : 500;
+      const message = err instanceof Refusal ? err.message : 'internal error';
+      if (!(err instanceof Refusal)) this.#d.log.warn({ err }, 'method API request failed');
+      if (!res.headersSent) reply(res, status, { message });
+    }
+    this.#d.metrics.methodApiRequests.inc({ code: String(status) });
+  }
+
+  async #handle(req: IncomingMessage): Promise<{ status: number; body: unknown }> {
+    const url = new URL(req.url ?? '/', 'https://hub');
+    const match = METHODS_PATH.exec(url.pathname);
+    if (!match) throw new Refusal(404, 'not found');
+    if (req.method !== 'POST') throw new Refusal(405, 'only POST is allowed');
+    const caller = this.#authenticate(req);
+    const target = this.#target(decodeURIComponent(match[1]!), match[2]);
+    const call = parseMethodRequest(await readBody(req));
+    this.#d.log.debug({ caller, target, method: call.methodName }, 'module invokes a method');
+    const pending = this.#d.call(target, call.methodName, call.payload, call.timeoutMs);
+    if (!pending) throw new Refusal(404, 'target is not connected or not listening for methods');
+    try {
+      return { status: 200, body: await pending };
+    } catch (err) {
+      if (isKedgeError(err)) throw new Refusal(504, err.message);
+      throw err;
+    }
+  }
+
+  /** The calling module, from its SAS token; only modules of this device may call. */
+  #authenticate(req: IncomingMessage): string {
+    const token = req.headers.authorization;
+    const caller = req.headers['x-ms-edge-moduleid'];
+    if (typeof token !== 'string' || typeof caller !== 'string')
+      throw new Refusal(401, 'Authorization and x-ms-edge-moduleId headers are required');
+    const [deviceId, moduleId, ...rest] = caller.split('/');
+    if (deviceId !== this.#d.deviceId || !moduleId || rest.length > 0)
+      throw new Refusal(403, 'only modules of this device may invoke methods');
+    try {
+      this.#d.identities.authenticateToken(deviceId, moduleId, token);
+    } catch (err) {
+      this.#d.log.warn({ caller, err: (err as Error).message }, 'method API refused a caller');
+      throw new Refusal(401, 'invalid credentials');
+    }
+    return caller;
+  }
+
+  /** Modules of this device and leaf devices (by device id) are valid targets. */
+  #target(deviceId: string, moduleRaw: string | undefined): Target {
+    const moduleId = moduleRaw === undefined ? undefined : decodeURIComponent(moduleRaw);
+    if (moduleId !== undefined && deviceId !== this.#d.deviceId)
+      throw new Refusal(404, `module ${deviceId}/${moduleId} is not on this device`);
+    return moduleId === undefined ? { deviceId } : { deviceId, moduleId };
+  }
+
+  /** Stops listening and drops open connections. */
+  async close(): Promise<void> {
+    await Promise.all(
+      this.#servers.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            (s as https.Server).closeAllConnections();
+            s.close(() => resolve());
+          }),
+      ),
+    );
+    this.#servers = [];
+  }
+}
