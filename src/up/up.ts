@@ -248,7 +248,11 @@ async function startDevice(
         ? { network: MODULE_NETWORK, containerNamePrefix: CONTAINER_PREFIX }
         : {}),
     },
-    hub: { tlsPort: await freePort(), workloadPort: await freePort() },
+    hub: {
+      tlsPort: await freePort(),
+      workloadPort: await freePort(),
+      methodsPort: await freePort(),
+    },
   };
   const configPath = path.join(dataDir, 'node.yaml');
   await writeFile(configPath, stringify(nodeConfig), { mode: 0o600 });
