@@ -90,7 +90,13 @@ async function podPhases(cluster: TestCluster, node: string): Promise<Record<str
     'json',
   ]);
   const pods = JSON.parse(out).items as { spec: any; status: any }[];
-  return Object.fromEntries(pods.map((p) => [p.spec.containers[0].name, p.status.phase as string]));
+  return Object.fromEntries(
+    pods.map((p) => {
+      const state = p.status.containerStatuses?.[0]?.state ?? {};
+      const reason = state.waiting?.reason ?? state.terminated?.reason;
+      return [p.spec.containers[0].name, `${p.status.phase}${reason ? `/${reason}` : ''}`];
+    }),
+  );
 }
 
 const RUNNING_MODULES = ['temp-sensor', 'modbus-tcp', 'azureblobstorageoniotedge'];
