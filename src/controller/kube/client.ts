@@ -1,4 +1,4 @@
-import { request, type RequestOptions } from 'node:https';
+import { Agent, request, type RequestOptions } from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
@@ -87,6 +87,23 @@ export interface KubeRequest {
   contentType?: string;
 }
 
+/**
+ * Idle keep-alive connections kept open to the API server. Enough for the reconcilers' bursts;
+ * watches hold their own connections while they run and do not count against it.
+ */
+const MAX_FREE_SOCKETS = 32;
+
+/** The TLS material an agent was made for; a change (rotated client cert) makes a new agent. */
+const TLS_FIELDS = [
+  'ca',
+  'cert',
+  'key',
+  'pfx',
+  'passphrase',
+  'servername',
+  'rejectUnauthorized',
+] as const;
+
 /** Counts API requests, for metrics and benchmarks. */
 export type RequestObserver = (method: string, status: number) => void;
 
@@ -98,6 +115,7 @@ export class KubeClient {
   readonly #kc: KubeConfig;
   readonly #server: URL;
   #observer: RequestObserver | undefined;
+  #agent: { material: unknown[]; agent: Agent } | undefined;
 
   constructor(kc: KubeConfig) {
     const cluster = kc.getCurrentCluster();
@@ -212,6 +230,7 @@ export class KubeClient {
       if (v !== undefined) url.searchParams.set(k, String(v));
     const opts: RequestOptions = { method: req.method, headers: { Accept: 'application/json' } };
     await this.#kc.applyToHTTPSOptions(opts);
+    opts.agent = this.#reusableAgent(opts);
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
     if (body !== undefined) {
       // Node does not frame DELETE bodies on its own; without a length the server ignores them.
@@ -234,6 +253,33 @@ export class KubeClient {
       r.end(body);
     });
   }
+
+  /**
+   * KubeConfig hands out a new Agent for every request, which means a TCP connection, a TLS
+   * handshake with the client certificate and a fresh TLS context each time: the costliest part
+   * of a request for both ends. One keep-alive agent per TLS identity reuses connections instead.
+   * Proxy agents are kept as they are.
+   */
+  #reusableAgent(opts: RequestOptions): RequestOptions['agent'] {
+    if (opts.agent?.constructor !== Agent) return opts.agent;
+    const material: unknown[] = TLS_FIELDS.map((f) => opts[f]);
+    if (!this.#agent || !sameMaterial(this.#agent.material, material)) {
+      const tlsOptions = Object.fromEntries(TLS_FIELDS.map((f) => [f, opts[f]]));
+      this.#agent?.agent.destroy();
+      this.#agent = {
+        material,
+        agent: new Agent({ ...tlsOptions, keepAlive: true, maxFreeSockets: MAX_FREE_SOCKETS }),
+      };
+    }
+    return this.#agent.agent;
+  }
+}
+
+function sameMaterial(a: unknown[], b: unknown[]): boolean {
+  return a.every((x, i) => {
+    const y = b[i];
+    return Buffer.isBuffer(x) && Buffer.isBuffer(y) ? x.equals(y) : x === y;
+  });
 }
 
 async function readBody(res: IncomingMessage): Promise<string> {
