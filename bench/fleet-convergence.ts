@@ -44,6 +44,7 @@ interface Sample {
 
 type Secret = KubeObject & { data?: Record<string, string> };
 type Pod = KubeObject & { status?: { phase?: string } };
+type Deployment = KubeObject & { status?: { reportedSuccessfulCount?: number } };
 type NodeObj = KubeObject & { status?: { conditions?: { type: string; status: string }[] } };
 
 function processSample(pid: number): Sample {
@@ -64,10 +65,61 @@ async function controllerMetric(metricsPort: number, name: string): Promise<numb
   return sumMetric(text, name);
 }
 
-/** apiserver_request_total over every verb and resource, from the apiserver itself. */
-async function apiserverRequests(cp: ControlPlane): Promise<number> {
+/** apiserver_request_total by `verb resource/subresource`, from the apiserver itself. */
+async function apiserverRequests(cp: ControlPlane): Promise<Map<string, number>> {
   const res = await kubectl(cp.binDir, cp.kubeconfigPath, ['get', '--raw', '/metrics']);
-  return sumMetric(res.stdout, 'apiserver_request_total');
+  const out = new Map<string, number>();
+  for (const m of res.stdout.matchAll(/^apiserver_request_total\{([^}]*)\} ([0-9.e+]+)/gm)) {
+    const labels = Object.fromEntries(
+      [...m[1]!.matchAll(/(\w+)="([^"]*)"/g)].map((l) => [l[1]!, l[2]!]),
+    );
+    const sub = labels.subresource ? `/${labels.subresource}` : '';
+    const key = `${labels.verb} ${labels.resource}${sub}`;
+    out.set(key, (out.get(key) ?? 0) + Number(m[2]));
+  }
+  return out;
+}
+
+function total(counts: Map<string, number>): number {
+  return [...counts.values()].reduce((a, b) => a + b, 0);
+}
+
+/** The busiest request kinds between two snapshots, for finding what loads the API server. */
+function topRequests(before: Map<string, number>, after: Map<string, number>): string {
+  return [...after]
+    .map(([k, v]) => [k, v - (before.get(k) ?? 0)] as const)
+    .filter(([, v]) => v > 0)
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, 10)
+    .map(([k, v]) => `${k} ${v}`)
+    .join(', ');
+}
+
+/** `controller=value` pairs of a labelled controller gauge, e.g. queue depths. */
+async function queueDepths(metricsPort: number): Promise<string> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  const re = /^kedge_controller_queue_depth\{controller="([^"]+)"\} (\d+)/gm;
+  return [...text.matchAll(re)].map((m) => `${m[1]}=${m[2]}`).join(' ');
+}
+
+/** CPU seconds used so far by every process of the run, by name (comm). */
+function cpuByProcess(pids: number[]): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const pid of pids) {
+    try {
+      const comm = readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+      out.set(`${comm}(${pid})`, processSample(pid).cpuSecs);
+    } catch {
+      // exited
+    }
+  }
+  return out;
+}
+
+function cpuShare(before: Map<string, number>, after: Map<string, number>, secs: number): string {
+  return [...after]
+    .map(([name, cpu]) => `${name} ${(((cpu - (before.get(name) ?? 0)) / secs) * 100).toFixed(0)}%`)
+    .join(', ');
 }
 
 function percentile(values: number[], p: number): number {
@@ -208,7 +260,10 @@ async function waitNodesReady(run: Run, nodes: Informer<NodeObj>): Promise<void>
 }
 
 /** Watches the fleet's pods and notes, in ms, when each was first seen and first seen Running. */
-function podClock(pods: Informer<Pod>): { added: Map<string, number>; running: Map<string, number> } {
+function podClock(pods: Informer<Pod>): {
+  added: Map<string, number>;
+  running: Map<string, number>;
+} {
   const added = new Map<string, number>();
   const running = new Map<string, number>();
   pods.on((event, pod) => {
@@ -234,27 +289,40 @@ async function converge(
       modules: MODULES.map((m) => ({ name: m, image: `bench/${m}:1` })),
     },
   };
+  const deployments = new Informer<Deployment>(
+    run.client,
+    Resources.edgeDeployments(NAMESPACE),
+    silentLogger(),
+  );
+  deployments.start();
+  await deployments.synced();
   await run.client.create(Resources.edgeDeployments(NAMESPACE), deployment);
   let peakRssMb = 0;
-  await stage(run.tag, 'convergence', limitMs(120, 600, run.n), (signal) =>
-    pollUntil(
-      run.tag,
-      async () => {
-        peakRssMb = Math.max(peakRssMb, processSample(controller.pid!).rssMb);
-        const d = await run.client.get<
-          KubeObject & { status?: { reportedSuccessfulCount?: number } }
-        >(Resources.edgeDeployments(NAMESPACE), 'three');
-        const successful = d.status?.reportedSuccessfulCount ?? 0;
-        const want = MODULES.length * run.n;
-        return {
-          done: successful === run.n && clock.running.size === want,
-          progress: `pods ${clock.added.size}/${want} created, ${clock.running.size} Running; reportedSuccessfulCount ${successful}/${run.n}; controller RSS ${processSample(controller.pid!).rssMb.toFixed(0)} MB`,
-        };
-      },
-      100,
-      signal,
-    ),
-  );
+  const want = MODULES.length * run.n;
+  try {
+    await stage(run.tag, 'convergence', limitMs(120, 600, run.n), (signal) =>
+      pollUntil(
+        run.tag,
+        async () => {
+          peakRssMb = Math.max(peakRssMb, processSample(controller.pid!).rssMb);
+          const successful =
+            deployments.get(`${NAMESPACE}/three`)?.status?.reportedSuccessfulCount ?? 0;
+          return {
+            done: successful === run.n && clock.running.size === want,
+            progress: async () =>
+              `pods ${clock.added.size}/${want} created, ${clock.running.size} Running; ` +
+              `reportedSuccessfulCount ${successful}/${run.n}; ` +
+              `controller RSS ${processSample(controller.pid!).rssMb.toFixed(0)} MB; ` +
+              `queues ${await queueDepths(run.ports.metrics)}`,
+          };
+        },
+        50,
+        signal,
+      ),
+    );
+  } finally {
+    deployments.stop();
+  }
   return { peakRssMb };
 }
 
@@ -271,7 +339,9 @@ async function measure(run: Run, controller: ChildProcess): Promise<void> {
   nodes.start();
   try {
     await waitNodesReady(run, nodes);
+    const pids = [...run.procs.map((p) => p.pid!), ...run.cp.pids()];
     const before = {
+      all: cpuByProcess(pids),
       cpu: processSample(controller.pid!),
       api: await controllerMetric(run.ports.metrics, 'kedge_controller_api_requests_total'),
       apiserver: await apiserverRequests(run.cp),
@@ -280,6 +350,7 @@ async function measure(run: Run, controller: ChildProcess): Promise<void> {
     const { peakRssMb } = await converge(run, controller, clock);
     const secs = (Date.now() - before.at) / 1000;
     const after = {
+      all: cpuByProcess(pids),
       cpu: processSample(controller.pid!),
       api: await controllerMetric(run.ports.metrics, 'kedge_controller_api_requests_total'),
       apiserver: await apiserverRequests(run.cp),
@@ -291,8 +362,12 @@ async function measure(run: Run, controller: ChildProcess): Promise<void> {
         `p99 ${percentile(latencies, 99).toFixed(2)} s; controller RSS ${after.cpu.rssMb.toFixed(0)} MB ` +
         `(peak ${Math.max(peakRssMb, after.cpu.rssMb).toFixed(0)} MB), CPU ${cpuPct.toFixed(0)} % of one core; ` +
         `controller API ${((after.api - before.api) / secs).toFixed(0)} req/s (${after.api - before.api} requests), ` +
-        `apiserver ${((after.apiserver - before.apiserver) / secs).toFixed(0)} req/s from all clients`,
+        `apiserver ${((total(after.apiserver) - total(before.apiserver)) / secs).toFixed(0)} req/s from all clients`,
     );
+    console.log(`  apiserver requests: ${topRequests(before.apiserver, after.apiserver)}`);
+    const metrics = await (await fetch(`http://127.0.0.1:${run.ports.metrics}/metrics`)).text();
+    writeFileSync(path.join(run.dir, 'controller-metrics.txt'), metrics);
+    console.log(`  CPU during convergence: ${cpuShare(before.all, after.all, secs)}`);
   } finally {
     pods.stop();
     nodes.stop();

@@ -31,13 +31,10 @@ export async function stage<T>(
   say(run, `stage "${name}" started (limit ${Math.round(limitMs / 1000)} s)`);
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => {
-        signal.stopped = true;
-        reject(new Error(`stage "${name}" did not finish within ${limitMs / 1000} s`));
-      },
-      limitMs,
-    );
+    timer = setTimeout(() => {
+      signal.stopped = true;
+      reject(new Error(`stage "${name}" did not finish within ${limitMs / 1000} s`));
+    }, limitMs);
   });
   try {
     const value = await Promise.race([work(signal), expired]);
@@ -48,10 +45,13 @@ export async function stage<T>(
   }
 }
 
-/** What one poll of a waiting stage saw: done, and a progress line for people. */
+/**
+ * What one poll of a waiting stage saw: done, and a progress line for people (a function when
+ * it costs requests, so it only runs when printed).
+ */
 export interface Poll {
   done: boolean;
-  progress: string;
+  progress: string | (() => Promise<string>);
 }
 
 /**
@@ -66,12 +66,14 @@ export async function pollUntil(
 ): Promise<void> {
   let lastPrint = Date.now();
   while (!signal.stopped) {
-    const poll = await check().catch(
-      (err: unknown): Poll => ({ done: false, progress: `check failed: ${String(err)}` }),
-    );
+    const poll = await check().catch((err: unknown): Poll => ({
+      done: false,
+      progress: `check failed: ${String(err)}`,
+    }));
     if (poll.done) return;
     if (Date.now() - lastPrint >= PROGRESS_EVERY_MS) {
-      say(run, `  … ${poll.progress}`);
+      const progress = typeof poll.progress === 'string' ? poll.progress : await poll.progress();
+      say(run, `  … ${progress}`);
       lastPrint = Date.now();
     }
     await sleep(intervalMs);

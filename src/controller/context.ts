@@ -36,6 +36,14 @@ export interface ControllerContext {
   };
 }
 
+/** Index of the pod informer: pods by `spec.nodeName`. */
+export const POD_NODE_INDEX = 'nodeName';
+
+/** Pods bound to a node, from the pod informer's node index. */
+export function podsOnNode(ctx: ControllerContext, nodeName: string): PodObject[] {
+  return ctx.informers.pods.indexed(POD_NODE_INDEX, nodeName);
+}
+
 /** `namespace/name` of an object. */
 export function keyFor(namespace: string | undefined, name: string | undefined): string {
   return `${namespace ?? 'default'}/${name ?? ''}`;

@@ -15,6 +15,7 @@ import { resolveLayers, type LostClaim } from './layering.js';
 import { matchesSelector } from './selector.js';
 import { routeText } from './desired.js';
 import { routeError } from './reconcile-route.js';
+import { slowStartBatch } from './slow-start.js';
 import type { ReconcileResult } from './workqueue.js';
 
 /** Bounded status lists, so one deployment over a large fleet keeps a small object. */
@@ -64,7 +65,10 @@ export async function reconcileDeployment(
   return pending ? { requeueAfterMs: REPLACE_POLL_MS } : {};
 }
 
-/** Creates missing pods, deletes unwanted or outdated ones; true while a replacement waits. */
+/**
+ * Creates missing pods, deletes unwanted or outdated ones; true while a replacement waits.
+ * Writes go out in slow-start batches, so a fleet's pods are created in parallel.
+ */
 async function syncPods(
   ctx: ControllerContext,
   deployment: Dep,
@@ -80,27 +84,29 @@ async function syncPods(
     );
   const existing = new Map(owned.map((p) => [p.metadata.name!, p]));
   let pending = false;
+  const doomed: string[] = [];
   for (const pod of owned) {
     const want = desired.get(pod.metadata.name!);
     const outdated =
       want &&
       want.metadata.annotations?.[SPEC_HASH_ANNOTATION] !==
         pod.metadata.annotations?.[SPEC_HASH_ANNOTATION];
-    if ((!want || outdated) && !pod.metadata.deletionTimestamp)
-      await ctx.client.delete(Resources.pods(ns), pod.metadata.name!);
+    if ((!want || outdated) && !pod.metadata.deletionTimestamp) doomed.push(pod.metadata.name!);
     if (outdated) pending = true;
   }
+  const missing: KubeObject[] = [];
   for (const [name, pod] of desired) {
     const current = existing.get(name);
-    if (current) {
-      pending ||= !!current.metadata.deletionTimestamp;
-      continue;
-    }
+    if (current) pending ||= !!current.metadata.deletionTimestamp;
+    else missing.push(pod);
+  }
+  await slowStartBatch(doomed, (name) => ctx.client.delete(Resources.pods(ns), name));
+  await slowStartBatch(missing, async (pod) => {
     await ctx.client.create(Resources.pods(ns), pod).catch((err: unknown) => {
       if (!isConflict(err)) throw err;
       pending = true;
     });
-  }
+  });
   return pending;
 }
 

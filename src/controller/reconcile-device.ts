@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import type { EdgeDevice } from '../crds/index.js';
 import { FINALIZER, nodeNameFor } from '../provider/naming.js';
-import { keyFor, splitKey, type ControllerContext } from './context.js';
+import { keyFor, podsOnNode, splitKey, type ControllerContext } from './context.js';
 import { pushDesired } from './device-desired.js';
 import { deleteNode, ensureNode } from './device-node.js';
 import { updateDeviceStatus } from './device-status.js';
@@ -143,9 +143,7 @@ async function forget(ctx: ControllerContext, key: string): Promise<void> {
   ctx.states.delete(key);
   ctx.hub.forgetDevice(namespace, name);
   await deleteNode(ctx, namespace, name);
-  for (const pod of ctx.informers.pods
-    .list()
-    .filter((p) => p.spec.nodeName === nodeNameFor(namespace, name))) {
+  for (const pod of podsOnNode(ctx, nodeNameFor(namespace, name))) {
     ctx.enqueue.pod(keyFor(pod.metadata.namespace, pod.metadata.name));
   }
 }

@@ -3,7 +3,7 @@ import { deviceForNode } from '../provider/naming.js';
 import { podStatusFromModules } from '../provider/pod-status.js';
 import type { PodStatus } from '../provider/pod-types.js';
 import { podToModules } from '../provider/translate.js';
-import { keyFor, type ControllerContext, type PodObject } from './context.js';
+import { keyFor, podsOnNode, type ControllerContext, type PodObject } from './context.js';
 import { assignModules } from './desired.js';
 import type { DeviceState } from './device-state.js';
 import { Resources } from './kube/client.js';
@@ -96,7 +96,7 @@ function moduleClash(
   ctx: ControllerContext,
   pod: PodObject,
 ): { module: string; owner: string } | undefined {
-  const pods = ctx.informers.pods.list().filter((p) => p.spec.nodeName === pod.spec.nodeName);
+  const pods = podsOnNode(ctx, pod.spec.nodeName!);
   const bound = pods.map((p) => ({ pod: p, env: {}, registryCredentials: [] }));
   return assignModules(bound).clashes.find((c) => c.pod.metadata.uid === pod.metadata.uid);
 }

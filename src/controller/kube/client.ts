@@ -1,4 +1,5 @@
 import { Agent, request, type RequestOptions } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
@@ -88,10 +89,11 @@ export interface KubeRequest {
 }
 
 /**
- * Idle keep-alive connections kept open to the API server. Enough for the reconcilers' bursts;
- * watches hold their own connections while they run and do not count against it.
+ * Connections for plain requests, kept alive; requests beyond it wait for a free one. It bounds
+ * the controller's burst against the API server (reconcilers, slow-start batches and lease
+ * renewals share it). Watches and log streams use connections of their own, outside the bound.
  */
-const MAX_FREE_SOCKETS = 32;
+const MAX_REQUEST_SOCKETS = 32;
 
 /** The TLS material an agent was made for; a change (rotated client cert) makes a new agent. */
 const TLS_FIELDS = [
@@ -115,7 +117,7 @@ export class KubeClient {
   readonly #kc: KubeConfig;
   readonly #server: URL;
   #observer: RequestObserver | undefined;
-  #agent: { material: unknown[]; agent: Agent } | undefined;
+  #agents: { material: unknown[]; requests: Agent; streams: Agent } | undefined;
 
   constructor(kc: KubeConfig) {
     const cluster = kc.getCurrentCluster();
@@ -217,20 +219,20 @@ export class KubeClient {
 
   /** Opens a streaming GET (watch, logs); the caller consumes and destroys the response. */
   async stream(req: KubeRequest): Promise<IncomingMessage> {
-    const res = await this.#send(req);
+    const res = await this.#send(req, true);
     const status = res.statusCode ?? 0;
     this.#observer?.(req.method, status);
     if (status < 200 || status >= 300) throw apiError(status, await readBody(res), req);
     return res;
   }
 
-  async #send(req: KubeRequest): Promise<IncomingMessage> {
+  async #send(req: KubeRequest, streaming = false): Promise<IncomingMessage> {
     const url = new URL(req.path, this.#server);
     for (const [k, v] of Object.entries(req.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
     const opts: RequestOptions = { method: req.method, headers: { Accept: 'application/json' } };
     await this.#kc.applyToHTTPSOptions(opts);
-    opts.agent = this.#reusableAgent(opts);
+    opts.agent = this.#reusableAgent(opts, streaming);
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
     if (body !== undefined) {
       // Node does not frame DELETE bodies on its own; without a length the server ignores them.
@@ -257,21 +259,38 @@ export class KubeClient {
   /**
    * KubeConfig hands out a new Agent for every request, which means a TCP connection, a TLS
    * handshake with the client certificate and a fresh TLS context each time: the costliest part
-   * of a request for both ends. One keep-alive agent per TLS identity reuses connections instead.
-   * Proxy agents are kept as they are.
+   * of a request for both ends. Instead, one TLS context per identity, and one bounded keep-alive
+   * agent for requests plus one for streams. Proxy agents are kept as they are.
    */
-  #reusableAgent(opts: RequestOptions): RequestOptions['agent'] {
+  #reusableAgent(opts: RequestOptions, streaming: boolean): RequestOptions['agent'] {
     if (opts.agent?.constructor !== Agent) return opts.agent;
     const material: unknown[] = TLS_FIELDS.map((f) => opts[f]);
-    if (!this.#agent || !sameMaterial(this.#agent.material, material)) {
-      const tlsOptions = Object.fromEntries(TLS_FIELDS.map((f) => [f, opts[f]]));
-      this.#agent?.agent.destroy();
-      this.#agent = {
+    if (!this.#agents || !sameMaterial(this.#agents.material, material)) {
+      this.#agents?.requests.destroy();
+      const secureContext = createSecureContext({
+        ca: opts.ca,
+        cert: opts.cert,
+        key: opts.key,
+        pfx: opts.pfx,
+        passphrase: opts.passphrase,
+      });
+      const base = {
+        secureContext,
+        servername: opts.servername,
+        rejectUnauthorized: opts.rejectUnauthorized,
+      };
+      this.#agents = {
         material,
-        agent: new Agent({ ...tlsOptions, keepAlive: true, maxFreeSockets: MAX_FREE_SOCKETS }),
+        requests: new Agent({
+          ...base,
+          keepAlive: true,
+          maxSockets: MAX_REQUEST_SOCKETS,
+          maxFreeSockets: MAX_REQUEST_SOCKETS,
+        }),
+        streams: new Agent(base),
       };
     }
-    return this.#agent.agent;
+    return streaming ? this.#agents.streams : this.#agents.requests;
   }
 }
 
