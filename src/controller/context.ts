@@ -30,6 +30,8 @@ export interface ControllerContext {
   };
   enqueue: {
     device(key: string): void;
+    /** The device's desired state (see reconcile-desired.ts). */
+    desired(key: string): void;
     deployment(key: string): void;
     route(key: string): void;
     pod(key: string): void;

@@ -12,6 +12,10 @@ export interface DeviceState {
   desiredHash?: string;
   /** The device's primary and secondary keys, base64, for SAS verification. */
   keys?: string[];
+  /** Modules the device's desired state holds, as last pushed (for the status summary). */
+  desiredModules?: number;
+  /** When the controller last wrote the EdgeDevice status (epoch ms). */
+  statusWrittenAt?: number;
   /** When the keys were last read from their Secret. */
   keysReadAt?: number;
   /** Terminating pods (by UID) and the desired version that first left them out. */

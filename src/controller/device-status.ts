@@ -10,22 +10,35 @@ import { kubeTime } from './kube/time.js';
 const MAX_STATUS_MODULES = 64;
 /** lastSeen is written at most this often while nothing else changes. */
 const LAST_SEEN_WRITE_INTERVAL_MS = 30_000;
+/**
+ * A device's status is written at most this often. A rollout changes it several times within a
+ * second (desired version, applied version, each module starting); the changes in between are
+ * folded into one write, which over a fleet halves the status writes.
+ */
+export const DEVICE_STATUS_MIN_INTERVAL_MS = 2_000;
 
-/** Writes the EdgeDevice status when anything a user would see has changed. */
+/**
+ * Writes the EdgeDevice status when anything a user would see has changed. Returns how long to
+ * wait before looking again when the write was held back, else 0.
+ */
 export async function updateDeviceStatus(
   ctx: ControllerContext,
   device: EdgeDevice,
   state: DeviceState,
   desiredModules: number,
-): Promise<void> {
+): Promise<number> {
   const status = deviceStatus(device, state, desiredModules);
-  if (!changed(device.status, status)) return;
+  if (!changed(device.status, status)) return 0;
+  const waitMs = (state.statusWrittenAt ?? 0) + DEVICE_STATUS_MIN_INTERVAL_MS - Date.now();
+  if (waitMs > 0) return waitMs;
+  state.statusWrittenAt = Date.now();
   await ctx.client.patch(
     Resources.edgeDevices(device.metadata.namespace),
     device.metadata.name!,
     { status },
     { subresource: 'status' },
   );
+  return 0;
 }
 
 function deviceStatus(

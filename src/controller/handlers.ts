@@ -9,9 +9,9 @@ export function wireHandlers(ctx: ControllerContext): void {
     items: T[],
     ns: string | undefined,
   ): T[] => items.filter((i) => i.metadata.namespace === ns);
-  const devicesIn = (ns: string | undefined): void =>
+  const desiredIn = (ns: string | undefined): void =>
     inNamespace(informers.devices.list(), ns).forEach((d) =>
-      enqueue.device(keyFor(ns, d.metadata.name)),
+      enqueue.desired(keyFor(ns, d.metadata.name)),
     );
   const deploymentsIn = (ns: string | undefined): void =>
     inNamespace(informers.deployments.list(), ns).forEach((d) =>
@@ -20,6 +20,8 @@ export function wireHandlers(ctx: ControllerContext): void {
 
   informers.devices.on((event, device, old) => {
     enqueue.device(keyFor(device.metadata.namespace, device.metadata.name));
+    if (event !== 'update' || !old || specChanged(device, old))
+      enqueue.desired(keyFor(device.metadata.namespace, device.metadata.name));
     if (
       event !== 'update' ||
       JSON.stringify(device.metadata.labels) !== JSON.stringify(old?.metadata.labels)
@@ -35,11 +37,11 @@ export function wireHandlers(ctx: ControllerContext): void {
     // fanning them out re-reconciled every device of the namespace on each progress update.
     if (event === 'update' && old && !specChanged(deployment, old)) return;
     deploymentsIn(deployment.metadata.namespace);
-    devicesIn(deployment.metadata.namespace);
+    desiredIn(deployment.metadata.namespace);
   });
   informers.routes.on((_event, route) => {
     enqueue.route(keyFor(route.metadata.namespace, route.metadata.name));
-    devicesIn(route.metadata.namespace);
+    desiredIn(route.metadata.namespace);
   });
   informers.pods.on((event, pod, old) => {
     const target = pod.spec.nodeName ? deviceForNode(pod.spec.nodeName) : undefined;
@@ -47,7 +49,7 @@ export function wireHandlers(ctx: ControllerContext): void {
     // A status-only change (the pod reconciler's own writes) alters neither the device's desired
     // state nor the deployment's pods; only the pod itself looks again.
     if (event === 'update' && old && !podShapeChanged(pod, old)) return;
-    if (target) enqueue.device(keyFor(target.namespace, target.device));
+    if (target) enqueue.desired(keyFor(target.namespace, target.device));
     const owner = pod.metadata.labels?.[Labels.deployment];
     if (owner) enqueue.deployment(keyFor(pod.metadata.namespace, owner));
   });

@@ -25,6 +25,7 @@ import { namespacedCache } from './kube/informer-set.js';
 import { LeaderElector } from './leader.js';
 import { ControllerMetrics } from './metrics.js';
 import { reconcileDeployment } from './reconcile-deployment.js';
+import { reconcileDesired } from './reconcile-desired.js';
 import { reconcileDevice } from './reconcile-device.js';
 import { reconcilePod } from './reconcile-pod.js';
 import { reconcileRoute } from './reconcile-route.js';
@@ -184,7 +185,7 @@ function buildContext(
     metrics,
     kubelet: { address: opts.kubeletAddress, port: opts.kubeletPort },
     informers,
-    enqueue: { device: noop, deployment: noop, route: noop, pod: noop },
+    enqueue: { device: noop, desired: noop, deployment: noop, route: noop, pod: noop },
   };
 }
 
@@ -216,12 +217,14 @@ function startQueues(ctx: ControllerContext, concurrency: number): Record<string
   };
   const queues = {
     device: make('edgedevice', reconcileDevice),
+    desired: make('desired', reconcileDesired),
     deployment: make('edgedeployment', reconcileDeployment),
     route: make('route', reconcileRoute),
     pod: make('pod', reconcilePod),
   };
   ctx.enqueue = {
     device: (k) => queues.device.add(k),
+    desired: (k) => queues.desired.add(k),
     deployment: (k) => queues.deployment.add(k),
     route: (k) => queues.route.add(k),
     pod: (k) => queues.pod.add(k),
@@ -237,6 +240,7 @@ function wireHub(ctx: ControllerContext): void {
     state.since = new Date();
     state.lastSeen = new Date();
     ctx.enqueue.device(keyFor(ns, device));
+    ctx.enqueue.desired(keyFor(ns, device));
   });
   hub.on('disconnected', (ns, device) => markOffline(ctx, ns, device));
   hub.on('heartbeat', (ns, device) => {

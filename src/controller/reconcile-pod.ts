@@ -27,8 +27,27 @@ export async function reconcilePod(ctx: ControllerContext, key: string): Promise
     return finishDeletion(ctx, pod, device === undefined ? undefined : state);
   // While the device is offline the last report stands; the node lifecycle controller marks pods not ready.
   if (!device || !state?.connected) return {};
-  await writeStatus(ctx, pod, state);
-  return {};
+  return writeStatus(ctx, pod, state);
+}
+
+/**
+ * A new pod's first status waits this long for the device to report its modules, so the usual
+ * start writes Running once instead of a waiting status first and Running a moment later. The
+ * API server already shows such a pod as Pending. Five seconds is the pod-startup SLO: a pod not
+ * running by then is shown waiting, with its reason.
+ */
+export const FIRST_STATUS_DELAY_MS = 5_000;
+
+/** How much longer a pod's first status should wait for the device's report; 0 for now. */
+function firstStatusDelay(pod: PodObject, state: DeviceState): number {
+  if (pod.status?.containerStatuses?.length) return 0;
+  // A module being created (unknown, no reason yet) has nothing to tell either.
+  const told = (state.report?.modules ?? []).filter(
+    (m) => m.runtimeStatus !== 'unknown' || m.reason !== undefined,
+  );
+  if (pod.spec.containers.some((c) => told.some((m) => m.name === c.name))) return 0;
+  const ageMs = Date.now() - Date.parse(pod.metadata.creationTimestamp ?? '');
+  return Number.isNaN(ageMs) ? 0 : Math.max(0, FIRST_STATUS_DELAY_MS - ageMs);
 }
 
 /**
@@ -44,7 +63,7 @@ async function finishDeletion(
   const applied = removedAt !== undefined && (state?.report?.desiredVersion ?? 0) >= removedAt;
   const graceEnd = Date.parse(pod.metadata.deletionTimestamp!);
   if (state && !applied && Date.now() < graceEnd) {
-    ctx.enqueue.device(keyFor(...deviceOf(pod)));
+    ctx.enqueue.desired(keyFor(...deviceOf(pod)));
     return { requeueAfterMs: DELETION_POLL_MS };
   }
   ctx.log.debug({ pod: pod.metadata.name, applied, removedAt }, 'completing pod deletion');
@@ -65,10 +84,13 @@ async function writeStatus(
   ctx: ControllerContext,
   pod: PodObject,
   state: DeviceState,
-): Promise<void> {
+): Promise<ReconcileResult> {
   const clash = moduleClash(ctx, pod);
-  const status = clash ? clashStatus(pod, clash) : reportedStatus(ctx, pod, state);
   const unsupported = podToModules(pod, { env: {}, registryCredentials: [] }).unsupported;
+  // Something to say already (a clash, ignored features) is said at once.
+  const delayMs = clash || unsupported.length > 0 ? 0 : firstStatusDelay(pod, state);
+  if (delayMs > 0) return { requeueAfterMs: delayMs };
+  const status = clash ? clashStatus(pod, clash) : reportedStatus(ctx, pod, state);
   if (unsupported.length > 0) {
     const message = unsupported.join('; ');
     status.conditions = [
@@ -83,13 +105,14 @@ async function writeStatus(
     ];
     ctx.events.record(pod, 'Warning', 'UnsupportedPodFeatures', message);
   }
-  if (sameStatus(pod.status, status)) return;
+  if (sameStatus(pod.status, status)) return {};
   await ctx.client.patch(
     Resources.pods(pod.metadata.namespace),
     pod.metadata.name!,
     { status },
     { subresource: 'status' },
   );
+  return {};
 }
 
 function moduleClash(
