@@ -6,6 +6,7 @@
  * settle time and a full GC in the hub process.
  *
  * Usage: npm run bench -- cloudhub-connections [N …]   (default 1000 5000, cumulative)
+ *        KEDGE_BENCH_HEAP_SNAPSHOT=<prefix> also writes a heap snapshot of the hub at each step.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -157,6 +158,12 @@ try {
     const now = await sampleHub(hub, fromHub);
     if (now.connected !== target) say(TAG, `note: hub counts ${now.connected} connected`);
     console.log(`RESULT from idle: ${perConnection(base, now)}`);
+    if (process.env.KEDGE_BENCH_HEAP_SNAPSHOT) {
+      hub.stdin!.write(
+        `snapshot ${process.env.KEDGE_BENCH_HEAP_SNAPSHOT}-${target}.heapsnapshot\n`,
+      );
+      say(TAG, (await fromHub('SNAPSHOT', 120_000)).toLowerCase());
+    }
     if (previous) console.log(`RESULT marginal, ${perConnection(previous, now)}`);
     previous = now;
   }

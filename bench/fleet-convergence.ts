@@ -27,6 +27,7 @@ import {
 } from '../src/localcluster/control-plane.js';
 import { installCrds, kubectl, PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
 import { freePort } from '../src/localcluster/ports.js';
+import { slowStartBatch } from '../src/controller/slow-start.js';
 import { pollUntil, say, stage } from './fleet/stages.js';
 
 const CLI = path.join(PACKAGE_ROOT, 'dist-bench/src/cli/main.js');
@@ -182,13 +183,11 @@ async function createDevices(run: Run): Promise<Secret[]> {
     metadata: { name: `hollow-${i}`, namespace: NAMESPACE, labels: { fleet: 'bench' } },
     spec: {},
   }));
-  const res = await kubectl(
-    run.cp.binDir,
-    run.cp.kubeconfigPath,
-    ['apply', '-f', '-'],
-    JSON.stringify({ apiVersion: 'v1', kind: 'List', items: devices }),
+  await stage(run.tag, 'create EdgeDevices', limitMs(60, 100, run.n), () =>
+    slowStartBatch(devices, async (d) => {
+      await run.client.create(Resources.edgeDevices(NAMESPACE), d);
+    }),
   );
-  if (res.code !== 0) throw new Error(`creating devices failed: ${res.stderr}`);
   let keys: Secret[] = [];
   await stage(run.tag, 'device key Secrets', limitMs(60, 100, run.n), (signal) =>
     pollUntil(

@@ -2,11 +2,13 @@
  * Hosts the controller's cloud hub on its own, so its process RSS is the hub's: the same
  * CloudHub class `kedge controller` runs, with device keys derived from a per-run secret instead
  * of read from Secrets. Reads commands on stdin, one a line, and answers on stdout:
- * `sample` → one JSON line of memory figures (after a full GC when --expose-gc is given).
+ * `sample` → one JSON line of memory figures (after a full GC when --expose-gc is given);
+ * `snapshot <file>` → writes a V8 heap snapshot there.
  *
  * Environment: KEDGE_BENCH_SECRET, KEDGE_BENCH_TLS (JSON {certPem, keyPem}).
  */
 import { createInterface } from 'node:readline';
+import { writeHeapSnapshot } from 'node:v8';
 import { silentLogger } from '../../src/common/logger.js';
 import { CloudHub } from '../../src/controller/cloudhub/server.js';
 import { deviceKey } from './fleet-keys.js';
@@ -39,7 +41,10 @@ function sample(): Record<string, number> {
 }
 
 createInterface({ input: process.stdin }).on('line', (line) => {
-  if (line.trim() === 'sample') process.stdout.write(`SAMPLE ${JSON.stringify(sample())}\n`);
+  const [cmd, arg] = line.trim().split(' ');
+  if (cmd === 'sample') process.stdout.write(`SAMPLE ${JSON.stringify(sample())}\n`);
+  // For looking into the per-connection cost: `snapshot <file>` writes a V8 heap snapshot.
+  if (cmd === 'snapshot') process.stdout.write(`SNAPSHOT ${writeHeapSnapshot(arg)}\n`);
 });
 process.stdin.once('end', () => void hub.close().then(() => process.exit(0)));
 process.stdout.write(`HUB_READY ${hub.port}\n`);
