@@ -4,7 +4,7 @@ export const SLOW_START_INITIAL_BATCH = 1;
  * Largest batch of {@link slowStartBatch}: enough writes in flight to hide API latency, few
  * enough not to flood a small API server or open hundreds of connections.
  */
-export const SLOW_START_MAX_BATCH = 32;
+export const SLOW_START_MAX_BATCH = 16;
 
 /**
  * Runs `call` over `items` in batches that double in size (1, 2, 4, … up to `maxBatch`), the way

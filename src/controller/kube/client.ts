@@ -91,9 +91,10 @@ export interface KubeRequest {
 /**
  * Connections for plain requests, kept alive; requests beyond it wait for a free one. It bounds
  * the controller's burst against the API server (reconcilers, slow-start batches and lease
- * renewals share it). Watches and log streams use connections of their own, outside the bound.
+ * renewals share it), and is well above one slow-start batch, so pod creation cannot take every
+ * connection from the status writes that follow it. Watches and log streams use connections of their own, outside the bound.
  */
-const MAX_REQUEST_SOCKETS = 32;
+const MAX_REQUEST_SOCKETS = 64;
 
 /** The TLS material an agent was made for; a change (rotated client cert) makes a new agent. */
 const TLS_FIELDS = [
