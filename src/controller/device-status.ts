@@ -11,9 +11,10 @@ const MAX_STATUS_MODULES = 64;
 /** lastSeen is written at most this often while nothing else changes. */
 const LAST_SEEN_WRITE_INTERVAL_MS = 30_000;
 /**
- * A device's status is written at most this often. A rollout changes it several times within a
- * second (desired version, applied version, each module starting); the changes in between are
- * folded into one write, which over a fleet halves the status writes.
+ * Progress in a device's status is written at most this often. A rollout changes it several
+ * times within a second (desired version, applied version, each module starting); the changes in
+ * between are folded into one write, which over a fleet halves the status writes. A change of
+ * phase or conditions (connected, ready) is written at once.
  */
 export const DEVICE_STATUS_MIN_INTERVAL_MS = 2_000;
 
@@ -29,8 +30,11 @@ export async function updateDeviceStatus(
 ): Promise<number> {
   const status = deviceStatus(device, state, desiredModules);
   if (!changed(device.status, status)) return 0;
+  const transition =
+    device.status?.phase !== status.phase ||
+    !sameConditions(device.status?.conditions, status.conditions);
   const waitMs = (state.statusWrittenAt ?? 0) + DEVICE_STATUS_MIN_INTERVAL_MS - Date.now();
-  if (waitMs > 0) return waitMs;
+  if (!transition && waitMs > 0) return waitMs;
   state.statusWrittenAt = Date.now();
   await ctx.client.patch(
     Resources.edgeDevices(device.metadata.namespace),
