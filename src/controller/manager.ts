@@ -275,15 +275,21 @@ function markOffline(ctx: ControllerContext, ns: string, device: string): void {
 
 function startLoops(ctx: ControllerContext): NodeJS.Timeout[] {
   let slot = 0;
+  // A renewal still in flight is not started again: when the API server is slower than the
+  // renewal interval, piling up renewals only starves every other request and grows memory.
+  const renewing = new Set<string>();
   const leases = setInterval(() => {
     const current = slot;
     slot = (slot + 1) % LEASE_SLOTS;
     for (const [key, state] of ctx.states.entries()) {
-      if (!state.connected || leaseSlot(key) !== current) continue;
+      if (!state.connected || leaseSlot(key) !== current || renewing.has(key)) continue;
       const { namespace, name } = splitKey(key);
-      renewLease(ctx, nodeNameFor(namespace, name)).catch((err: unknown) =>
-        ctx.log.warn({ key, reason: errorMessage(err) }, 'lease renewal failed'),
-      );
+      renewing.add(key);
+      renewLease(ctx, nodeNameFor(namespace, name))
+        .catch((err: unknown) =>
+          ctx.log.warn({ key, reason: errorMessage(err) }, 'lease renewal failed'),
+        )
+        .finally(() => renewing.delete(key));
     }
   }, NODE_LEASE_RENEW_MS / LEASE_SLOTS);
   const liveness = setInterval(() => {
