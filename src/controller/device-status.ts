@@ -4,6 +4,7 @@ import type { ControllerContext } from './context.js';
 import { mergeConditions, sameConditions, type ConditionInput } from './conditions.js';
 import type { DeviceState } from './device-state.js';
 import { Resources } from './kube/client.js';
+import { recentlyWritten } from './recent-writes.js';
 import { kubeTime } from './kube/time.js';
 
 /** Modules listed in status at most, so a large device keeps its object small. */
@@ -30,12 +31,19 @@ export async function updateDeviceStatus(
 ): Promise<number> {
   const status = deviceStatus(device, state, desiredModules);
   if (!changed(device.status, status)) return 0;
+  const signature = JSON.stringify({
+    ...status,
+    lastSeen: undefined,
+    conditions: status.conditions?.map(({ lastTransitionTime: _t, ...c }) => c),
+  });
+  if (recentlyWritten(state.lastStatus, signature)) return 0;
   const transition =
     device.status?.phase !== status.phase ||
     !sameConditions(device.status?.conditions, status.conditions);
   const waitMs = (state.statusWrittenAt ?? 0) + DEVICE_STATUS_MIN_INTERVAL_MS - Date.now();
   if (!transition && waitMs > 0) return waitMs;
   state.statusWrittenAt = Date.now();
+  state.lastStatus = { signature, at: Date.now() };
   await ctx.client.patch(
     Resources.edgeDevices(device.metadata.namespace),
     device.metadata.name!,

@@ -4,11 +4,15 @@ import { podStatusFromModules } from '../provider/pod-status.js';
 import type { PodStatus } from '../provider/pod-types.js';
 import { podToModules } from '../provider/translate.js';
 import { keyFor, podsOnNode, type ControllerContext, type PodObject } from './context.js';
+import { recentlyWritten, type RecentWrite } from './recent-writes.js';
 import { assignModules } from './desired.js';
 import type { DeviceState } from './device-state.js';
 import { Resources } from './kube/client.js';
 import { kubeTime } from './kube/time.js';
 import type { ReconcileResult } from './workqueue.js';
+
+/** The status last written for each pod (by key), see {@link recentlyWritten}. */
+const recentWrites = new Map<string, RecentWrite>();
 
 /** How often a terminating pod is re-checked while the device stops its modules. */
 const DELETION_POLL_MS = 1_000;
@@ -19,6 +23,7 @@ export const UNSUPPORTED_CONDITION = 'kedge.io/UnsupportedFeatures';
 export async function reconcilePod(ctx: ControllerContext, key: string): Promise<ReconcileResult> {
   const pod = ctx.informers.pods.get(key);
   const target = pod?.spec.nodeName ? deviceForNode(pod.spec.nodeName) : undefined;
+  if (!pod) recentWrites.delete(key);
   if (!pod || !target) return {};
   const deviceKey = keyFor(target.namespace, target.device);
   const device = ctx.informers.devices.get(deviceKey);
@@ -105,13 +110,17 @@ async function writeStatus(
     ];
     ctx.events.record(pod, 'Warning', 'UnsupportedPodFeatures', message);
   }
-  if (sameStatus(pod.status, status)) return {};
+  const signature = statusSignature(status);
+  if (statusSignature(pod.status) === signature) return {};
+  const key = keyFor(pod.metadata.namespace, pod.metadata.name);
+  if (recentlyWritten(recentWrites.get(key), signature)) return {};
   await ctx.client.patch(
     Resources.pods(pod.metadata.namespace),
     pod.metadata.name!,
     { status },
     { subresource: 'status' },
   );
+  recentWrites.set(key, { signature, at: Date.now() });
   return {};
 }
 
@@ -146,12 +155,11 @@ function reportedStatus(ctx: ControllerContext, pod: PodObject, state: DeviceSta
   });
 }
 
-function sameStatus(a: PodStatus | undefined, b: PodStatus): boolean {
-  const strip = (s: PodStatus | undefined): string =>
-    JSON.stringify({
-      ...s,
-      conditions: (s?.conditions ?? []).map(({ lastTransitionTime: _t, ...c }) => c),
-      startTime: undefined,
-    });
-  return strip(a) === strip(b);
+/** A pod status without its timestamps, for comparing what would be written. */
+function statusSignature(s: PodStatus | undefined): string {
+  return JSON.stringify({
+    ...s,
+    conditions: (s?.conditions ?? []).map(({ lastTransitionTime: _t, ...c }) => c),
+    startTime: undefined,
+  });
 }
