@@ -50,6 +50,7 @@ for (const d of input.devices) {
   link.attachAgent(agent);
   await agent.addSource(link);
   agents.push(agent);
+  if (agents.length % 100 === 0) process.stderr.write(`started ${agents.length} devices\n`);
 }
 process.stdout.write('FLEET_READY\n');
 process.once('SIGTERM', () => process.exit(0));

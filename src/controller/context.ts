@@ -30,10 +30,20 @@ export interface ControllerContext {
   };
   enqueue: {
     device(key: string): void;
+    /** The device's desired state (see reconcile-desired.ts). */
+    desired(key: string): void;
     deployment(key: string): void;
     route(key: string): void;
     pod(key: string): void;
   };
+}
+
+/** Index of the pod informer: pods by `spec.nodeName`. */
+export const POD_NODE_INDEX = 'nodeName';
+
+/** Pods bound to a node, from the pod informer's node index. */
+export function podsOnNode(ctx: ControllerContext, nodeName: string): PodObject[] {
+  return ctx.informers.pods.indexed(POD_NODE_INDEX, nodeName);
 }
 
 /** `namespace/name` of an object. */

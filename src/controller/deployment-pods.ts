@@ -88,10 +88,22 @@ function moduleAnnotations(module: EdgeModule): Record<string, string> {
   return out;
 }
 
+/**
+ * Hashes by module object, with the pull secrets they were computed with. Informer objects are
+ * never mutated (a new version brings new objects), so a hit is current; a deployment over a
+ * thousand devices would otherwise hash the same module a thousand times per reconcile.
+ */
+const moduleHashes = new WeakMap<EdgeModule, { secrets: unknown; hash: string }>();
+
 /** A stable hash of everything that shapes the module's pod. */
 export function moduleHash(deployment: EdgeDeployment, module: EdgeModule): string {
-  const input = JSON.stringify([module, deployment.spec.imagePullSecrets ?? []]);
-  return createHash('sha256').update(input).digest('hex').slice(0, HASH_LENGTH);
+  const secrets = deployment.spec.imagePullSecrets;
+  const cached = moduleHashes.get(module);
+  if (cached && cached.secrets === secrets) return cached.hash;
+  const input = JSON.stringify([module, secrets ?? []]);
+  const hash = createHash('sha256').update(input).digest('hex').slice(0, HASH_LENGTH);
+  moduleHashes.set(module, { secrets, hash });
+  return hash;
 }
 
 /** `<deployment>-<module>-<device>`, shortened with a hash when too long for a name. */

@@ -7,7 +7,7 @@ import {
   resolveContainerEnv,
   type ObjectLookup,
 } from '../provider/resolve.js';
-import type { ControllerContext, PodObject } from './context.js';
+import { podsOnNode, type ControllerContext, type PodObject } from './context.js';
 import {
   assignModules,
   buildModulesContent,
@@ -21,7 +21,7 @@ import { matchesSelector } from './selector.js';
 /** Pods bound to the device's node. */
 export function podsOnDevice(ctx: ControllerContext, device: EdgeDevice): PodObject[] {
   const nodeName = nodeNameFor(device.metadata.namespace!, device.metadata.name!);
-  return ctx.informers.pods.list().filter((p) => p.spec.nodeName === nodeName);
+  return podsOnNode(ctx, nodeName);
 }
 
 /** EdgeDeployments (not being deleted) whose selector targets the device. */

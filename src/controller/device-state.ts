@@ -1,4 +1,5 @@
 import type { ReportedMessage } from '../common/cloudlink/protocol.js';
+import type { RecentWrite } from './recent-writes.js';
 
 /** What the controller knows about one device beyond its EdgeDevice object. Not persisted. */
 export interface DeviceState {
@@ -12,6 +13,12 @@ export interface DeviceState {
   desiredHash?: string;
   /** The device's primary and secondary keys, base64, for SAS verification. */
   keys?: string[];
+  /** Modules the device's desired state holds, as last pushed (for the status summary). */
+  desiredModules?: number;
+  /** The EdgeDevice status last written, so a stale cache does not cause the same write twice. */
+  lastStatus?: RecentWrite;
+  /** When the controller last wrote the EdgeDevice status (epoch ms). */
+  statusWrittenAt?: number;
   /** When the keys were last read from their Secret. */
   keysReadAt?: number;
   /** Terminating pods (by UID) and the desired version that first left them out. */

@@ -4,28 +4,53 @@ import type { ControllerContext } from './context.js';
 import { mergeConditions, sameConditions, type ConditionInput } from './conditions.js';
 import type { DeviceState } from './device-state.js';
 import { Resources } from './kube/client.js';
+import { recentlyWritten } from './recent-writes.js';
 import { kubeTime } from './kube/time.js';
 
 /** Modules listed in status at most, so a large device keeps its object small. */
 const MAX_STATUS_MODULES = 64;
 /** lastSeen is written at most this often while nothing else changes. */
 const LAST_SEEN_WRITE_INTERVAL_MS = 30_000;
+/**
+ * Progress in a device's status is written at most this often. A rollout changes it several
+ * times within a second (desired version, applied version, each module starting); the changes in
+ * between are folded into one write, which over a fleet halves the status writes. A change of
+ * phase or conditions (connected, ready) is written at once.
+ */
+export const DEVICE_STATUS_MIN_INTERVAL_MS = 2_000;
 
-/** Writes the EdgeDevice status when anything a user would see has changed. */
+/**
+ * Writes the EdgeDevice status when anything a user would see has changed. Returns how long to
+ * wait before looking again when the write was held back, else 0.
+ */
 export async function updateDeviceStatus(
   ctx: ControllerContext,
   device: EdgeDevice,
   state: DeviceState,
   desiredModules: number,
-): Promise<void> {
+): Promise<number> {
   const status = deviceStatus(device, state, desiredModules);
-  if (!changed(device.status, status)) return;
+  if (!changed(device.status, status)) return 0;
+  const signature = JSON.stringify({
+    ...status,
+    lastSeen: undefined,
+    conditions: status.conditions?.map(({ lastTransitionTime: _t, ...c }) => c),
+  });
+  if (recentlyWritten(state.lastStatus, signature)) return 0;
+  const transition =
+    device.status?.phase !== status.phase ||
+    !sameConditions(device.status?.conditions, status.conditions);
+  const waitMs = (state.statusWrittenAt ?? 0) + DEVICE_STATUS_MIN_INTERVAL_MS - Date.now();
+  if (!transition && waitMs > 0) return waitMs;
+  state.statusWrittenAt = Date.now();
+  state.lastStatus = { signature, at: Date.now() };
   await ctx.client.patch(
     Resources.edgeDevices(device.metadata.namespace),
     device.metadata.name!,
     { status },
     { subresource: 'status' },
   );
+  return 0;
 }
 
 function deviceStatus(

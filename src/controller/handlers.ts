@@ -1,5 +1,6 @@
-import { Labels, deviceForNode } from '../provider/naming.js';
-import { keyFor, type ControllerContext } from './context.js';
+import { Labels, deviceForNode, nodeNameFor } from '../provider/naming.js';
+import { keyFor, podsOnNode, type ControllerContext, type PodObject } from './context.js';
+import type { KubeObject } from './kube/client.js';
 
 /** Connects informer events to the work queues: who must look again when something changes. */
 export function wireHandlers(ctx: ControllerContext): void {
@@ -8,9 +9,9 @@ export function wireHandlers(ctx: ControllerContext): void {
     items: T[],
     ns: string | undefined,
   ): T[] => items.filter((i) => i.metadata.namespace === ns);
-  const devicesIn = (ns: string | undefined): void =>
+  const desiredIn = (ns: string | undefined): void =>
     inNamespace(informers.devices.list(), ns).forEach((d) =>
-      enqueue.device(keyFor(ns, d.metadata.name)),
+      enqueue.desired(keyFor(ns, d.metadata.name)),
     );
   const deploymentsIn = (ns: string | undefined): void =>
     inNamespace(informers.deployments.list(), ns).forEach((d) =>
@@ -19,6 +20,8 @@ export function wireHandlers(ctx: ControllerContext): void {
 
   informers.devices.on((event, device, old) => {
     enqueue.device(keyFor(device.metadata.namespace, device.metadata.name));
+    if (event !== 'update' || !old || specChanged(device, old))
+      enqueue.desired(keyFor(device.metadata.namespace, device.metadata.name));
     if (
       event !== 'update' ||
       JSON.stringify(device.metadata.labels) !== JSON.stringify(old?.metadata.labels)
@@ -29,20 +32,24 @@ export function wireHandlers(ctx: ControllerContext): void {
       );
     }
   });
-  informers.deployments.on((_event, deployment) => {
+  informers.deployments.on((event, deployment, old) => {
+    // The controller's own status writes change nothing the devices or the layering depend on;
+    // fanning them out re-reconciled every device of the namespace on each progress update.
+    if (event === 'update' && old && !specChanged(deployment, old)) return;
     deploymentsIn(deployment.metadata.namespace);
-    devicesIn(deployment.metadata.namespace);
+    desiredIn(deployment.metadata.namespace);
   });
   informers.routes.on((_event, route) => {
     enqueue.route(keyFor(route.metadata.namespace, route.metadata.name));
-    devicesIn(route.metadata.namespace);
+    desiredIn(route.metadata.namespace);
   });
-  informers.pods.on((_event, pod) => {
+  informers.pods.on((event, pod, old) => {
     const target = pod.spec.nodeName ? deviceForNode(pod.spec.nodeName) : undefined;
-    if (target) {
-      enqueue.pod(keyFor(pod.metadata.namespace, pod.metadata.name));
-      enqueue.device(keyFor(target.namespace, target.device));
-    }
+    if (target) enqueue.pod(keyFor(pod.metadata.namespace, pod.metadata.name));
+    // A status-only change (the pod reconciler's own writes) alters neither the device's desired
+    // state nor the deployment's pods; only the pod itself looks again.
+    if (event === 'update' && old && !podShapeChanged(pod, old)) return;
+    if (target) enqueue.desired(keyFor(target.namespace, target.device));
     const owner = pod.metadata.labels?.[Labels.deployment];
     if (owner) enqueue.deployment(keyFor(pod.metadata.namespace, owner));
   });
@@ -52,15 +59,33 @@ export function wireHandlers(ctx: ControllerContext): void {
   });
 }
 
+/** Whether an update touched more than status: spec (generation), labels or deletion. */
+function specChanged(obj: KubeObject, old: KubeObject): boolean {
+  return (
+    obj.metadata.generation !== old.metadata.generation ||
+    obj.metadata.deletionTimestamp !== old.metadata.deletionTimestamp ||
+    JSON.stringify(obj.metadata.labels) !== JSON.stringify(old.metadata.labels)
+  );
+}
+
+/**
+ * Whether a pod update touched what devices and deployments read: spec, labels, annotations
+ * (module settings, spec hash) or deletion. Pods have no reliable generation, so this compares.
+ */
+function podShapeChanged(pod: PodObject, old: PodObject): boolean {
+  return (
+    specChanged(pod, old) ||
+    JSON.stringify(pod.metadata.annotations) !== JSON.stringify(old.metadata.annotations) ||
+    JSON.stringify(pod.spec) !== JSON.stringify(old.spec)
+  );
+}
+
 /** Re-examines everything that depends on what a device reported. */
 export function onDeviceReport(ctx: ControllerContext, namespace: string, device: string): void {
   ctx.enqueue.device(keyFor(namespace, device));
   for (const d of ctx.informers.deployments.list())
     if (d.metadata.namespace === namespace)
       ctx.enqueue.deployment(keyFor(namespace, d.metadata.name));
-  const nodeSuffix = `${device}.${namespace}.`;
-  for (const p of ctx.informers.pods.list()) {
-    if (p.spec.nodeName?.startsWith(nodeSuffix))
-      ctx.enqueue.pod(keyFor(p.metadata.namespace, p.metadata.name));
-  }
+  for (const p of podsOnNode(ctx, nodeNameFor(namespace, device)))
+    ctx.enqueue.pod(keyFor(p.metadata.namespace, p.metadata.name));
 }

@@ -7,7 +7,13 @@ import { nodeNameFor } from '../provider/naming.js';
 import { ensureControllerCa, servingCertificate } from './certificates.js';
 import type { TelemetryConsumer } from './cloudhub/auth.js';
 import { CloudHub } from './cloudhub/server.js';
-import { keyFor, splitKey, type ControllerContext, type PodObject } from './context.js';
+import {
+  keyFor,
+  POD_NODE_INDEX,
+  splitKey,
+  type ControllerContext,
+  type PodObject,
+} from './context.js';
 import type { EdgeDeployment, EdgeDevice, Route } from '../crds/index.js';
 import { NODE_LEASE_RENEW_MS, renewLease } from './device-node.js';
 import { DeviceStates } from './device-state.js';
@@ -19,6 +25,7 @@ import { namespacedCache } from './kube/informer-set.js';
 import { LeaderElector } from './leader.js';
 import { ControllerMetrics } from './metrics.js';
 import { reconcileDeployment } from './reconcile-deployment.js';
+import { reconcileDesired } from './reconcile-desired.js';
 import { reconcileDevice } from './reconcile-device.js';
 import { reconcilePod } from './reconcile-pod.js';
 import { reconcileRoute } from './reconcile-route.js';
@@ -28,6 +35,13 @@ import { WorkQueue, type Reconcile } from './workqueue.js';
 const DEFAULT_CONCURRENCY = 4;
 /** How often device liveness is checked against each device's offline threshold. */
 const LIVENESS_CHECK_MS = 1_000;
+/**
+ * Lease renewals are spread over the renewal interval in this many slots, each device in a fixed
+ * one, so a fleet of 1,000 makes a steady 100 writes/s instead of a burst of 1,000 every 10 s.
+ */
+const LEASE_SLOTS = 20;
+/** How often the work-queue depth gauges are refreshed. */
+const QUEUE_DEPTH_SAMPLE_MS = 1_000;
 /** Offline threshold when the EdgeDevice does not set one (the kubelet's 40 s lease). */
 export const DEFAULT_OFFLINE_AFTER_SECS = 40;
 
@@ -113,7 +127,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       invokeMethod: (ns, device, call) => hub.invokeMethod(ns, device, call),
     },
   );
-  const loops = startLoops(ctx);
+  const loops = [...startLoops(ctx), sampleQueueDepths(ctx, queues)];
   ready = true;
   opts.log.info({ hubPort: hub.port, kubeletPort: portOf(kubelet) }, 'kedge controller running');
   return {
@@ -160,6 +174,7 @@ function buildContext(
     pods: namespacedCache<PodObject>(opts.client, Resources.pods, watched, log),
     nodes: new Informer<KubeObject>(opts.client, Resources.nodes, log, 'type=virtual-kubelet'),
   };
+  informers.pods.addIndex(POD_NODE_INDEX, (pod) => pod.spec.nodeName);
   const noop = (): void => undefined;
   return {
     client: opts.client,
@@ -170,11 +185,13 @@ function buildContext(
     metrics,
     kubelet: { address: opts.kubeletAddress, port: opts.kubeletPort },
     informers,
-    enqueue: { device: noop, deployment: noop, route: noop, pod: noop },
+    enqueue: { device: noop, desired: noop, deployment: noop, route: noop, pod: noop },
   };
 }
 
+/** Starts one work queue per controller; returns them by controller name. */
 function startQueues(ctx: ControllerContext, concurrency: number): Record<string, WorkQueue> {
+  const named: Record<string, WorkQueue> = {};
   const make = (
     name: string,
     reconcile: (c: ControllerContext, key: string) => ReturnType<Reconcile>,
@@ -195,21 +212,24 @@ function startQueues(ctx: ControllerContext, concurrency: number): Record<string
       },
     });
     void queue.run();
+    named[name] = queue;
     return queue;
   };
   const queues = {
     device: make('edgedevice', reconcileDevice),
+    desired: make('desired', reconcileDesired),
     deployment: make('edgedeployment', reconcileDeployment),
     route: make('route', reconcileRoute),
     pod: make('pod', reconcilePod),
   };
   ctx.enqueue = {
     device: (k) => queues.device.add(k),
+    desired: (k) => queues.desired.add(k),
     deployment: (k) => queues.deployment.add(k),
     route: (k) => queues.route.add(k),
     pod: (k) => queues.pod.add(k),
   };
-  return queues;
+  return named;
 }
 
 function wireHub(ctx: ControllerContext): void {
@@ -220,6 +240,7 @@ function wireHub(ctx: ControllerContext): void {
     state.since = new Date();
     state.lastSeen = new Date();
     ctx.enqueue.device(keyFor(ns, device));
+    ctx.enqueue.desired(keyFor(ns, device));
   });
   hub.on('disconnected', (ns, device) => markOffline(ctx, ns, device));
   hub.on('heartbeat', (ns, device) => {
@@ -253,15 +274,24 @@ function markOffline(ctx: ControllerContext, ns: string, device: string): void {
 }
 
 function startLoops(ctx: ControllerContext): NodeJS.Timeout[] {
+  let slot = 0;
+  // A renewal still in flight is not started again: when the API server is slower than the
+  // renewal interval, piling up renewals only starves every other request and grows memory.
+  const renewing = new Set<string>();
   const leases = setInterval(() => {
+    const current = slot;
+    slot = (slot + 1) % LEASE_SLOTS;
     for (const [key, state] of ctx.states.entries()) {
-      if (!state.connected) continue;
+      if (!state.connected || leaseSlot(key) !== current || renewing.has(key)) continue;
       const { namespace, name } = splitKey(key);
-      renewLease(ctx, nodeNameFor(namespace, name)).catch((err: unknown) =>
-        ctx.log.warn({ key, reason: errorMessage(err) }, 'lease renewal failed'),
-      );
+      renewing.add(key);
+      renewLease(ctx, nodeNameFor(namespace, name))
+        .catch((err: unknown) =>
+          ctx.log.warn({ key, reason: errorMessage(err) }, 'lease renewal failed'),
+        )
+        .finally(() => renewing.delete(key));
     }
-  }, NODE_LEASE_RENEW_MS);
+  }, NODE_LEASE_RENEW_MS / LEASE_SLOTS);
   const liveness = setInterval(() => {
     ctx.metrics.connectedDevices.set(ctx.hub.connectedDevices);
     for (const [key, state] of ctx.states.entries()) {
@@ -275,6 +305,24 @@ function startLoops(ctx: ControllerContext): NodeJS.Timeout[] {
     }
   }, LIVENESS_CHECK_MS);
   return [leases, liveness];
+}
+
+/** Keeps kedge_controller_queue_depth current, so a backlog shows on /metrics. */
+function sampleQueueDepths(
+  ctx: ControllerContext,
+  queues: Record<string, WorkQueue>,
+): NodeJS.Timeout {
+  return setInterval(() => {
+    for (const [name, queue] of Object.entries(queues))
+      ctx.metrics.queueDepth.set({ controller: name }, queue.depth);
+  }, QUEUE_DEPTH_SAMPLE_MS);
+}
+
+/** The renewal slot of a device: a stable FNV-1a hash of its key. */
+export function leaseSlot(key: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % LEASE_SLOTS;
 }
 
 async function clusterClientCa(client: KubeClient): Promise<string> {

@@ -5,7 +5,7 @@ import type {
   EdgeDevice,
   FailingDevice,
 } from '../crds/index.js';
-import { Labels, nodeNameFor } from '../provider/naming.js';
+import { deviceForNode, Labels, nodeNameFor } from '../provider/naming.js';
 import { keyFor, type ControllerContext, type PodObject } from './context.js';
 import { mergeConditions, sameConditions, type ConditionInput } from './conditions.js';
 import { desiredModulePod, SPEC_HASH_ANNOTATION } from './deployment-pods.js';
@@ -15,12 +15,22 @@ import { resolveLayers, type LostClaim } from './layering.js';
 import { matchesSelector } from './selector.js';
 import { routeText } from './desired.js';
 import { routeError } from './reconcile-route.js';
+import { slowStartBatch } from './slow-start.js';
 import type { ReconcileResult } from './workqueue.js';
 
 /** Bounded status lists, so one deployment over a large fleet keeps a small object. */
 const MAX_STATUS_ENTRIES = 20;
 /** While pods are being replaced the deployment is looked at again this soon. */
 const REPLACE_POLL_MS = 1_000;
+/**
+ * Pods of one deployment that may be starting at once. Creating a whole fleet's pods up front
+ * only moves the wait from "not created" to "created, not Running" while the API server works
+ * through their status writes; with a bound, each pod starts within seconds of its creation.
+ * 256 keeps the pipeline full (a start takes about a second end to end) on a small API server.
+ */
+export const MAX_STARTING_PODS = 256;
+/** A pod stops counting as starting after this long (image pulls, failures), so none can stall a rollout. */
+const STARTING_WINDOW_MS = 30_000;
 
 type Dep = EdgeDeployment & KubeObject;
 
@@ -64,7 +74,39 @@ export async function reconcileDeployment(
   return pending ? { requeueAfterMs: REPLACE_POLL_MS } : {};
 }
 
-/** Creates missing pods, deletes unwanted or outdated ones; true while a replacement waits. */
+/** What syncPods must do: pods to delete, pods to create, and whether a replacement waits. */
+interface PodPlan {
+  doomed: string[];
+  missing: KubeObject[];
+  pending: boolean;
+}
+
+function planPods(owned: PodObject[], desired: Map<string, KubeObject>): PodPlan {
+  const existing = new Map(owned.map((p) => [p.metadata.name!, p]));
+  const plan: PodPlan = { doomed: [], missing: [], pending: false };
+  for (const pod of owned) {
+    const want = desired.get(pod.metadata.name!);
+    const outdated =
+      want &&
+      want.metadata.annotations?.[SPEC_HASH_ANNOTATION] !==
+        pod.metadata.annotations?.[SPEC_HASH_ANNOTATION];
+    if ((!want || outdated) && !pod.metadata.deletionTimestamp)
+      plan.doomed.push(pod.metadata.name!);
+    if (outdated) plan.pending = true;
+  }
+  for (const [name, pod] of desired) {
+    const current = existing.get(name);
+    if (current) plan.pending ||= !!current.metadata.deletionTimestamp;
+    else plan.missing.push(pod);
+  }
+  return plan;
+}
+
+/**
+ * Creates missing pods, deletes unwanted or outdated ones; true while a replacement waits or
+ * pods are held back. Writes go out in slow-start batches, so a fleet's pods are created in
+ * parallel, and at most {@link MAX_STARTING_PODS} are starting at once.
+ */
 async function syncPods(
   ctx: ControllerContext,
   deployment: Dep,
@@ -78,30 +120,32 @@ async function syncPods(
         p.metadata.namespace === ns &&
         p.metadata.ownerReferences?.some((o) => o.uid === deployment.metadata.uid),
     );
-  const existing = new Map(owned.map((p) => [p.metadata.name!, p]));
-  let pending = false;
-  for (const pod of owned) {
-    const want = desired.get(pod.metadata.name!);
-    const outdated =
-      want &&
-      want.metadata.annotations?.[SPEC_HASH_ANNOTATION] !==
-        pod.metadata.annotations?.[SPEC_HASH_ANNOTATION];
-    if ((!want || outdated) && !pod.metadata.deletionTimestamp)
-      await ctx.client.delete(Resources.pods(ns), pod.metadata.name!);
-    if (outdated) pending = true;
-  }
-  for (const [name, pod] of desired) {
-    const current = existing.get(name);
-    if (current) {
-      pending ||= !!current.metadata.deletionTimestamp;
-      continue;
-    }
+  const plan = planPods(owned, desired);
+  await slowStartBatch(plan.doomed, (name) => ctx.client.delete(Resources.pods(ns), name));
+  const room = Math.max(0, MAX_STARTING_PODS - startingPods(ctx, owned));
+  if (plan.missing.length > room) plan.pending = true;
+  await slowStartBatch(plan.missing.slice(0, room), async (pod) => {
     await ctx.client.create(Resources.pods(ns), pod).catch((err: unknown) => {
       if (!isConflict(err)) throw err;
-      pending = true;
+      plan.pending = true;
     });
-  }
-  return pending;
+  });
+  return plan.pending;
+}
+
+/**
+ * Owned pods that are on their way to Running: not Running yet, younger than the starting
+ * window, not terminating, on a connected device (an offline device's pods wait for it, not us).
+ */
+function startingPods(ctx: ControllerContext, owned: PodObject[]): number {
+  const now = Date.now();
+  return owned.filter((p) => {
+    if (p.status?.phase === 'Running' || p.metadata.deletionTimestamp) return false;
+    const ageMs = now - Date.parse(p.metadata.creationTimestamp ?? '');
+    if (!(ageMs < STARTING_WINDOW_MS)) return false;
+    const target = p.spec.nodeName ? deviceForNode(p.spec.nodeName) : undefined;
+    return !!target && ctx.states.peek(keyFor(target.namespace, target.device))?.connected === true;
+  }).length;
 }
 
 interface DeviceOutcome {

@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import type { EdgeDevice } from '../crds/index.js';
 import { FINALIZER, nodeNameFor } from '../provider/naming.js';
-import { keyFor, splitKey, type ControllerContext } from './context.js';
-import { pushDesired } from './device-desired.js';
+import { keyFor, podsOnNode, splitKey, type ControllerContext } from './context.js';
 import { deleteNode, ensureNode } from './device-node.js';
 import { updateDeviceStatus } from './device-status.js';
 import type { DeviceState } from './device-state.js';
@@ -22,7 +21,10 @@ export function keySecretName(device: EdgeDevice): string {
   );
 }
 
-/** Level-based reconcile of one EdgeDevice: credentials, Node, desired state, status. */
+/**
+ * Level-based reconcile of one EdgeDevice: credentials, Node and status. Desired state is pushed
+ * by `reconcileDesired`, on a queue of its own.
+ */
 export async function reconcileDevice(
   ctx: ControllerContext,
   key: string,
@@ -40,11 +42,8 @@ export async function reconcileDevice(
   const state = ctx.states.get(key);
   await ensureKeys(ctx, device, state);
   await ensureNode(ctx, device, state);
-  const ownership = await pushDesired(ctx, device, state);
-  await updateDeviceStatus(ctx, device, state, ownership.owners.size);
-  for (const clash of ownership.clashes)
-    ctx.enqueue.pod(keyFor(clash.pod.metadata.namespace, clash.pod.metadata.name));
-  return {};
+  const statusWaitMs = await updateDeviceStatus(ctx, device, state, state.desiredModules ?? 0);
+  return statusWaitMs > 0 ? { requeueAfterMs: statusWaitMs } : {};
 }
 
 async function ensureFinalizer(
@@ -143,9 +142,7 @@ async function forget(ctx: ControllerContext, key: string): Promise<void> {
   ctx.states.delete(key);
   ctx.hub.forgetDevice(namespace, name);
   await deleteNode(ctx, namespace, name);
-  for (const pod of ctx.informers.pods
-    .list()
-    .filter((p) => p.spec.nodeName === nodeNameFor(namespace, name))) {
+  for (const pod of podsOnNode(ctx, nodeNameFor(namespace, name))) {
     ctx.enqueue.pod(keyFor(pod.metadata.namespace, pod.metadata.name));
   }
 }

@@ -3,12 +3,16 @@ import { deviceForNode } from '../provider/naming.js';
 import { podStatusFromModules } from '../provider/pod-status.js';
 import type { PodStatus } from '../provider/pod-types.js';
 import { podToModules } from '../provider/translate.js';
-import { keyFor, type ControllerContext, type PodObject } from './context.js';
+import { keyFor, podsOnNode, type ControllerContext, type PodObject } from './context.js';
+import { recentlyWritten, type RecentWrite } from './recent-writes.js';
 import { assignModules } from './desired.js';
 import type { DeviceState } from './device-state.js';
 import { Resources } from './kube/client.js';
 import { kubeTime } from './kube/time.js';
 import type { ReconcileResult } from './workqueue.js';
+
+/** The status last written for each pod (by key), see {@link recentlyWritten}. */
+const recentWrites = new Map<string, RecentWrite>();
 
 /** How often a terminating pod is re-checked while the device stops its modules. */
 const DELETION_POLL_MS = 1_000;
@@ -19,6 +23,7 @@ export const UNSUPPORTED_CONDITION = 'kedge.io/UnsupportedFeatures';
 export async function reconcilePod(ctx: ControllerContext, key: string): Promise<ReconcileResult> {
   const pod = ctx.informers.pods.get(key);
   const target = pod?.spec.nodeName ? deviceForNode(pod.spec.nodeName) : undefined;
+  if (!pod) recentWrites.delete(key);
   if (!pod || !target) return {};
   const deviceKey = keyFor(target.namespace, target.device);
   const device = ctx.informers.devices.get(deviceKey);
@@ -27,8 +32,27 @@ export async function reconcilePod(ctx: ControllerContext, key: string): Promise
     return finishDeletion(ctx, pod, device === undefined ? undefined : state);
   // While the device is offline the last report stands; the node lifecycle controller marks pods not ready.
   if (!device || !state?.connected) return {};
-  await writeStatus(ctx, pod, state);
-  return {};
+  return writeStatus(ctx, pod, state);
+}
+
+/**
+ * A new pod's first status waits this long for the device to report its modules, so the usual
+ * start writes Running once instead of a waiting status first and Running a moment later. The
+ * API server already shows such a pod as Pending. Five seconds is the pod-startup SLO: a pod not
+ * running by then is shown waiting, with its reason.
+ */
+export const FIRST_STATUS_DELAY_MS = 5_000;
+
+/** How much longer a pod's first status should wait for the device's report; 0 for now. */
+function firstStatusDelay(pod: PodObject, state: DeviceState): number {
+  if (pod.status?.containerStatuses?.length) return 0;
+  // A module being created (unknown, no reason yet) has nothing to tell either.
+  const told = (state.report?.modules ?? []).filter(
+    (m) => m.runtimeStatus !== 'unknown' || m.reason !== undefined,
+  );
+  if (pod.spec.containers.some((c) => told.some((m) => m.name === c.name))) return 0;
+  const ageMs = Date.now() - Date.parse(pod.metadata.creationTimestamp ?? '');
+  return Number.isNaN(ageMs) ? 0 : Math.max(0, FIRST_STATUS_DELAY_MS - ageMs);
 }
 
 /**
@@ -44,7 +68,7 @@ async function finishDeletion(
   const applied = removedAt !== undefined && (state?.report?.desiredVersion ?? 0) >= removedAt;
   const graceEnd = Date.parse(pod.metadata.deletionTimestamp!);
   if (state && !applied && Date.now() < graceEnd) {
-    ctx.enqueue.device(keyFor(...deviceOf(pod)));
+    ctx.enqueue.desired(keyFor(...deviceOf(pod)));
     return { requeueAfterMs: DELETION_POLL_MS };
   }
   ctx.log.debug({ pod: pod.metadata.name, applied, removedAt }, 'completing pod deletion');
@@ -65,10 +89,13 @@ async function writeStatus(
   ctx: ControllerContext,
   pod: PodObject,
   state: DeviceState,
-): Promise<void> {
+): Promise<ReconcileResult> {
   const clash = moduleClash(ctx, pod);
-  const status = clash ? clashStatus(pod, clash) : reportedStatus(ctx, pod, state);
   const unsupported = podToModules(pod, { env: {}, registryCredentials: [] }).unsupported;
+  // Something to say already (a clash, ignored features) is said at once.
+  const delayMs = clash || unsupported.length > 0 ? 0 : firstStatusDelay(pod, state);
+  if (delayMs > 0) return { requeueAfterMs: delayMs };
+  const status = clash ? clashStatus(pod, clash) : reportedStatus(ctx, pod, state);
   if (unsupported.length > 0) {
     const message = unsupported.join('; ');
     status.conditions = [
@@ -83,20 +110,25 @@ async function writeStatus(
     ];
     ctx.events.record(pod, 'Warning', 'UnsupportedPodFeatures', message);
   }
-  if (sameStatus(pod.status, status)) return;
+  const signature = statusSignature(status);
+  if (statusSignature(pod.status) === signature) return {};
+  const key = keyFor(pod.metadata.namespace, pod.metadata.name);
+  if (recentlyWritten(recentWrites.get(key), signature)) return {};
   await ctx.client.patch(
     Resources.pods(pod.metadata.namespace),
     pod.metadata.name!,
     { status },
     { subresource: 'status' },
   );
+  recentWrites.set(key, { signature, at: Date.now() });
+  return {};
 }
 
 function moduleClash(
   ctx: ControllerContext,
   pod: PodObject,
 ): { module: string; owner: string } | undefined {
-  const pods = ctx.informers.pods.list().filter((p) => p.spec.nodeName === pod.spec.nodeName);
+  const pods = podsOnNode(ctx, pod.spec.nodeName!);
   const bound = pods.map((p) => ({ pod: p, env: {}, registryCredentials: [] }));
   return assignModules(bound).clashes.find((c) => c.pod.metadata.uid === pod.metadata.uid);
 }
@@ -123,12 +155,11 @@ function reportedStatus(ctx: ControllerContext, pod: PodObject, state: DeviceSta
   });
 }
 
-function sameStatus(a: PodStatus | undefined, b: PodStatus): boolean {
-  const strip = (s: PodStatus | undefined): string =>
-    JSON.stringify({
-      ...s,
-      conditions: (s?.conditions ?? []).map(({ lastTransitionTime: _t, ...c }) => c),
-      startTime: undefined,
-    });
-  return strip(a) === strip(b);
+/** A pod status without its timestamps, for comparing what would be written. */
+function statusSignature(s: PodStatus | undefined): string {
+  return JSON.stringify({
+    ...s,
+    conditions: (s?.conditions ?? []).map(({ lastTransitionTime: _t, ...c }) => c),
+    startTime: undefined,
+  });
 }

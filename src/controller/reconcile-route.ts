@@ -34,7 +34,7 @@ export async function reconcileRoute(
         d.metadata.namespace === route.metadata.namespace &&
         matchesSelector(route.spec.deviceSelector, d.metadata.labels),
     );
-  for (const d of devices) ctx.enqueue.device(keyFor(d.metadata.namespace, d.metadata.name));
+  for (const d of devices) ctx.enqueue.desired(keyFor(d.metadata.namespace, d.metadata.name));
   const valid: ConditionInput = error
     ? {
         type: 'Valid',

@@ -113,9 +113,16 @@ export class CloudHub extends EventEmitter<CloudHubEvents> {
     return this.#clients.has(`${namespace}/${device}`);
   }
 
-  /** Records and pushes desired state; it is resent whenever the device subscribes again. */
+  /**
+   * Records and pushes desired state; it is resent whenever the device subscribes again. A
+   * version the device already has is not sent again: reconciles repeat it often, and each copy
+   * is the whole manifest.
+   */
   async publishDesired(namespace: string, device: string, desired: DesiredMessage): Promise<void> {
-    this.#desired.set(`${namespace}/${device}`, desired);
+    const key = `${namespace}/${device}`;
+    const previous = this.#desired.get(key);
+    this.#desired.set(key, desired);
+    if (previous?.version === desired.version) return;
     if (this.isConnected(namespace, device))
       await this.#publish(deviceTopic(namespace, device, Leaf.desired), desired);
   }

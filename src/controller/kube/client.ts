@@ -1,4 +1,5 @@
-import { request, type RequestOptions } from 'node:https';
+import { Agent, request, type RequestOptions } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import type { IncomingMessage } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
@@ -87,6 +88,25 @@ export interface KubeRequest {
   contentType?: string;
 }
 
+/**
+ * Connections for plain requests, kept alive; requests beyond it wait for a free one. It bounds
+ * the controller's burst against the API server (reconcilers, slow-start batches and lease
+ * renewals share it), and is well above one slow-start batch, so pod creation cannot take every
+ * connection from the status writes that follow it. Watches and log streams use connections of their own, outside the bound.
+ */
+const MAX_REQUEST_SOCKETS = 64;
+
+/** The TLS material an agent was made for; a change (rotated client cert) makes a new agent. */
+const TLS_FIELDS = [
+  'ca',
+  'cert',
+  'key',
+  'pfx',
+  'passphrase',
+  'servername',
+  'rejectUnauthorized',
+] as const;
+
 /** Counts API requests, for metrics and benchmarks. */
 export type RequestObserver = (method: string, status: number) => void;
 
@@ -98,6 +118,7 @@ export class KubeClient {
   readonly #kc: KubeConfig;
   readonly #server: URL;
   #observer: RequestObserver | undefined;
+  #agents: { material: unknown[]; requests: Agent; streams: Agent } | undefined;
 
   constructor(kc: KubeConfig) {
     const cluster = kc.getCurrentCluster();
@@ -199,19 +220,20 @@ export class KubeClient {
 
   /** Opens a streaming GET (watch, logs); the caller consumes and destroys the response. */
   async stream(req: KubeRequest): Promise<IncomingMessage> {
-    const res = await this.#send(req);
+    const res = await this.#send(req, true);
     const status = res.statusCode ?? 0;
     this.#observer?.(req.method, status);
     if (status < 200 || status >= 300) throw apiError(status, await readBody(res), req);
     return res;
   }
 
-  async #send(req: KubeRequest): Promise<IncomingMessage> {
+  async #send(req: KubeRequest, streaming = false): Promise<IncomingMessage> {
     const url = new URL(req.path, this.#server);
     for (const [k, v] of Object.entries(req.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
     const opts: RequestOptions = { method: req.method, headers: { Accept: 'application/json' } };
     await this.#kc.applyToHTTPSOptions(opts);
+    opts.agent = this.#reusableAgent(opts, streaming);
     const body = req.body === undefined ? undefined : JSON.stringify(req.body);
     if (body !== undefined) {
       // Node does not frame DELETE bodies on its own; without a length the server ignores them.
@@ -234,6 +256,50 @@ export class KubeClient {
       r.end(body);
     });
   }
+
+  /**
+   * KubeConfig hands out a new Agent for every request, which means a TCP connection, a TLS
+   * handshake with the client certificate and a fresh TLS context each time: the costliest part
+   * of a request for both ends. Instead, one TLS context per identity, and one bounded keep-alive
+   * agent for requests plus one for streams. Proxy agents are kept as they are.
+   */
+  #reusableAgent(opts: RequestOptions, streaming: boolean): RequestOptions['agent'] {
+    if (opts.agent?.constructor !== Agent) return opts.agent;
+    const material: unknown[] = TLS_FIELDS.map((f) => opts[f]);
+    if (!this.#agents || !sameMaterial(this.#agents.material, material)) {
+      this.#agents?.requests.destroy();
+      const secureContext = createSecureContext({
+        ca: opts.ca,
+        cert: opts.cert,
+        key: opts.key,
+        pfx: opts.pfx,
+        passphrase: opts.passphrase,
+      });
+      const base = {
+        secureContext,
+        servername: opts.servername,
+        rejectUnauthorized: opts.rejectUnauthorized,
+      };
+      this.#agents = {
+        material,
+        requests: new Agent({
+          ...base,
+          keepAlive: true,
+          maxSockets: MAX_REQUEST_SOCKETS,
+          maxFreeSockets: MAX_REQUEST_SOCKETS,
+        }),
+        streams: new Agent(base),
+      };
+    }
+    return streaming ? this.#agents.streams : this.#agents.requests;
+  }
+}
+
+function sameMaterial(a: unknown[], b: unknown[]): boolean {
+  return a.every((x, i) => {
+    const y = b[i];
+    return Buffer.isBuffer(x) && Buffer.isBuffer(y) ? x.equals(y) : x === y;
+  });
 }
 
 async function readBody(res: IncomingMessage): Promise<string> {

@@ -7,6 +7,10 @@ export interface ObjectCache<T extends KubeObject> {
   on(handler: InformerHandler<T>): void;
   get(key: string): T | undefined;
   list(): T[];
+  /** See {@link Informer.addIndex}. */
+  addIndex(name: string, valueOf: (obj: T) => string | undefined): void;
+  /** See {@link Informer.indexed}. */
+  indexed(name: string, value: string): T[];
   synced(): Promise<void>;
   start(): void;
   stop(): void;
@@ -28,6 +32,8 @@ export function namespacedCache<T extends KubeObject>(
     on: (handler) => informers.forEach((i) => i.on(handler)),
     get: (key) => informers.find((i) => key.startsWith(`${nsOf(i)}/`))?.get(key),
     list: () => informers.flatMap((i) => i.list()),
+    addIndex: (name, valueOf) => informers.forEach((i) => i.addIndex(name, valueOf)),
+    indexed: (name, value) => informers.flatMap((i) => i.indexed(name, value)),
     synced: async () => {
       await Promise.all(informers.map((i) => i.synced()));
     },

@@ -25,6 +25,31 @@ export function keyOf(obj: KubeObject): string {
     : (obj.metadata.name ?? '');
 }
 
+/** Objects grouped by one derived value: value → (cache key → object). */
+interface SecondaryIndex<T> {
+  valueOf: (obj: T) => string | undefined;
+  buckets: Map<string, Map<string, T>>;
+}
+
+function indexAdd<T>(index: SecondaryIndex<T>, key: string, obj: T): void {
+  const value = index.valueOf(obj);
+  if (value === undefined) return;
+  let bucket = index.buckets.get(value);
+  if (!bucket) {
+    bucket = new Map<string, T>();
+    index.buckets.set(value, bucket);
+  }
+  bucket.set(key, obj);
+}
+
+function indexRemove<T>(index: SecondaryIndex<T>, key: string, obj: T): void {
+  const value = index.valueOf(obj);
+  if (value === undefined) return;
+  const bucket = index.buckets.get(value);
+  bucket?.delete(key);
+  if (bucket?.size === 0) index.buckets.delete(value);
+}
+
 interface WatchEvent<T> {
   type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
   object: T;
@@ -36,6 +61,7 @@ interface WatchEvent<T> {
  */
 export class Informer<T extends KubeObject> {
   readonly #cache = new Map<string, T>();
+  readonly #indexes = new Map<string, SecondaryIndex<T>>();
   readonly #handlers: InformerHandler<T>[] = [];
   #resourceVersion = '';
   #stopped = false;
@@ -62,6 +88,22 @@ export class Informer<T extends KubeObject> {
 
   list(): T[] {
     return [...this.#cache.values()];
+  }
+
+  /**
+   * Adds a secondary index kept in step with the cache, so reconcilers can look objects up by a
+   * field (pods by node) without scanning every object. Add indexes before {@link start}.
+   */
+  addIndex(name: string, valueOf: (obj: T) => string | undefined): void {
+    const index: SecondaryIndex<T> = { valueOf, buckets: new Map() };
+    for (const [key, obj] of this.#cache) indexAdd(index, key, obj);
+    this.#indexes.set(name, index);
+  }
+
+  /** Objects whose index `name` has `value`; empty for an unknown index. */
+  indexed(name: string, value: string): T[] {
+    const bucket = this.#indexes.get(name)?.buckets.get(value);
+    return bucket ? [...bucket.values()] : [];
   }
 
   /** Resolves after the first full list. */
@@ -138,14 +180,23 @@ export class Informer<T extends KubeObject> {
   }
 
   #apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T): void {
+    // managedFields are often the largest part of an object and kedge never reads them; dropping
+    // them keeps a fleet's pods, Nodes and devices in far less memory (controller-runtime
+    // recommends the same transform).
+    delete (obj.metadata as { managedFields?: unknown }).managedFields;
     const key = keyOf(obj);
     const old = this.#cache.get(key);
+    if (type !== 'DELETED' && old?.metadata.resourceVersion === obj.metadata.resourceVersion)
+      return;
+    for (const index of this.#indexes.values()) {
+      if (old) indexRemove(index, key, old);
+      if (type !== 'DELETED') indexAdd(index, key, obj);
+    }
     if (type === 'DELETED') {
       this.#cache.delete(key);
       this.#emit('delete', obj, old);
       return;
     }
-    if (old?.metadata.resourceVersion === obj.metadata.resourceVersion) return;
     this.#cache.set(key, obj);
     this.#emit(old ? 'update' : 'add', obj, old);
   }
