@@ -1,16 +1,47 @@
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** A free TCP port on 127.0.0.1, found by binding port 0. */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Lowest port handed out; below are well-known and registered services. */
+const LOWEST = 10_000;
+const ATTEMPTS = 50;
+
+/**
+ * The first port of the kernel's ephemeral range. Ports handed out below it cannot be taken by an
+ * outgoing connection between the check and the moment a component binds them.
+ */
+function ephemeralStart(): number {
+  try {
+    const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8')
+      .trim()
+      .split(/\s+/)
+      .map(Number);
+    return low && low > LOWEST + 1000 ? low : 0;
+  } catch {
+    return 0;
+  }
+}
+
+function tryListen(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
+    server.once('error', () => resolve(undefined));
+    server.listen(port, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => {
-        if (address && typeof address === 'object') resolve(address.port);
-        else reject(new Error('could not determine a free port'));
-      });
+      server.close(() =>
+        resolve(address && typeof address === 'object' ? address.port : undefined),
+      );
     });
   });
+}
+
+/** A free TCP port on 127.0.0.1, outside the ephemeral range where the kernel allows it. */
+export async function freePort(): Promise<number> {
+  const end = ephemeralStart();
+  for (let i = 0; end && i < ATTEMPTS; i++) {
+    const port = await tryListen(LOWEST + Math.floor(Math.random() * (end - LOWEST)));
+    if (port) return port;
+  }
+  const port = await tryListen(0);
+  if (!port) throw new Error('could not find a free port');
+  return port;
 }
