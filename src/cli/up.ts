@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ErrorCode, KedgeError } from '../common/errors.js';
+import { pidAlive } from '../localcluster/processes.js';
 import { SAMPLE } from '../up/sample.js';
 import { Teardown } from '../up/teardown.js';
 import { startUp, type Runtime, type UpSession } from '../up/up.js';
@@ -33,21 +34,12 @@ async function claimHome(home: string): Promise<void> {
   await mkdir(home, { recursive: true });
   const pidFile = path.join(home, 'kedge-up.pid');
   const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
-  if (pid && pid !== process.pid && isAlive(pid))
+  if (pid && pid !== process.pid && pidAlive(pid))
     throw new KedgeError(
       ErrorCode.Unavailable,
       `kedge up already runs (pid ${pid}); stop it with Ctrl-C there first`,
     );
   await writeFile(pidFile, String(process.pid));
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function nextInterrupt(): Promise<void> {

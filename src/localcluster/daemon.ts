@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
 import { installCrds } from './kubectl.js';
+import { pidAlive } from './processes.js';
 
 /** What a running background cluster records about itself. */
 export interface ClusterState {
@@ -32,7 +33,7 @@ export async function readClusterState(): Promise<ClusterState | undefined> {
   const text = await readFile(statePath(), 'utf8').catch(() => undefined);
   if (!text) return undefined;
   const state = JSON.parse(text) as ClusterState;
-  return isAlive(state.pid) ? state : undefined;
+  return pidAlive(state.pid) ? state : undefined;
 }
 
 /** Runs the control plane in this process until SIGINT/SIGTERM. */
@@ -76,7 +77,7 @@ export async function startClusterInBackground(
   while (Date.now() < deadline) {
     const state = await readClusterState();
     if (state) return state;
-    if (!isAlive(child.pid!))
+    if (!pidAlive(child.pid!))
       throw new KedgeError(ErrorCode.Unavailable, `local cluster failed to start; see ${logFile}`);
     const lines = (await readFile(logFile, 'utf8').catch(() => '')).split('\n').filter(Boolean);
     for (const line of lines.slice(shown)) onProgress(line);
@@ -91,16 +92,7 @@ export async function stopBackgroundCluster(): Promise<boolean> {
   const state = await readClusterState();
   if (!state) return false;
   process.kill(state.pid, 'SIGTERM');
-  while (isAlive(state.pid)) await sleep(POLL_MS);
+  while (pidAlive(state.pid)) await sleep(POLL_MS);
   await rm(statePath(), { force: true });
   return true;
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }

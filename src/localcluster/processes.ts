@@ -54,3 +54,13 @@ export async function stopProcess(proc: ManagedProcess): Promise<void> {
     await proc.exited;
   }
 }
+
+/** True while a process with this pid exists (signal 0 probes without signalling). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
