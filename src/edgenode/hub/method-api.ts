@@ -17,6 +17,7 @@ import { listenOn } from './listen.js';
 import type { HubMetrics } from './metrics.js';
 import type { MethodResult } from './methods.js';
 import type { Target } from './upstream/upstream.js';
+import { readBodyUpTo, replyJson } from './http-json.js';
 
 /** Method payload limit, as edgeHub (128 KB) plus room for the envelope. */
 export const MAX_METHOD_BODY_BYTES = 128 * 1024 + 1024;
@@ -63,27 +64,6 @@ class Refusal extends Error {
   ) {
     super(message);
   }
-}
-
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-async function readBody(req: IncomingMessage): Promise<string> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_METHOD_BODY_BYTES)
-      throw new Refusal(413, `request body over ${MAX_METHOD_BODY_BYTES} bytes`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function validMethodName(name: unknown): name is string {
@@ -150,12 +130,12 @@ export class MethodApi {
     try {
       const { status: s, body } = await this.#handle(req);
       status = s;
-      reply(res, s, body);
+      replyJson(res, s, body);
     } catch (err) {
       status = err instanceof Refusal ? err.status : 500;
       const message = err instanceof Refusal ? err.message : 'internal error';
       if (!(err instanceof Refusal)) this.#d.log.warn({ err }, 'method API request failed');
-      if (!res.headersSent) reply(res, status, { message });
+      if (!res.headersSent) replyJson(res, status, { message });
     }
     this.#d.metrics.methodApiRequests.inc({ code: String(status) });
   }
@@ -167,7 +147,10 @@ export class MethodApi {
     if (req.method !== 'POST') throw new Refusal(405, 'only POST is allowed');
     const caller = this.#authenticate(req);
     const target = this.#target(decodeURIComponent(match[1]!), match[2]);
-    const call = parseMethodRequest(await readBody(req));
+    const text = await readBodyUpTo(req, MAX_METHOD_BODY_BYTES);
+    if (text === undefined)
+      throw new Refusal(413, `request body over ${MAX_METHOD_BODY_BYTES} bytes`);
+    const call = parseMethodRequest(text);
     this.#d.log.debug({ caller, target, method: call.methodName }, 'module invokes a method');
     const pending = this.#d.call(target, call.methodName, call.payload, call.timeoutMs);
     if (!pending) throw new Refusal(404, 'target is not connected or not listening for methods');

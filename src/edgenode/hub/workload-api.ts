@@ -12,32 +12,13 @@ import type { Logger } from '../../common/logger.js';
 import { signBase64 } from '../../common/iothub/index.js';
 import type { IdentityRegistry } from './identities.js';
 import { listenOn } from './listen.js';
+import { readBodyUpTo, replyJson } from './http-json.js';
 
 /** The oldest api-version the SDK sends; newer ones are accepted too. */
 export const WORKLOAD_API_VERSION = '2018-06-28';
 /** Bounds request bodies: a sign request is a few hundred bytes. */
 const MAX_BODY_BYTES = 64 * 1024;
 const SIGN_PATH = /^\/modules\/([^/]+)\/genid\/([^/]+)\/sign$/;
-
-function reply(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
-}
-
-async function readBody(req: IncomingMessage): Promise<string | undefined> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) return undefined;
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
-}
 
 interface SignRequest {
   keyId?: string;
@@ -93,7 +74,7 @@ export class WorkloadApi {
     const server = http.createServer((req, res) => {
       this.#handle(req, res).catch((err: unknown) => {
         this.#log.warn({ err }, 'workload API request failed');
-        if (!res.headersSent) reply(res, 500, { message: 'internal error' });
+        if (!res.headersSent) replyJson(res, 500, { message: 'internal error' });
       });
     });
     server.headersTimeout = 10_000;
@@ -105,11 +86,11 @@ export class WorkloadApi {
     const url = new URL(req.url ?? '/', 'http://workload');
     const version = url.searchParams.get('api-version');
     if (!version || version < WORKLOAD_API_VERSION) {
-      reply(res, 400, { message: `api-version ${WORKLOAD_API_VERSION} or newer required` });
+      replyJson(res, 400, { message: `api-version ${WORKLOAD_API_VERSION} or newer required` });
       return;
     }
     if (req.method === 'GET' && url.pathname === '/trust-bundle') {
-      reply(res, 200, { certificate: this.#trustBundle() });
+      replyJson(res, 200, { certificate: this.#trustBundle() });
       return;
     }
     const sign = SIGN_PATH.exec(url.pathname);
@@ -117,7 +98,7 @@ export class WorkloadApi {
       await this.#sign(req, res, decodeURIComponent(sign[1]!), decodeURIComponent(sign[2]!));
       return;
     }
-    reply(res, 404, { message: 'not found' });
+    replyJson(res, 404, { message: 'not found' });
   }
 
   async #sign(
@@ -129,10 +110,10 @@ export class WorkloadApi {
     const creds = this.#identities.module(moduleId);
     if (!creds || creds.generationId !== genId) {
       this.#log.warn({ moduleId }, 'workload sign refused: unknown module or generation');
-      reply(res, 404, { message: `module not found: ${moduleId}` });
+      replyJson(res, 404, { message: `module not found: ${moduleId}` });
       return;
     }
-    const text = await readBody(req);
+    const text = await readBodyUpTo(req, MAX_BODY_BYTES);
     let body: SignRequest | undefined;
     try {
       body = text === undefined ? undefined : (JSON.parse(text) as SignRequest);
@@ -140,10 +121,10 @@ export class WorkloadApi {
       body = undefined;
     }
     if (!body || body.algo !== 'HMACSHA256' || typeof body.data !== 'string') {
-      reply(res, 400, { message: 'expected {keyId, algo: "HMACSHA256", data}' });
+      replyJson(res, 400, { message: 'expected {keyId, algo: "HMACSHA256", data}' });
       return;
     }
-    reply(res, 200, { digest: signBase64(creds.key, Buffer.from(body.data, 'base64')) });
+    replyJson(res, 200, { digest: signBase64(creds.key, Buffer.from(body.data, 'base64')) });
   }
 
   /** Stops all listeners. */
