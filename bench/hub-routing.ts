@@ -1,7 +1,6 @@
 // Routing throughput and latency: module A → route with a $body condition → module B, QoS1,
-// 256-byte JSON, against Mosquitto 2 plain pub/sub with the same load generator (MQTT.js, plain
-// TCP, TCP_NODELAY on both ends) in the same run.
-import mqtt, { type MqttClient } from 'mqtt';
+// 256-byte JSON, against Mosquitto 2 plain pub/sub with the same load generator (a lean
+// mqtt-packet client on plain TCP, TCP_NODELAY on both ends) in the same run.
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { freePort, startMosquitto } from '../src/localcluster/mosquitto.js';
@@ -16,17 +15,19 @@ import {
   username,
   writeModuleKeys,
 } from './lib/hub-process.js';
+import { RawMqttClient, type RawConnectOptions } from './lib/raw-mqtt.js';
+import { startReference } from './lib/reference-process.js';
 
 const WARMUP_MS = 1_000;
 const MEASURE_MS = 5_000;
 /** Publishes in flight (awaiting PUBACK) during the peak phase. */
-const WINDOW = 100;
+const WINDOW = Number(process.env.KEDGE_BENCH_WINDOW ?? 100);
 const PAYLOAD_BYTES = 256;
 
 interface Target {
   name: string;
-  pub: MqttClient;
-  sub: MqttClient;
+  pub: RawMqttClient;
+  sub: RawMqttClient;
   topic: string;
 }
 
@@ -41,58 +42,50 @@ function payload(t: number): string {
   return JSON.stringify({ temperature: 30, t, pad: 'x'.repeat(PAYLOAD_BYTES - base.length) });
 }
 
-async function connect(url: string, opts: mqtt.IClientOptions): Promise<MqttClient> {
-  const c = await mqtt.connectAsync(url, { protocolVersion: 4, reconnectPeriod: 0, ...opts });
-  (c.stream as unknown as { setNoDelay(on: boolean): void }).setNoDelay(true);
-  return c;
-}
-
 /** Runs one phase: `pace` undefined = as fast as the window allows, else messages per second. */
 async function phase(t: Target, pace?: number): Promise<Result> {
   const latencies: number[] = [];
   let counting = false;
   let received = 0;
-  t.sub.removeAllListeners('message');
-  t.sub.on('message', (_topic, buf) => {
+  t.sub.onPublish = (packet) => {
     if (!counting) return;
     received++;
-    latencies.push(performance.now() - (JSON.parse(buf.toString()) as { t: number }).t);
-  });
+    latencies.push(performance.now() - (JSON.parse(packet.payload.toString()) as { t: number }).t);
+  };
   let running = true;
-  const senders: Promise<void>[] = [];
+  let stopped: () => void = () => undefined;
+  const done = new Promise<void>((r) => (stopped = r));
   if (pace === undefined) {
-    const worker = async (): Promise<void> => {
-      while (running) await t.pub.publishAsync(t.topic, payload(performance.now()), { qos: 1 });
+    // A fixed window: each PUBACK releases the next publish.
+    t.pub.onPuback = () => {
+      if (running) t.pub.publish(t.topic, payload(performance.now()));
     };
-    for (let i = 0; i < WINDOW; i++) senders.push(worker());
+    for (let i = 0; i < WINDOW; i++) t.pub.publish(t.topic, payload(performance.now()));
+    stopped();
   } else {
     // Paced by elapsed time, not by timer ticks (a 1 ms interval fires late under load).
+    t.pub.onPuback = () => undefined;
     const perMs = pace / 1000;
     const start = performance.now();
     let sent = 0;
     const timer = setInterval(() => {
+      if (!running) {
+        clearInterval(timer);
+        stopped();
+        return;
+      }
       const due = Math.floor((performance.now() - start) * perMs);
-      for (; sent < due; sent++) t.pub.publish(t.topic, payload(performance.now()), { qos: 1 });
+      for (; sent < due; sent++) t.pub.publish(t.topic, payload(performance.now()));
     }, 1);
-    senders.push(
-      new Promise((r) => {
-        const stop = setInterval(() => {
-          if (!running) {
-            clearInterval(timer);
-            clearInterval(stop);
-            r();
-          }
-        }, 10);
-      }),
-    );
   }
   await new Promise((r) => setTimeout(r, WARMUP_MS));
   counting = true;
   await new Promise((r) => setTimeout(r, MEASURE_MS));
   counting = false;
   running = false;
-  await Promise.all(senders);
-  await new Promise((r) => setTimeout(r, 200));
+  await done;
+  // Let the last in-flight messages drain before the next phase.
+  await new Promise((r) => setTimeout(r, 500));
   latencies.sort((a, b) => a - b);
   return {
     rate: received / (MEASURE_MS / 1000),
@@ -113,22 +106,21 @@ async function kedgeTarget(dir: string): Promise<{ target: Target; stop: () => P
       aToB: 'FROM /messages/modules/a/outputs/out WHERE $body.temperature > 25 INTO BrokeredEndpoint("/modules/b/inputs/in")',
     },
   });
-  const url = `mqtt://127.0.0.1:${hub.ports.plain}`;
-  const clientOpts = (m: string): mqtt.IClientOptions => ({
+  const port = hub.ports.plain!;
+  const clientOpts = (m: string): RawConnectOptions => ({
     clientId: `${DEVICE}/${m}`,
     username: username(`${DEVICE}/${m}`),
     password: token(keys.get(m)!, DEVICE, m),
-    clean: false,
   });
-  const sub = await connect(url, clientOpts('b'));
-  await sub.subscribeAsync(`devices/${DEVICE}/modules/b/inputs/#`, { qos: 1 });
-  const pub = await connect(url, clientOpts('a'));
+  const sub = await RawMqttClient.connect(port, clientOpts('b'));
+  await sub.subscribe(`devices/${DEVICE}/modules/b/inputs/#`);
+  const pub = await RawMqttClient.connect(port, clientOpts('a'));
   const topic = `devices/${DEVICE}/modules/a/messages/events/%24.on=out&%24.ct=application%2Fjson&%24.ce=utf-8/`;
   return {
     target: { name: 'kedge hub', pub, sub, topic },
     stop: async () => {
-      await pub.endAsync(true);
-      await sub.endAsync(true);
+      await pub.close();
+      await sub.close();
       await stopHub(hub);
     },
   };
@@ -138,15 +130,30 @@ async function mosquittoTarget(
   dir: string,
 ): Promise<{ target: Target; stop: () => Promise<void> }> {
   const broker = await startMosquitto(path.join(dir, 'mosquitto'), await freePort(), false);
-  const url = `mqtt://127.0.0.1:${broker.port}`;
-  const sub = await connect(url, { clientId: 'b', clean: false });
-  await sub.subscribeAsync('bench/a', { qos: 1 });
-  const pub = await connect(url, { clientId: 'a', clean: false });
+  const sub = await RawMqttClient.connect(broker.port, { clientId: 'b' });
+  await sub.subscribe('bench/a');
+  const pub = await RawMqttClient.connect(broker.port, { clientId: 'a' });
   return {
     target: { name: 'mosquitto 2', pub, sub, topic: 'bench/a' },
     stop: async () => {
-      await pub.endAsync(true);
-      await sub.endAsync(true);
+      await pub.close();
+      await sub.close();
+      await broker.stop();
+    },
+  };
+}
+
+/** Plain pub/sub on bare aedes: the substrate's own ceiling, without the hub's work. */
+async function bareAedesTarget(): Promise<{ target: Target; stop: () => Promise<void> }> {
+  const broker = await startReference('bare-aedes.js', 'BARE_AEDES_READY');
+  const sub = await RawMqttClient.connect(broker.port, { clientId: 'b' });
+  await sub.subscribe('bench/a');
+  const pub = await RawMqttClient.connect(broker.port, { clientId: 'a' });
+  return {
+    target: { name: 'bare aedes', pub, sub, topic: 'bench/a' },
+    stop: async () => {
+      await pub.close();
+      await sub.close();
       await broker.stop();
     },
   };
@@ -165,14 +172,21 @@ const mosq = await mosquittoTarget(dir);
 const mPeak = await phase(mosq.target);
 const mHalf = await phase(mosq.target, kPeak.rate / 2);
 await mosq.stop();
+const bare = await bareAedesTarget();
+const bPeak = await phase(bare.target);
+await bare.stop();
 
 console.log(
   `routing: A → $body route → B, QoS1, ${PAYLOAD_BYTES}-byte JSON, plain TCP, window ${WINDOW}, ${MEASURE_MS / 1000} s`,
 );
 console.log(row('kedge peak', kPeak));
 console.log(row('mosquitto peak', mPeak));
+console.log(row('bare aedes peak (reference)', bPeak));
 console.log(row(`kedge @ ${fmt(kPeak.rate / 2)} msg/s`, kHalf));
 console.log(row(`mosquitto @ ${fmt(kPeak.rate / 2)} msg/s`, mHalf));
 console.log(`throughput ratio kedge/mosquitto: ${fmt(kPeak.rate / mPeak.rate, 2)} (target ≥ 0.70)`);
+console.log(
+  `bare aedes/mosquitto: ${fmt(bPeak.rate / mPeak.rate, 2)}; kedge/bare aedes: ${fmt(kPeak.rate / bPeak.rate, 2)}`,
+);
 console.log(`kedge p99 at half peak: ${fmt(kHalf.p99, 3)} ms (target ≤ 2 ms)`);
 process.exit(0);

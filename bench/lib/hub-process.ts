@@ -65,7 +65,10 @@ export async function spawnHub(
     }),
   );
   const started = Date.now();
-  const child = spawn(process.execPath, [...nodeArgs, STANDALONE, config], {
+  const profile = process.env.KEDGE_BENCH_CPU_PROF
+    ? ['--cpu-prof', `--cpu-prof-dir=${path.join(options.dataDir, '..', 'cpu-prof')}`]
+    : [];
+  const child = spawn(process.execPath, [...profile, ...nodeArgs, STANDALONE, config], {
     env: { ...process.env, KEDGE_HUB_METRICS_PORT: '0', KEDGE_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });

@@ -14,6 +14,7 @@ const START_TIMEOUT_MS = 10_000;
 /** A running Mosquitto. */
 export interface Mosquitto {
   port: number;
+  pid: number;
   stop(): Promise<void>;
 }
 
@@ -37,14 +38,21 @@ async function accepting(port: number): Promise<boolean> {
   });
 }
 
+/** A server certificate and key (PEM files) for a TLS-only listener. */
+export interface MosquittoTls {
+  certFile: string;
+  keyFile: string;
+}
+
 /**
  * Starts Mosquitto with `persistence` in `dir` (so sessions and queued messages survive a
- * restart) and no per-client queue limit.
+ * restart) and no per-client queue limit; with `tls`, the listener speaks only TLS.
  */
 export async function startMosquitto(
   dir: string,
   port: number,
   persistence = true,
+  tls?: MosquittoTls,
 ): Promise<Mosquitto> {
   if (!existsSync(MOSQUITTO))
     throw new Error('mosquitto is not installed: apt-get install mosquitto');
@@ -62,6 +70,7 @@ export async function startMosquitto(
       'set_tcp_nodelay true',
       'user root',
       'log_dest none',
+      ...(tls ? [`certfile ${tls.certFile}`, `keyfile ${tls.keyFile}`] : []),
       '',
     ].join('\n'),
   );
@@ -74,6 +83,7 @@ export async function startMosquitto(
   }
   return {
     port,
+    pid: child.pid!,
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));

@@ -43,6 +43,13 @@ export interface ProtocolDeps {
   identityOf: (client: Client) => Identity | undefined;
 }
 
+/**
+ * The topic a handled client PUBLISH continues under when nothing is delivered in its place.
+ * aedes forwards every authorized publish; `$` topics match no wildcard and no identity may
+ * subscribe here, so the message goes nowhere.
+ */
+export const HANDLED_TOPIC = '$kedge/handled';
+
 /** Client-supplied keys the hub sets itself on delivery. */
 const HUB_OWNED_KEYS = new Set(['$.cdid', '$.cmid', '$.on']);
 
@@ -104,7 +111,18 @@ export class Protocol {
     }
     const topic = parseInboundTopic(packet.topic);
     this.#dispatch(client, identity, topic, payload).then(
-      () => done(null),
+      (forward) => {
+        // aedes publishes the authorized packet itself: it carries the first module-input
+        // delivery, so a routed message costs one broker publish, not two. Inputs are QoS1,
+        // so a QoS0 publish is delivered as a new message instead.
+        if (forward !== undefined && packet.qos === 0) {
+          this.#publishToInput(forward, payload);
+          forward = undefined;
+        }
+        packet.topic = forward ?? HANDLED_TOPIC;
+        packet.retain = false;
+        done(null);
+      },
       (err: unknown) => {
         const e = err as KedgeError & { reason?: DropReason };
         this.#refuse(identity, e.reason ?? 'acl', e.message);
@@ -133,12 +151,13 @@ export class Protocol {
     this.#d.log.warn({ client: identity.id, reason }, `publish refused: ${message}`);
   }
 
+  /** Handles one client publish; resolves to the topic aedes should forward it under, if any. */
   async #dispatch(
     client: Client,
     identity: Identity,
     topic: InboundTopic,
     payload: Buffer,
-  ): Promise<void> {
+  ): Promise<string | undefined> {
     switch (topic.kind) {
       case 'telemetry':
         return this.#telemetry(identity, topic, payload);
@@ -148,18 +167,23 @@ export class Protocol {
           twinResponseTopic(200, topic.requestId),
           JSON.stringify(this.#d.twins.document(identity.id)),
         );
-        return;
+        return undefined;
       case 'twinPatchReported':
-        return this.#reported(client, identity, topic.requestId, payload);
+        await this.#reported(client, identity, topic.requestId, payload);
+        return undefined;
       case 'methodResponse':
         this.#d.methods.complete(client.id, topic.requestId, topic.status, payload);
-        return;
+        return undefined;
       default:
         throw new KedgeError(ErrorCode.Unauthorized, 'topic outside the identity topic space');
     }
   }
 
-  async #telemetry(identity: Identity, topic: Telemetry, body: Buffer): Promise<void> {
+  async #telemetry(
+    identity: Identity,
+    topic: Telemetry,
+    body: Buffer,
+  ): Promise<string | undefined> {
     if (topic.deviceId !== identity.deviceId || topic.moduleId !== identity.moduleId)
       throw new KedgeError(ErrorCode.Unauthorized, 'telemetry for another identity');
     if (topic.properties.size > this.#d.limits.maxProperties)
@@ -169,28 +193,36 @@ export class Protocol {
     const targets = this.#d.router.route(source, toRoutable(identity, topic.properties, body));
     if (targets.length === 0) {
       this.#d.metrics.dropped.inc({ reason: 'no_route' });
-      return;
+      return undefined;
     }
     const durable: Promise<void>[] = [];
+    let forward: string | undefined;
     for (const t of targets) {
       this.#d.metrics.messagesRouted.inc({ route: t.route, endpoint: t.endpoint });
-      if (t.sink.type === 'brokered')
-        this.#deliverToInput(identity, topic.properties, body, t.sink);
-      else durable.push(this.#enqueueUpstream(identity, topic.properties, body, t));
+      if (t.sink.type !== 'brokered') {
+        durable.push(this.#enqueueUpstream(identity, topic.properties, body, t));
+        continue;
+      }
+      const input = this.#inputTopic(identity, topic.properties, t.sink);
+      if (forward === undefined) forward = input;
+      else this.#publishToInput(input, body);
     }
     await Promise.all(durable);
+    return forward;
   }
 
-  #deliverToInput(
+  #inputTopic(
     identity: Identity,
     props: PropertyBag,
-    body: Buffer,
     sink: Extract<RouteTarget['sink'], { type: 'brokered' }>,
-  ): void {
+  ): string {
     const bag: [string, string][] = [['$.cdid', identity.deviceId]];
     if (identity.moduleId !== undefined) bag.push(['$.cmid', identity.moduleId]);
     for (const [k, v] of props) if (!HUB_OWNED_KEYS.has(k)) bag.push([k, v]);
-    const topic = inputTopic(this.#d.deviceId, sink.moduleId, sink.inputName, bag);
+    return inputTopic(this.#d.deviceId, sink.moduleId, sink.inputName, bag);
+  }
+
+  #publishToInput(topic: string, body: Buffer): void {
     this.#d.broker.publish(
       { cmd: 'publish', topic, payload: body, qos: 1, retain: false, dup: false },
       (err) => {
