@@ -1,9 +1,12 @@
 // Connections: 1,000 idle leaf devices connected over TLS (as the SDK connects), each subscribed to
-// its C2D topic. Prints the hub process RSS per connection.
+// its C2D topic. Prints the hub process RSS per connection, and in the same run Mosquitto with TLS
+// (the reference) and a bare Node.js TLS server (what TLS alone costs a Node process).
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import tls from 'node:tls';
+import { freePort, startMosquitto } from '../src/localcluster/mosquitto.js';
 import {
   benchDir,
   DEVICE,
@@ -14,6 +17,7 @@ import {
   token,
   username,
 } from './lib/hub-process.js';
+import { startReference } from './lib/reference-process.js';
 
 const CONNECTIONS = 1_000;
 const SETTLE_MS = 3_000;
@@ -33,39 +37,99 @@ const hub = await spawnHub(
   { deviceId: DEVICE, dataDir: path.join(dir, 'hub'), tlsPort: 0, leafDevices: leaves },
   ['--expose-gc'],
 );
-const ca = readFileSync(path.join(dir, 'hub/pki/device-ca.crt'), 'utf8');
+const pki = path.join(dir, 'hub/pki');
+const ca = readFileSync(path.join(pki, 'device-ca.crt'), 'utf8');
 const read = (p: string): string => readFileSync(p, 'utf8');
-await new Promise((r) => setTimeout(r, SETTLE_MS));
-const before = rssKb(hub.child.pid!, read);
-const clients: MqttClient[] = [];
-for (let i = 0; i < CONNECTIONS; i += 50) {
-  const batch = leaves.slice(i, i + 50).map(async (leaf) => {
-    const c = await mqtt.connectAsync(`mqtts://localhost:${hub.ports.tls}`, {
-      clientId: leaf.deviceId,
-      username: username(leaf.deviceId),
-      password: token(leaf.primaryKey, leaf.deviceId),
-      ca,
-      clean: false,
-      keepalive: 180,
-      reconnectPeriod: 0,
-    });
-    await c.subscribeAsync(`devices/${leaf.deviceId}/messages/devicebound/#`, { qos: 1 });
-    clients.push(c);
-  });
-  await Promise.all(batch);
+const settle = (): Promise<unknown> => new Promise((r) => setTimeout(r, SETTLE_MS));
+const perConnection = (from: number, to: number): number => (to - from) / CONNECTIONS;
+
+/** Connects every leaf in waves of 50 with `dial`, returning the sockets to close later. */
+async function connectAll<T>(dial: (i: number) => Promise<T>): Promise<T[]> {
+  const open: T[] = [];
+  for (let i = 0; i < CONNECTIONS; i += 50) {
+    const wave = Array.from({ length: Math.min(50, CONNECTIONS - i) }, (_, j) => dial(i + j));
+    open.push(...(await Promise.all(wave)));
+  }
+  return open;
 }
-await new Promise((r) => setTimeout(r, SETTLE_MS));
+
+async function mqttLeaf(url: string, i: number, auth: boolean): Promise<MqttClient> {
+  const leaf = leaves[i]!;
+  const c = await mqtt.connectAsync(url, {
+    clientId: leaf.deviceId,
+    ...(auth
+      ? { username: username(leaf.deviceId), password: token(leaf.primaryKey, leaf.deviceId) }
+      : {}),
+    ca,
+    servername: 'localhost',
+    clean: false,
+    keepalive: 180,
+    reconnectPeriod: 0,
+  });
+  await c.subscribeAsync(`devices/${leaf.deviceId}/messages/devicebound/#`, { qos: 1 });
+  return c;
+}
+
+// 1. The kedge hub.
+await settle();
+const before = rssKb(hub.child.pid!, read);
+const clients = await connectAll((i) => mqttLeaf(`mqtts://localhost:${hub.ports.tls}`, i, true));
+await settle();
 const early = rssKb(hub.child.pid!, read);
 await new Promise((r) => setTimeout(r, IDLE_MS - SETTLE_MS));
 const idle = rssKb(hub.child.pid!, read);
-const perConnection = (kb: number): string => fmt((kb - before) / clients.length, 1);
-console.log(`${fmt(clients.length)} idle TLS leaf connections (1 QoS1 subscription each)`);
-console.log(
-  `hub RSS ${fmt(before / 1024, 1)} MiB → ${fmt(early / 1024, 1)} MiB after ${SETTLE_MS / 1000} s: ${perConnection(early)} KB per connection`,
-);
-console.log(
-  `hub RSS ${fmt(before / 1024, 1)} MiB → ${fmt(idle / 1024, 1)} MiB after ${IDLE_MS / 1000} s idle: ${perConnection(idle)} KB per connection (target ≤ 25 KB)`,
-);
 await Promise.all(clients.map((c) => c.endAsync(true)));
 await stopHub(hub);
+
+// 2. Mosquitto with a TLS listener and the hub's certificate, the same leaves and subscriptions.
+const mosquitto = await startMosquitto(path.join(dir, 'mosquitto'), await freePort(), false, {
+  certFile: path.join(pki, 'hub-server.crt'),
+  keyFile: path.join(pki, 'hub-server.key'),
+});
+await settle();
+const mBefore = rssKb(mosquitto.pid, read);
+const mClients = await connectAll((i) => mqttLeaf(`mqtts://localhost:${mosquitto.port}`, i, false));
+await settle();
+const mAfter = rssKb(mosquitto.pid, read);
+await Promise.all(mClients.map((c) => c.endAsync(true)));
+await mosquitto.stop();
+
+// 3. A bare Node.js TLS server: the same handshakes, no MQTT.
+const bare = await startReference('bare-tls.js', 'BARE_TLS_READY', [
+  path.join(pki, 'hub-server.crt'),
+  path.join(pki, 'hub-server.key'),
+]);
+await settle();
+const bBefore = rssKb(bare.child.pid!, read);
+const sockets = await connectAll(
+  () =>
+    new Promise<tls.TLSSocket>((resolve, reject) => {
+      const s = tls.connect({ port: bare.port, host: '127.0.0.1', ca, servername: 'localhost' });
+      s.once('secureConnect', () => resolve(s));
+      s.once('error', reject);
+    }),
+);
+await settle();
+const bAfter = rssKb(bare.child.pid!, read);
+for (const s of sockets) s.destroy();
+await bare.stop();
+
+const kb = (n: number): string => `${fmt(n, 1)} KB`;
+const mib = (n: number): string => `${fmt(n / 1024, 1)} MiB`;
+const hubPer = perConnection(before, idle);
+const mosquittoPer = perConnection(mBefore, mAfter);
+console.log(`${fmt(CONNECTIONS)} idle TLS leaf connections (1 QoS1 subscription each)`);
+console.log(
+  `kedge hub   RSS ${mib(before)} → ${mib(early)} after ${SETTLE_MS / 1000} s: ${kb(perConnection(before, early))} per connection`,
+);
+console.log(
+  `kedge hub   RSS ${mib(before)} → ${mib(idle)} after ${IDLE_MS / 1000} s idle: ${kb(hubPer)} per connection (target ≤ 25 KB)`,
+);
+console.log(
+  `mosquitto 2 RSS ${mib(mBefore)} → ${mib(mAfter)} (TLS, same leaves): ${kb(mosquittoPer)} per connection`,
+);
+console.log(
+  `bare Node.js TLS server, no MQTT: RSS ${mib(bBefore)} → ${mib(bAfter)}: ${kb(perConnection(bBefore, bAfter))} per connection`,
+);
+console.log(`ratio kedge hub / mosquitto: ${fmt(hubPer / mosquittoPer, 2)}`);
 process.exit(0);

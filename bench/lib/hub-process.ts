@@ -68,7 +68,8 @@ export async function spawnHub(
   const profile = process.env.KEDGE_BENCH_CPU_PROF
     ? ['--cpu-prof', `--cpu-prof-dir=${path.join(options.dataDir, '..', 'cpu-prof')}`]
     : [];
-  const child = spawn(process.execPath, [...profile, ...nodeArgs, STANDALONE, config], {
+  const extra = process.env.KEDGE_BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const child = spawn(process.execPath, [...profile, ...extra, ...nodeArgs, STANDALONE, config], {
     env: { ...process.env, KEDGE_HUB_METRICS_PORT: '0', KEDGE_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
