@@ -29,7 +29,24 @@ export const SYSTEM_PROPERTY_BY_WIRE_KEY: ReadonlyMap<string, string> = new Map(
   Object.entries(SystemPropertyKey).map(([name, wire]) => [wire, name]),
 );
 
-function safeDecode(text: string): string {
+/**
+ * Memoizes a pure string function for short inputs. Keys and common values (`%24.on`,
+ * `application%2Fjson`, module ids) repeat on every message; the cache stops growing at `max`
+ * entries so client-chosen strings cannot inflate it.
+ */
+function memoized(fn: (text: string) => string, max = 1024): (text: string) => string {
+  const cache = new Map<string, string>();
+  return (text) => {
+    let result = cache.get(text);
+    if (result === undefined) {
+      result = fn(text);
+      if (text.length <= 64 && cache.size < max) cache.set(text, result);
+    }
+    return result;
+  };
+}
+
+function decodeComponent(text: string): string {
   if (!text.includes('%') && !text.includes('+')) return text;
   try {
     // querystring semantics: `+` is a space (the SDK encodes with querystring.stringify).
@@ -38,6 +55,9 @@ function safeDecode(text: string): string {
     return text;
   }
 }
+
+const safeDecode = memoized(decodeComponent);
+const encode = memoized(encodeURIComponent);
 
 /**
  * Decodes a property bag. Malformed escapes are kept literally rather than thrown, because the
@@ -59,6 +79,6 @@ export function decodePropertyBag(segment: string): PropertyBag {
 /** Encodes properties the way edgeHub does: `encodeURIComponent` on keys and values. */
 export function encodePropertyBag(props: Iterable<readonly [string, string]>): string {
   const parts: string[] = [];
-  for (const [k, v] of props) parts.push(`${encodeURIComponent(k)}=${encodeURIComponent(v)}`);
+  for (const [k, v] of props) parts.push(`${encode(k)}=${encode(v)}`);
   return parts.join('&');
 }

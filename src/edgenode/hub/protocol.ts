@@ -55,6 +55,9 @@ const HUB_OWNED_KEYS = new Set(['$.cdid', '$.cmid', '$.on']);
 
 type Telemetry = Extract<InboundTopic, { kind: 'telemetry' }>;
 
+/** What handling a publish gives: the topic to forward it under, now or once durable. */
+type Dispatched = string | undefined | Promise<string | undefined>;
+
 function refusal(reason: DropReason, message: string): KedgeError {
   const err = new KedgeError(ErrorCode.LimitExceeded, message);
   (err as KedgeError & { reason?: DropReason }).reason = reason;
@@ -109,26 +112,33 @@ export class Protocol {
       done(limitError);
       return;
     }
-    const topic = parseInboundTopic(packet.topic);
-    this.#dispatch(client, identity, topic, payload).then(
-      (forward) => {
-        // aedes publishes the authorized packet itself: it carries the first module-input
-        // delivery, so a routed message costs one broker publish, not two. Inputs are QoS1,
-        // so a QoS0 publish is delivered as a new message instead.
-        if (forward !== undefined && packet.qos === 0) {
-          this.#publishToInput(forward, payload);
-          forward = undefined;
-        }
-        packet.topic = forward ?? HANDLED_TOPIC;
-        packet.retain = false;
-        done(null);
-      },
-      (err: unknown) => {
-        const e = err as KedgeError & { reason?: DropReason };
-        this.#refuse(identity, e.reason ?? 'acl', e.message);
-        done(e);
-      },
-    );
+    const accept = (forward: string | undefined): void => {
+      // aedes publishes the authorized packet itself: it carries the first module-input
+      // delivery, so a routed message costs one broker publish, not two. Inputs are QoS1,
+      // so a QoS0 publish is delivered as a new message instead.
+      if (forward !== undefined && packet.qos === 0) {
+        this.#publishToInput(forward, payload);
+        forward = undefined;
+      }
+      packet.topic = forward ?? HANDLED_TOPIC;
+      packet.retain = false;
+      done(null);
+    };
+    const refuse = (err: unknown): void => {
+      const e = err as KedgeError & { reason?: DropReason };
+      this.#refuse(identity, e.reason ?? 'acl', e.message);
+      done(e);
+    };
+    let outcome: Dispatched;
+    try {
+      outcome = this.#dispatch(client, identity, parseInboundTopic(packet.topic), payload);
+    } catch (err) {
+      refuse(err);
+      return;
+    }
+    // Module-to-module messages complete synchronously; only durable writes wait.
+    if (outcome instanceof Promise) outcome.then(accept, refuse);
+    else accept(outcome);
   }
 
   #checkLimits(topic: string, payload: Buffer): (KedgeError & { reason: DropReason }) | undefined {
@@ -151,13 +161,8 @@ export class Protocol {
     this.#d.log.warn({ client: identity.id, reason }, `publish refused: ${message}`);
   }
 
-  /** Handles one client publish; resolves to the topic aedes should forward it under, if any. */
-  async #dispatch(
-    client: Client,
-    identity: Identity,
-    topic: InboundTopic,
-    payload: Buffer,
-  ): Promise<string | undefined> {
+  /** Handles one client publish; gives the topic aedes should forward it under, if any. */
+  #dispatch(client: Client, identity: Identity, topic: InboundTopic, payload: Buffer): Dispatched {
     switch (topic.kind) {
       case 'telemetry':
         return this.#telemetry(identity, topic, payload);
@@ -169,8 +174,7 @@ export class Protocol {
         );
         return undefined;
       case 'twinPatchReported':
-        await this.#reported(client, identity, topic.requestId, payload);
-        return undefined;
+        return this.#reported(client, identity, topic.requestId, payload).then(() => undefined);
       case 'methodResponse':
         this.#d.methods.complete(client.id, topic.requestId, topic.status, payload);
         return undefined;
@@ -179,11 +183,7 @@ export class Protocol {
     }
   }
 
-  async #telemetry(
-    identity: Identity,
-    topic: Telemetry,
-    body: Buffer,
-  ): Promise<string | undefined> {
+  #telemetry(identity: Identity, topic: Telemetry, body: Buffer): Dispatched {
     if (topic.deviceId !== identity.deviceId || topic.moduleId !== identity.moduleId)
       throw new KedgeError(ErrorCode.Unauthorized, 'telemetry for another identity');
     if (topic.properties.size > this.#d.limits.maxProperties)
@@ -207,8 +207,8 @@ export class Protocol {
       if (forward === undefined) forward = input;
       else this.#publishToInput(input, body);
     }
-    await Promise.all(durable);
-    return forward;
+    if (durable.length === 0) return forward;
+    return Promise.all(durable).then(() => forward);
   }
 
   #inputTopic(
