@@ -126,31 +126,16 @@ async function kedgeTarget(dir: string): Promise<{ target: Target; stop: () => P
   };
 }
 
-async function mosquittoTarget(
-  dir: string,
+/** Plain pub/sub on `bench/a` through a reference broker listening on `port`. */
+async function plainTarget(
+  name: string,
+  broker: { port: number; stop(): Promise<void> },
 ): Promise<{ target: Target; stop: () => Promise<void> }> {
-  const broker = await startMosquitto(path.join(dir, 'mosquitto'), await freePort(), false);
   const sub = await RawMqttClient.connect(broker.port, { clientId: 'b' });
   await sub.subscribe('bench/a');
   const pub = await RawMqttClient.connect(broker.port, { clientId: 'a' });
   return {
-    target: { name: 'mosquitto 2', pub, sub, topic: 'bench/a' },
-    stop: async () => {
-      await pub.close();
-      await sub.close();
-      await broker.stop();
-    },
-  };
-}
-
-/** Plain pub/sub on bare aedes: the substrate's own ceiling, without the hub's work. */
-async function bareAedesTarget(): Promise<{ target: Target; stop: () => Promise<void> }> {
-  const broker = await startReference('bare-aedes.js', 'BARE_AEDES_READY');
-  const sub = await RawMqttClient.connect(broker.port, { clientId: 'b' });
-  await sub.subscribe('bench/a');
-  const pub = await RawMqttClient.connect(broker.port, { clientId: 'a' });
-  return {
-    target: { name: 'bare aedes', pub, sub, topic: 'bench/a' },
+    target: { name, pub, sub, topic: 'bench/a' },
     stop: async () => {
       await pub.close();
       await sub.close();
@@ -168,11 +153,18 @@ const kedge = await kedgeTarget(dir);
 const kPeak = await phase(kedge.target);
 const kHalf = await phase(kedge.target, kPeak.rate / 2);
 await kedge.stop();
-const mosq = await mosquittoTarget(dir);
+const mosq = await plainTarget(
+  'mosquitto 2',
+  await startMosquitto(path.join(dir, 'mosquitto'), await freePort(), false),
+);
 const mPeak = await phase(mosq.target);
 const mHalf = await phase(mosq.target, kPeak.rate / 2);
 await mosq.stop();
-const bare = await bareAedesTarget();
+// Bare aedes: the substrate's own ceiling, without the hub's work.
+const bare = await plainTarget(
+  'bare aedes',
+  await startReference('bare-aedes.js', 'BARE_AEDES_READY'),
+);
 const bPeak = await phase(bare.target);
 await bare.stop();
 
