@@ -2,7 +2,7 @@
  * IoT Hub protocol handling on top of aedes. Every client PUBLISH passes through
  * {@link Protocol.authorizePublish}: it enforces limits and the identity's topic space, then
  * handles telemetry (routing; for `$upstream` the callback — and so the PUBACK — waits for the
- * durable commit), twin GET/PATCH and direct-method answers. See ADR 0001 and 0002.
+ * durable commit), twin GET/PATCH and direct-method answers. See ADR 0004 and 0005.
  */
 import type { Aedes, Client, PublishPacket } from 'aedes';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
