@@ -1,41 +1,55 @@
 import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
+import { natsSettings } from '../common/cloudplane/nats.js';
 import { createLogger } from '../common/logger.js';
-import type { TelemetryConsumer } from '../controller/cloudhub/auth.js';
 import { KubeClient } from '../controller/kube/client.js';
 import { startController } from '../controller/manager.js';
+import { listFrom, numberFrom, withNatsFlags, type NatsFlags } from './nats-flags.js';
 
-interface ControllerFlags {
+interface ControllerFlags extends NatsFlags {
   kubeconfig?: string;
   namespace: string;
-  hubPort: string;
-  hubHostname: string[];
+  streamReplicas?: string;
+  embeddedGateway: boolean;
+  gatewayPort?: string;
+  gatewayHostname: string[];
   kubeletPort: string;
   kubeletAddress: string;
   clientCaFile?: string;
   metricsPort: string;
   leaderElect: boolean;
-  webhook: string[];
-  consumersFile?: string;
   watchNamespace: string[];
   concurrency: string;
 }
 
 export function registerControllerCommand(program: Command): void {
-  program
+  const command = program
     .command('controller')
-    .description('Run the kedge controller: operator, virtual nodes, cloud hub and kubelet API.')
+    .description(
+      'Run the kedge controller: operator, virtual nodes, kubelet API, and with --embedded-gateway a gateway.',
+    )
     .option('--kubeconfig <path>', 'kubeconfig to use (default: in-cluster or $KUBECONFIG)')
     .option(
       '--namespace <ns>',
       'namespace for the leader Lease and the CA Secret',
       process.env.POD_NAMESPACE ?? 'kedge-system',
     )
-    .option('--hub-port <port>', 'cloud hub TLS MQTT port', '8883')
     .option(
-      '--hub-hostname <name...>',
-      'host names devices use to reach the cloud hub (certificate SANs)',
-      [],
+      '--stream-replicas <n>',
+      'JetStream replicas of kedge streams and buckets (env KEDGE_STREAM_REPLICAS; default 1)',
+    )
+    .option(
+      '--embedded-gateway',
+      'also run a gateway in this process (env KEDGE_EMBEDDED_GATEWAY=true)',
+      process.env.KEDGE_EMBEDDED_GATEWAY === 'true',
+    )
+    .option(
+      '--gateway-port <port>',
+      'TLS MQTT port of the embedded gateway (env KEDGE_GATEWAY_PORT; default 8883)',
+    )
+    .option(
+      '--gateway-hostname <name...>',
+      'host names devices use to reach the gateways, certificate SANs (env KEDGE_GATEWAY_HOSTNAMES, comma-separated)',
     )
     .option('--kubelet-port <port>', 'kubelet API HTTPS port', '10250')
     .option(
@@ -49,43 +63,37 @@ export function registerControllerCommand(program: Command): void {
     )
     .option('--metrics-port <port>', '/healthz, /readyz and /metrics port', '8080')
     .option('--no-leader-elect', 'run without leader election (a single replica)')
-    .option('--webhook <url...>', 'HTTP endpoints that receive device telemetry as JSON POSTs', [])
     .option('--watch-namespace <ns...>', 'namespaces with devices and pods (default: all)', [])
     .option('--concurrency <n>', 'reconciles in parallel per resource kind', '4')
-    .option(
-      '--consumers-file <path>',
-      'JSON list of telemetry consumers [{username, password, namespaces}]',
-    )
     .addHelpText(
       'after',
-      '\nExample:\n  kedge controller --kubeconfig ~/.kube/config --hub-hostname kedge.example.com\n',
-    )
-    .action(async (flags: ControllerFlags) => {
-      const log = createLogger({ name: 'kedge-controller' });
-      const consumers = flags.consumersFile
-        ? (JSON.parse(await readFile(flags.consumersFile, 'utf8')) as TelemetryConsumer[])
-        : [];
-      const controller = await startController({
-        client: KubeClient.fromConfig(flags.kubeconfig),
-        log,
-        namespace: flags.namespace,
-        hubPort: Number(flags.hubPort),
-        hubHostNames: flags.hubHostname,
-        kubeletPort: Number(flags.kubeletPort),
-        kubeletAddress: flags.kubeletAddress,
-        clientCaPem: flags.clientCaFile ? await readFile(flags.clientCaFile, 'utf8') : undefined,
-        metricsPort: Number(flags.metricsPort),
-        leaderElection: flags.leaderElect,
-        webhooks: flags.webhook,
-        consumers,
-        watchNamespaces: flags.watchNamespace,
-        concurrency: Number(flags.concurrency),
-      });
-      await new Promise<void>((resolve) => {
-        process.once('SIGINT', resolve);
-        process.once('SIGTERM', resolve);
-      });
-      log.info('shutting down');
-      await controller.stop();
+      '\nExample:\n  kedge controller --kubeconfig ~/.kube/config --nats-url nats://nats:4222 --embedded-gateway --gateway-hostname kedge.example.com\n',
+    );
+  withNatsFlags(command).action(async (flags: ControllerFlags) => {
+    const log = createLogger({ name: 'kedge-controller' });
+    const controller = await startController({
+      client: KubeClient.fromConfig(flags.kubeconfig),
+      log,
+      namespace: flags.namespace,
+      nats: natsSettings(flags),
+      streamReplicas: numberFrom(flags.streamReplicas, 'KEDGE_STREAM_REPLICAS', 1),
+      embeddedGateway: flags.embeddedGateway
+        ? { port: numberFrom(flags.gatewayPort, 'KEDGE_GATEWAY_PORT', 8883) }
+        : undefined,
+      gatewayHostNames: listFrom(flags.gatewayHostname, 'KEDGE_GATEWAY_HOSTNAMES'),
+      kubeletPort: Number(flags.kubeletPort),
+      kubeletAddress: flags.kubeletAddress,
+      clientCaPem: flags.clientCaFile ? await readFile(flags.clientCaFile, 'utf8') : undefined,
+      metricsPort: Number(flags.metricsPort),
+      leaderElection: flags.leaderElect,
+      watchNamespaces: flags.watchNamespace,
+      concurrency: Number(flags.concurrency),
     });
+    await new Promise<void>((resolve) => {
+      process.once('SIGINT', resolve);
+      process.once('SIGTERM', resolve);
+    });
+    log.info('shutting down');
+    await controller.stop();
+  });
 }

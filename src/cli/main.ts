@@ -5,6 +5,7 @@ import { KEDGE_VERSION } from '../common/version.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerControllerCommand } from './controller.js';
 import { registerDeviceCommands } from './device.js';
+import { registerGatewayCommand } from './gateway.js';
 import { registerInvokeCommand } from './invoke.js';
 import { registerManifestCommands } from './manifest.js';
 import { registerNodeCommand } from './node.js';
@@ -25,6 +26,7 @@ export function buildProgram(): Command {
   registerClusterCommands(program);
   registerControllerCommand(program);
   registerDeviceCommands(program);
+  registerGatewayCommand(program);
   registerInvokeCommand(program);
   registerManifestCommands(program);
   registerNodeCommand(program);

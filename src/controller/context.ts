@@ -2,7 +2,7 @@ import type { Logger } from '../common/logger.js';
 import type { EdgeDeployment, EdgeDevice, Route } from '../crds/index.js';
 import type { KubeletEndpoint } from '../provider/node.js';
 import type { PodSpec, PodStatus } from '../provider/pod-types.js';
-import type { CloudHub } from './cloudhub/server.js';
+import type { DeviceBackend } from './backend/device-backend.js';
 import type { DeviceStates } from './device-state.js';
 import type { EventRecorder } from './events.js';
 import type { ObjectCache } from './kube/informer-set.js';
@@ -18,7 +18,7 @@ export interface ControllerContext {
   log: Logger;
   events: EventRecorder;
   states: DeviceStates;
-  hub: CloudHub;
+  backend: DeviceBackend;
   metrics: ControllerMetrics;
   kubelet: KubeletEndpoint;
   informers: {

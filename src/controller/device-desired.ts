@@ -75,7 +75,7 @@ export async function pushDesired(
       'pushing desired state',
     );
   }
-  await ctx.hub.publishDesired(namespace, device.metadata.name!, {
+  await ctx.backend.publishDesired(namespace, device.metadata.name!, {
     version: state.desiredVersion,
     modulesContent,
   });

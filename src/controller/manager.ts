@@ -1,12 +1,18 @@
-import { createServer, type Server as HttpServer } from 'node:http';
+import type { Server as HttpServer } from 'node:http';
+import { startHealthServer } from '../common/health-server.js';
 import type { Server as HttpsServer } from 'node:https';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { startKubeletApi } from '../provider/kubelet-api.js';
 import { nodeNameFor } from '../provider/naming.js';
 import { ensureControllerCa, servingCertificate } from './certificates.js';
-import type { TelemetryConsumer } from './cloudhub/auth.js';
-import { CloudHub } from './cloudhub/server.js';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { connectNats, provisionCloudPlane, type NatsSettings } from '../common/cloudplane/nats.js';
+import { Gateway } from '../gateway/gateway.js';
+import type { DeviceBackend } from './backend/device-backend.js';
+import { NatsDeviceBackend } from './backend/nats-backend.js';
+import { ensureGatewayTls } from './gateway-tls.js';
+import { WebhookConsumers } from './webhooks.js';
 import {
   keyFor,
   POD_NODE_INDEX,
@@ -51,9 +57,14 @@ export interface ControllerOptions {
   log: Logger;
   /** Namespace of the controller: its Lease and CA Secret live there. */
   namespace: string;
-  hubPort: number;
-  /** Host names and addresses devices use to reach the cloud hub (certificate SANs). */
-  hubHostNames: string[];
+  /** NATS, where the cloud plane keeps and moves everything. */
+  nats: NatsSettings;
+  /** JetStream replicas of kedge's streams and buckets: 1 for one server, 3 in a cluster. */
+  streamReplicas?: number;
+  /** Runs a gateway inside the controller (small installs, `kedge up`, tests). */
+  embeddedGateway?: { port: number; host?: string };
+  /** Host names devices use to reach the gateways (certificate SANs). */
+  gatewayHostNames: string[];
   kubeletPort: number;
   /** The address the API server uses to reach the kubelet API. */
   kubeletAddress: string;
@@ -62,8 +73,6 @@ export interface ControllerOptions {
   /** Port of /healthz, /readyz and /metrics; 0 picks one. */
   metricsPort: number;
   leaderElection: boolean;
-  webhooks?: string[];
-  consumers?: TelemetryConsumer[];
   /** Namespaces to watch for devices, deployments, routes and pods; empty means all. */
   watchNamespaces?: string[];
   /** Reconciles in parallel per controller. Defaults to 4. */
@@ -73,36 +82,47 @@ export interface ControllerOptions {
 /** The running controller. */
 export interface RunningController {
   ctx: ControllerContext;
-  hubPort: number;
+  /** Port of the embedded gateway, 0 without one. */
+  gatewayPort: number;
   kubeletPort: number;
   metricsPort: number;
   caPem: string;
   stop(): Promise<void>;
 }
 
-/** Starts informers, the cloud hub, the kubelet API and the reconcilers. */
+/** Starts informers, the device backend (and gateway), the kubelet API and the reconcilers. */
 export async function startController(opts: ControllerOptions): Promise<RunningController> {
   const metrics = new ControllerMetrics();
   opts.client.observe((method, status) =>
     metrics.apiRequests.inc({ method, code: String(status) }),
   );
   let ready = false;
-  const http = await startHealthServer(opts.metricsPort, metrics, () => ready);
+  const http = await startHealthServer(opts.metricsPort, metrics.registry, () => ready);
   const elector = opts.leaderElection
     ? new LeaderElector(opts.client, { namespace: opts.namespace }, opts.log)
     : undefined;
   if (elector) await elector.acquire(() => process.emit('SIGTERM'));
   const ca = await ensureControllerCa(opts.client, opts.namespace);
-  const states = new DeviceStates();
-  const hub = await CloudHub.start({
-    port: opts.hubPort,
-    tls: servingCertificate(ca, 'kedge-cloud-hub', opts.hubHostNames),
-    keys: (ns, device) => states.peek(keyFor(ns, device))?.keys,
-    consumers: opts.consumers,
-    webhooks: opts.webhooks,
-    log: opts.log.child({ component: 'cloudhub' }),
-  });
-  const ctx = buildContext(opts, metrics, states, hub);
+  const nc = await connectNats(opts.nats, 'kedge-controller', opts.log);
+  await provisionCloudPlane(nc, { replicas: opts.streamReplicas ?? 1 });
+  const gatewayTls = await ensureGatewayTls(opts.client, opts.namespace, ca, opts.gatewayHostNames);
+  const gateway = opts.embeddedGateway
+    ? await Gateway.start({
+        nc,
+        port: opts.embeddedGateway.port,
+        host: opts.embeddedGateway.host,
+        tls: gatewayTls,
+        log: opts.log.child({ component: 'gateway' }),
+      })
+    : undefined;
+  const backend = await NatsDeviceBackend.start(nc, opts.log.child({ component: 'backend' }));
+  const ctx = buildContext(opts, metrics, new DeviceStates(), backend);
+  const webhooks = new WebhookConsumers(
+    nc,
+    opts.client,
+    opts.log.child({ component: 'webhooks' }),
+    () => ctx.informers.devices.list().map((d) => d.metadata.namespace!),
+  );
   // A missing or bad value must never leave the controller without workers.
   const concurrency =
     Number.isInteger(opts.concurrency) && opts.concurrency! > 0
@@ -110,7 +130,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       : DEFAULT_CONCURRENCY;
   const queues = startQueues(ctx, concurrency);
   wireHandlers(ctx);
-  wireHub(ctx);
+  wireBackend(ctx);
   for (const informer of Object.values(ctx.informers)) informer.start();
   await Promise.all(Object.values(ctx.informers).map((i) => i.synced()));
   const kubelet = await startKubeletApi(
@@ -123,16 +143,20 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       client: opts.client,
       log: opts.log.child({ component: 'kubelet-api' }),
       podNode: (ns, pod) => ctx.informers.pods.get(keyFor(ns, pod))?.spec.nodeName,
-      streamLogs: (ns, device, req) => hub.streamLogs(ns, device, req),
-      invokeMethod: (ns, device, call) => hub.invokeMethod(ns, device, call),
+      streamLogs: (ns, device, req) => backend.streamLogs(ns, device, req),
+      invokeMethod: (ns, device, call) => backend.invokeMethod(ns, device, call),
     },
   );
   const loops = [...startLoops(ctx), sampleQueueDepths(ctx, queues)];
+  webhooks.start();
   ready = true;
-  opts.log.info({ hubPort: hub.port, kubeletPort: portOf(kubelet) }, 'kedge controller running');
+  opts.log.info(
+    { gatewayPort: gateway?.port, kubeletPort: portOf(kubelet) },
+    'kedge controller running',
+  );
   return {
     ctx,
-    hubPort: hub.port,
+    gatewayPort: gateway?.port ?? 0,
     kubeletPort: portOf(kubelet),
     metricsPort: portOf(http),
     caPem: ca.certPem,
@@ -141,7 +165,10 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       Object.values(queues).forEach((q) => q.stop());
       Object.values(ctx.informers).forEach((i) => i.stop());
       elector?.stop();
-      await hub.close();
+      await webhooks.stop();
+      await gateway?.close();
+      await backend.close();
+      await drain(nc);
       await new Promise<void>((r) => kubelet.close(() => r()));
       kubelet.closeAllConnections();
       await new Promise<void>((r) => http.close(() => r()));
@@ -153,7 +180,7 @@ function buildContext(
   opts: ControllerOptions,
   metrics: ControllerMetrics,
   states: DeviceStates,
-  hub: CloudHub,
+  backend: DeviceBackend,
 ): ControllerContext {
   const log = opts.log;
   const watched = opts.watchNamespaces ?? [];
@@ -181,7 +208,7 @@ function buildContext(
     log,
     events: new EventRecorder(opts.client, log),
     states,
-    hub,
+    backend,
     metrics,
     kubelet: { address: opts.kubeletAddress, port: opts.kubeletPort },
     informers,
@@ -232,9 +259,9 @@ function startQueues(ctx: ControllerContext, concurrency: number): Record<string
   return named;
 }
 
-function wireHub(ctx: ControllerContext): void {
-  const hub = ctx.hub;
-  hub.on('connected', (ns, device) => {
+function wireBackend(ctx: ControllerContext): void {
+  const backend = ctx.backend;
+  backend.on('connected', (ns, device) => {
     const state = ctx.states.get(keyFor(ns, device));
     state.connected = true;
     state.since = new Date();
@@ -242,26 +269,23 @@ function wireHub(ctx: ControllerContext): void {
     ctx.enqueue.device(keyFor(ns, device));
     ctx.enqueue.desired(keyFor(ns, device));
   });
-  hub.on('disconnected', (ns, device) => markOffline(ctx, ns, device));
-  hub.on('heartbeat', (ns, device) => {
+  backend.on('disconnected', (ns, device) => markOffline(ctx, ns, device));
+  backend.on('heartbeat', (ns, device) => {
     const state = ctx.states.get(keyFor(ns, device));
     state.lastSeen = new Date();
-    if (!state.connected && hub.isConnected(ns, device)) {
+    if (!state.connected && backend.isConnected(ns, device)) {
       state.connected = true;
       state.since = new Date();
       ctx.enqueue.device(keyFor(ns, device));
     }
   });
-  hub.on('reported', (ns, device, report) => {
+  backend.on('reported', (ns, device, report) => {
     const state = ctx.states.get(keyFor(ns, device));
     state.report = report;
     state.lastSeen = new Date();
     onDeviceReport(ctx, ns, device);
   });
-  hub.on('telemetry', (_ns, _device, message) =>
-    ctx.metrics.telemetryMessages.inc(message.messages.length),
-  );
-  hub.on('denied', () => ctx.metrics.deniedRequests.inc());
+  backend.on('denied', () => ctx.metrics.deniedRequests.inc());
 }
 
 function markOffline(ctx: ControllerContext, ns: string, device: string): void {
@@ -293,7 +317,7 @@ function startLoops(ctx: ControllerContext): NodeJS.Timeout[] {
     }
   }, NODE_LEASE_RENEW_MS / LEASE_SLOTS);
   const liveness = setInterval(() => {
-    ctx.metrics.connectedDevices.set(ctx.hub.connectedDevices);
+    ctx.metrics.connectedDevices.set(ctx.backend.connectedDevices);
     for (const [key, state] of ctx.states.entries()) {
       const device = ctx.informers.devices.get(key);
       const limitMs =
@@ -333,32 +357,12 @@ async function clusterClientCa(client: KubeClient): Promise<string> {
   return cm.data?.['client-ca-file'] ?? '';
 }
 
-async function startHealthServer(
-  port: number,
-  metrics: ControllerMetrics,
-  isReady: () => boolean,
-): Promise<HttpServer> {
-  const server = createServer((req, res) => {
-    if (req.url === '/healthz') return void res.end('ok');
-    if (req.url === '/readyz') {
-      res.statusCode = isReady() ? 200 : 503;
-      return void res.end(isReady() ? 'ok' : 'starting');
-    }
-    if (req.url === '/metrics') {
-      void metrics.registry.metrics().then((text) => {
-        res.setHeader('content-type', metrics.registry.contentType);
-        res.end(text);
-      });
-      return;
-    }
-    res.statusCode = 404;
-    res.end();
-  });
-  await new Promise<void>((resolve) => server.listen(port, resolve));
-  return server;
-}
-
 function portOf(server: HttpServer | HttpsServer): number {
   const address = server.address();
   return typeof address === 'object' && address ? address.port : 0;
+}
+
+/** Flushes what is still buffered for NATS, then closes the connection. */
+async function drain(nc: NatsConnection): Promise<void> {
+  await nc.drain().catch(() => nc.close());
 }

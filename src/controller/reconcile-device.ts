@@ -140,7 +140,7 @@ async function finalize(ctx: ControllerContext, device: EdgeDevice & KubeObject)
 async function forget(ctx: ControllerContext, key: string): Promise<void> {
   const { namespace, name } = splitKey(key);
   ctx.states.delete(key);
-  ctx.hub.forgetDevice(namespace, name);
+  await ctx.backend.forgetDevice(namespace, name);
   await deleteNode(ctx, namespace, name);
   for (const pod of podsOnNode(ctx, nodeNameFor(namespace, name))) {
     ctx.enqueue.pod(keyFor(pod.metadata.namespace, pod.metadata.name));

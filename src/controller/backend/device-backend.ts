@@ -1,0 +1,64 @@
+/**
+ * The one seam between the controller and its devices: everything the controller asks of a device
+ * and everything it hears from one. The NATS JetStream backend is the production implementation;
+ * {@link FakeDeviceBackend} serves fast reconciler tests.
+ */
+import type { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
+import type {
+  DesiredMessage,
+  LogRequest,
+  MethodResponse,
+  ReportedMessage,
+} from '../../common/cloudlink/protocol.js';
+
+/** A direct-method call on one module of a device. */
+export interface MethodCall {
+  module: string;
+  method: string;
+  payload: unknown;
+  timeoutSecs: number;
+}
+
+/** A module twin's reported properties as the cloud plane stores them. */
+export interface ReportedTwin {
+  module: string;
+  /** Increases by one with every reported patch the cloud plane merged. */
+  version: number;
+  properties: Record<string, unknown>;
+}
+
+/** What a backend tells the controller, with the device it concerns. */
+export interface DeviceBackendEvents {
+  connected: [namespace: string, device: string];
+  disconnected: [namespace: string, device: string];
+  heartbeat: [namespace: string, device: string];
+  reported: [namespace: string, device: string, report: ReportedMessage];
+  denied: [who: string, what: string];
+}
+
+/** What the controller asks of devices. Every call names the device by namespace and name. */
+export interface DeviceBackend extends EventEmitter<DeviceBackendEvents> {
+  /** Devices the backend currently knows to be connected. */
+  readonly connectedDevices: number;
+  isConnected(namespace: string, device: string): boolean;
+  /** Stores the device's desired state; the device gets it now or when it next connects. */
+  publishDesired(namespace: string, device: string, desired: DesiredMessage): Promise<void>;
+  /** Sets the keys (base64) a device may sign its tokens with; none revokes it. */
+  setCredentials(namespace: string, device: string, keys: readonly string[]): Promise<void>;
+  /** Forgets a deleted device: desired state, credentials and its connection. */
+  forgetDevice(namespace: string, device: string): Promise<void>;
+  /** Drops the device's live connection, wherever it is held. */
+  disconnect(namespace: string, device: string): Promise<void>;
+  /** Streams a module's log from the device; destroying the stream cancels the request. */
+  streamLogs(namespace: string, device: string, request: Omit<LogRequest, 'id'>): Readable;
+  /** Calls a direct method; rejects with a Timeout error after `call.timeoutSecs`. */
+  invokeMethod(namespace: string, device: string, call: MethodCall): Promise<MethodResponse>;
+  /** A module's reported twin, or undefined when it never reported. */
+  reportedTwin(
+    namespace: string,
+    device: string,
+    module: string,
+  ): Promise<ReportedTwin | undefined>;
+  close(): Promise<void>;
+}

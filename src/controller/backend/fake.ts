@@ -1,0 +1,85 @@
+import { EventEmitter } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
+import type { DesiredMessage, MethodResponse } from '../../common/cloudlink/protocol.js';
+import { ErrorCode, KedgeError } from '../../common/errors.js';
+import type {
+  DeviceBackend,
+  DeviceBackendEvents,
+  MethodCall,
+  ReportedTwin,
+} from './device-backend.js';
+
+/**
+ * An in-memory {@link DeviceBackend} for reconciler tests: it records what the controller asks
+ * and lets a test play the device's side (connect, report, answer methods).
+ */
+export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> implements DeviceBackend {
+  readonly desired = new Map<string, DesiredMessage>();
+  readonly credentials = new Map<string, readonly string[]>();
+  readonly twins = new Map<string, ReportedTwin>();
+  readonly calls: { namespace: string; device: string; call: MethodCall }[] = [];
+  readonly #connected = new Set<string>();
+  /** Answers direct methods; a test replaces it. */
+  answer: (call: MethodCall) => MethodResponse = () => ({ status: 200, payload: null });
+
+  get connectedDevices(): number {
+    return this.#connected.size;
+  }
+
+  isConnected(namespace: string, device: string): boolean {
+    return this.#connected.has(`${namespace}/${device}`);
+  }
+
+  /** Plays a device connecting. */
+  connect(namespace: string, device: string): void {
+    this.#connected.add(`${namespace}/${device}`);
+    this.emit('connected', namespace, device);
+  }
+
+  publishDesired(namespace: string, device: string, desired: DesiredMessage): Promise<void> {
+    this.desired.set(`${namespace}/${device}`, desired);
+    return Promise.resolve();
+  }
+
+  setCredentials(namespace: string, device: string, keys: readonly string[]): Promise<void> {
+    this.credentials.set(`${namespace}/${device}`, keys);
+    return Promise.resolve();
+  }
+
+  async forgetDevice(namespace: string, device: string): Promise<void> {
+    this.desired.delete(`${namespace}/${device}`);
+    this.credentials.delete(`${namespace}/${device}`);
+    await this.disconnect(namespace, device);
+  }
+
+  disconnect(namespace: string, device: string): Promise<void> {
+    if (this.#connected.delete(`${namespace}/${device}`))
+      this.emit('disconnected', namespace, device);
+    return Promise.resolve();
+  }
+
+  streamLogs(namespace: string, device: string): Readable {
+    if (!this.isConnected(namespace, device))
+      throw new KedgeError(ErrorCode.Unavailable, `device ${namespace}/${device} is not connected`);
+    const stream = new PassThrough();
+    stream.end(`logs of ${namespace}/${device}\n`);
+    return stream;
+  }
+
+  invokeMethod(namespace: string, device: string, call: MethodCall): Promise<MethodResponse> {
+    this.calls.push({ namespace, device, call });
+    return Promise.resolve(this.answer(call));
+  }
+
+  reportedTwin(
+    namespace: string,
+    device: string,
+    module: string,
+  ): Promise<ReportedTwin | undefined> {
+    return Promise.resolve(this.twins.get(`${namespace}/${device}/${module}`));
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

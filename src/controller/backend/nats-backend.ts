@@ -1,0 +1,239 @@
+/**
+ * The production {@link DeviceBackend}: the controller reaches devices through NATS. Desired
+ * state and credentials go into KV buckets that every gateway watches; reports come from a
+ * bucket the gateways write; presence comes from the gateways' presence subjects; methods and
+ * logs are NATS requests answered by whichever gateway holds the device. Nothing here is state a
+ * restart would lose: a new leader reads the buckets again.
+ */
+import { EventEmitter } from 'node:events';
+import { PassThrough, type Readable } from 'node:stream';
+import { randomUUID } from 'node:crypto';
+import { KvWatchInclude, type KV } from '@nats-io/kv';
+import {
+  createInbox,
+  NoRespondersError,
+  TimeoutError,
+  RequestError,
+  type NatsConnection,
+  type Subscription,
+} from '@nats-io/transport-node';
+import type {
+  DesiredMessage,
+  LogRequest,
+  MethodResponse,
+  ReportedMessage,
+} from '../../common/cloudlink/protocol.js';
+import {
+  Buckets,
+  deviceKey,
+  deviceOfSubject,
+  Headers,
+  parseDeviceKey,
+  Subjects,
+  twinKey,
+  type CredentialsRecord,
+  type PresenceEvent,
+} from '../../common/cloudplane/layout.js';
+import { openBuckets } from '../../common/cloudplane/nats.js';
+import { ErrorCode, KedgeError, errorMessage } from '../../common/errors.js';
+import type { Logger } from '../../common/logger.js';
+import type {
+  DeviceBackend,
+  DeviceBackendEvents,
+  MethodCall,
+  ReportedTwin,
+} from './device-backend.js';
+
+/** A log request must be accepted by the device's gateway within this. */
+const LOG_ACCEPT_TIMEOUT_MS = 5_000;
+/** A method's own timeout plus this for the hops between controller, gateway and device. */
+const METHOD_TRANSPORT_MS = 5_000;
+
+export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> implements DeviceBackend {
+  readonly #nc: NatsConnection;
+  readonly #buckets: Record<keyof typeof Buckets, KV>;
+  readonly #log: Logger;
+  /** Device key → the session id the latest `connected` or heartbeat named. */
+  readonly #sessions = new Map<string, string>();
+  /** What was last written per device, so a repeated reconcile writes nothing. */
+  readonly #written = new Map<string, string>();
+  readonly #subs: Subscription[] = [];
+  readonly #watchers: { stop(): void }[] = [];
+
+  private constructor(nc: NatsConnection, buckets: Record<keyof typeof Buckets, KV>, log: Logger) {
+    super();
+    this.#nc = nc;
+    this.#buckets = buckets;
+    this.#log = log;
+  }
+
+  static async start(nc: NatsConnection, log: Logger): Promise<NatsDeviceBackend> {
+    const backend = new NatsDeviceBackend(nc, await openBuckets(nc), log);
+    await backend.#listen();
+    return backend;
+  }
+
+  get connectedDevices(): number {
+    return this.#sessions.size;
+  }
+
+  isConnected(namespace: string, device: string): boolean {
+    return this.#sessions.has(deviceKey(namespace, device));
+  }
+
+  async publishDesired(namespace: string, device: string, desired: DesiredMessage): Promise<void> {
+    const key = deviceKey(namespace, device);
+    const tag = `desired:${desired.version}`;
+    if (this.#written.get(`d/${key}`) === tag) return;
+    await this.#buckets.desired.put(key, JSON.stringify(desired));
+    this.#written.set(`d/${key}`, tag);
+  }
+
+  async setCredentials(namespace: string, device: string, keys: readonly string[]): Promise<void> {
+    const key = deviceKey(namespace, device);
+    const record: CredentialsRecord = { keys: [...keys] };
+    const tag = JSON.stringify(record);
+    if (this.#written.get(`c/${key}`) === tag) return;
+    await this.#buckets.credentials.put(key, tag);
+    this.#written.set(`c/${key}`, tag);
+  }
+
+  async forgetDevice(namespace: string, device: string): Promise<void> {
+    const key = deviceKey(namespace, device);
+    this.#written.delete(`d/${key}`);
+    this.#written.delete(`c/${key}`);
+    await Promise.all([
+      this.#buckets.credentials.delete(key),
+      this.#buckets.desired.delete(key),
+      this.#buckets.reported.delete(key),
+    ]);
+    await this.disconnect(namespace, device);
+  }
+
+  disconnect(namespace: string, device: string): Promise<void> {
+    this.#nc.publish(Subjects.disconnect(namespace, device));
+    return Promise.resolve();
+  }
+
+  streamLogs(namespace: string, device: string, request: Omit<LogRequest, 'id'>): Readable {
+    if (!this.isConnected(namespace, device)) throw notConnected(namespace, device);
+    const id = randomUUID();
+    const inbox = createInbox();
+    const stream = new PassThrough();
+    const sub = this.#nc.subscribe(inbox, {
+      callback: (err, msg) => {
+        if (err) return void stream.destroy(err);
+        if (msg.headers?.get(Headers.frame) !== 'end') return void stream.write(msg.data);
+        sub.unsubscribe();
+        const error = msg.headers.get(Headers.error);
+        if (error) stream.destroy(new KedgeError(ErrorCode.NotFound, error));
+        else stream.end();
+      },
+    });
+    stream.on('close', () => {
+      if (sub.isClosed()) return;
+      sub.unsubscribe();
+      this.#nc.publish(Subjects.request(namespace, device, 'logs-cancel'), JSON.stringify({ id }));
+    });
+    this.#nc
+      .request(
+        Subjects.request(namespace, device, 'logs'),
+        JSON.stringify({ ...request, id, inbox }),
+        { timeout: LOG_ACCEPT_TIMEOUT_MS },
+      )
+      .catch((err: unknown) => stream.destroy(requestError(err, namespace, device)));
+    return stream;
+  }
+
+  async invokeMethod(namespace: string, device: string, call: MethodCall): Promise<MethodResponse> {
+    try {
+      const reply = await this.#nc.request(
+        Subjects.request(namespace, device, 'method'),
+        JSON.stringify(call),
+        { timeout: call.timeoutSecs * 1000 + METHOD_TRANSPORT_MS },
+      );
+      const response = reply.json<MethodResponse>();
+      if (response.status === 504)
+        throw new KedgeError(
+          ErrorCode.Timeout,
+          `method ${call.method} on ${namespace}/${device}/${call.module} timed out after ${call.timeoutSecs} s`,
+        );
+      return response;
+    } catch (err) {
+      if (err instanceof KedgeError) throw err;
+      throw requestError(err, namespace, device);
+    }
+  }
+
+  async reportedTwin(
+    namespace: string,
+    device: string,
+    module: string,
+  ): Promise<ReportedTwin | undefined> {
+    const entry = await this.#buckets.twins.get(twinKey(namespace, device, module));
+    return entry?.operation === 'PUT' ? entry.json<ReportedTwin>() : undefined;
+  }
+
+  async close(): Promise<void> {
+    this.#subs.forEach((s) => s.unsubscribe());
+    this.#watchers.forEach((w) => w.stop());
+    return Promise.resolve();
+  }
+
+  async #listen(): Promise<void> {
+    this.#subs.push(
+      this.#nc.subscribe(Subjects.presenceAll, {
+        callback: (err, msg) => {
+          const target = err ? undefined : deviceOfSubject(msg.subject, 2);
+          if (target) this.#presence(target.namespace, target.device, msg.json<PresenceEvent>());
+        },
+      }),
+    );
+    const reports = await this.#buckets.reported.watch({ include: KvWatchInclude.LastValue });
+    this.#watchers.push(reports);
+    void (async () => {
+      for await (const e of reports) {
+        const target = parseDeviceKey(e.key);
+        if (!target || e.operation !== 'PUT') continue;
+        try {
+          this.emit('reported', target.namespace, target.device, e.json<ReportedMessage>());
+        } catch (err) {
+          this.#log.warn({ device: e.key, reason: errorMessage(err) }, 'unreadable device report');
+        }
+      }
+    })();
+  }
+
+  #presence(namespace: string, device: string, event: PresenceEvent): void {
+    const key = deviceKey(namespace, device);
+    const known = this.#sessions.get(key);
+    if (event.event === 'disconnected') {
+      // A late goodbye from a session the device has already replaced means nothing.
+      if (known !== event.session) return;
+      this.#sessions.delete(key);
+      this.emit('disconnected', namespace, device);
+      return;
+    }
+    this.#sessions.set(key, event.session);
+    if (event.event === 'connected' || known === undefined)
+      this.emit('connected', namespace, device);
+    else this.emit('heartbeat', namespace, device);
+  }
+}
+
+function notConnected(namespace: string, device: string): KedgeError {
+  return new KedgeError(ErrorCode.Unavailable, `device ${namespace}/${device} is not connected`);
+}
+
+function requestError(err: unknown, namespace: string, device: string): KedgeError {
+  const cause = err instanceof RequestError ? (err.cause ?? err) : err;
+  if (cause instanceof NoRespondersError || /no responders/i.test(errorMessage(cause)))
+    return notConnected(namespace, device);
+  if (cause instanceof TimeoutError)
+    return new KedgeError(
+      ErrorCode.Timeout,
+      `device ${namespace}/${device} did not answer in time`,
+      { cause },
+    );
+  return new KedgeError(ErrorCode.Unavailable, errorMessage(cause), { cause });
+}

@@ -1,0 +1,370 @@
+/**
+ * `kedge gateway`: a stateless process that terminates device links. Devices dial it over TLS
+ * MQTT with device-scoped SAS credentials; everything it is told goes to NATS JetStream before
+ * the device's PUBACK, and everything a device must receive comes from NATS. Any number of
+ * replicas can run behind one Service; a device reconnecting lands on any of them.
+ */
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { jetstream } from '@nats-io/jetstream';
+import { KvWatchInclude, type KV } from '@nats-io/kv';
+import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import { randomUUID } from 'node:crypto';
+import { deviceTopic, Leaf, parseDeviceTopic } from '../common/cloudlink/protocol.js';
+import {
+  Buckets,
+  deviceKey,
+  deviceOfSubject,
+  Subjects,
+  type CredentialsRecord,
+  type PresenceEvent,
+} from '../common/cloudplane/layout.js';
+import { openBuckets } from '../common/cloudplane/nats.js';
+import { ErrorCode, KedgeError, errorMessage } from '../common/errors.js';
+import { verifySasToken } from '../common/iothub/index.js';
+import type { Logger } from '../common/logger.js';
+import { deviceResourceUri } from '../common/cloudlink/protocol.js';
+import { authenticate, mayPublish, maySubscribe, type CloudIdentity } from './auth.js';
+import { DeviceIo } from './device-io.js';
+import { GuardedTlsListener, type ListenerLimits } from './listener.js';
+import { GatewayMetrics } from './metrics.js';
+import { guardPacketSize } from './packet-guard.js';
+import { SessionRequests } from './requests.js';
+
+/** aedes CONNACK return code for bad credentials. */
+const BAD_USERNAME_OR_PASSWORD = 4;
+/** A CONNECT with a SAS token fits easily; nothing larger is parsed before authentication. */
+const MAX_PRE_AUTH_PACKET_BYTES = 4 * 1024;
+/** Devices send telemetry in batches of at most 1 MiB; this leaves room for topic and header. */
+export const MAX_PACKET_BYTES = 2 * 1024 * 1024;
+/** Client ids are `<namespace>/<device>`: a DNS label, a slash and a DNS subdomain. */
+const MAX_CLIENT_ID_LENGTH = 63 + 1 + 253;
+/** From TLS established to an MQTT CONNECT, at most. */
+const CONNECT_TIMEOUT_MS = 10_000;
+/** A device that does not read its deliveries for this long is dropped. */
+const DRAIN_TIMEOUT_MS = 10_000;
+
+/** Default limits: thousands of devices per replica, a handful of unauthenticated sockets each. */
+export const DEFAULT_LIMITS: ListenerLimits = {
+  maxConnections: 10_000,
+  maxPreAuthPerSource: 32,
+  handshakeTimeoutMs: 10_000,
+};
+
+/** Options of {@link Gateway.start}. */
+export interface GatewayOptions {
+  nc: NatsConnection;
+  port: number;
+  /** Defaults to 0.0.0.0. */
+  host?: string;
+  tls: { certPem: string; keyPem: string };
+  limits?: Partial<ListenerLimits>;
+  log: Logger;
+}
+
+interface Session {
+  client: Client;
+  who: CloudIdentity;
+  id: string;
+  token: string;
+  requests: SessionRequests;
+  expiry: NodeJS.Timeout;
+}
+
+export class Gateway {
+  readonly id = randomUUID();
+  readonly metrics = new GatewayMetrics();
+  readonly #aedes: Aedes;
+  readonly #listener: GuardedTlsListener;
+  readonly #opts: GatewayOptions;
+  readonly #io: DeviceIo;
+  readonly #buckets: Record<keyof typeof Buckets, KV>;
+  readonly #credentials = new Map<string, string[]>();
+  readonly #pending = new WeakMap<Client, { who: CloudIdentity; token: string }>();
+  /** Clients not yet authenticated, with what frees their source's pre-auth slot. */
+  readonly #unauthenticated = new WeakMap<Client, () => void>();
+  readonly #sessions = new Map<string, Session>();
+  readonly #subs: Subscription[] = [];
+  readonly #watchers: { stop(): void }[] = [];
+  port = 0;
+
+  private constructor(
+    aedes: Aedes,
+    buckets: Record<keyof typeof Buckets, KV>,
+    opts: GatewayOptions,
+  ) {
+    this.#aedes = aedes;
+    this.#buckets = buckets;
+    this.#opts = opts;
+    this.#io = new DeviceIo(jetstream(opts.nc), buckets, this.metrics, opts.log);
+    this.#listener = new GuardedTlsListener(
+      { ...DEFAULT_LIMITS, ...opts.limits },
+      opts.tls,
+      ({ socket, authenticated }) => {
+        const client = aedes.handle(socket);
+        this.#unauthenticated.set(client, authenticated);
+        guardPacketSize(
+          client,
+          () => (this.#unauthenticated.has(client) ? MAX_PRE_AUTH_PACKET_BYTES : MAX_PACKET_BYTES),
+          () => this.metrics.denied.inc({ what: 'packet_too_large' }),
+        );
+      },
+      (reason) => this.metrics.refused.inc({ reason }),
+    );
+    this.#hook();
+  }
+
+  static async start(opts: GatewayOptions): Promise<Gateway> {
+    const aedes = await Aedes.createBroker({
+      concurrency: 1000,
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      drainTimeout: DRAIN_TIMEOUT_MS,
+      maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
+    });
+    const buckets = await openBuckets(opts.nc);
+    const gateway = new Gateway(aedes, buckets, opts);
+    await gateway.#watch();
+    gateway.port = await gateway.#listener.listen(opts.port, opts.host ?? '0.0.0.0');
+    opts.log.info({ port: gateway.port, id: gateway.id }, 'kedge gateway listening');
+    return gateway;
+  }
+
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** Serves a renewed certificate to new connections. */
+  setCertificate(tls: { certPem: string; keyPem: string }): void {
+    this.#listener.setCredentials(tls);
+  }
+
+  async close(): Promise<void> {
+    this.#subs.forEach((s) => s.unsubscribe());
+    this.#watchers.forEach((w) => w.stop());
+    for (const session of this.#sessions.values()) session.requests.stop();
+    await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
+    await this.#listener.close();
+  }
+
+  async #watch(): Promise<void> {
+    const credentials = await this.#buckets.credentials.watch({
+      include: KvWatchInclude.LastValue,
+    });
+    const desired = await this.#buckets.desired.watch({ include: KvWatchInclude.UpdatesOnly });
+    this.#watchers.push(credentials, desired);
+    void (async () => {
+      for await (const e of credentials) {
+        if (e.operation === 'PUT') this.#credentials.set(e.key, e.json<CredentialsRecord>().keys);
+        else this.#credentials.delete(e.key);
+        this.#recheck(e.key);
+      }
+    })();
+    void (async () => {
+      for await (const e of desired) {
+        const session = this.#sessions.get(e.key);
+        if (session && e.operation === 'PUT') this.#push(session.who, Leaf.desired, e.value);
+      }
+    })();
+    this.#subs.push(
+      this.#opts.nc.subscribe(Subjects.disconnectAll, {
+        callback: (err, msg) => {
+          if (err) return;
+          const target = deviceOfSubject(msg.subject, 3);
+          const except = msg.data.length ? msg.json<{ except?: string }>().except : undefined;
+          const session = target && this.#sessions.get(deviceKey(target.namespace, target.device));
+          if (session && session.id !== except) session.client.close();
+        },
+      }),
+    );
+  }
+
+  /** Credentials changed: a live session whose token no longer verifies is dropped. */
+  #recheck(key: string): void {
+    const session = this.#sessions.get(key);
+    if (!session) return;
+    try {
+      verifySasToken(session.token, {
+        audiences: [deviceResourceUri(session.who.namespace, session.who.device)],
+        keysBase64: this.#credentials.get(key) ?? [],
+      });
+    } catch (err) {
+      this.#opts.log.info(
+        { device: key, reason: errorMessage(err) },
+        'credentials revoked; dropping session',
+      );
+      session.client.close();
+    }
+  }
+
+  async #keysOf(namespace: string, device: string): Promise<string[] | undefined> {
+    const key = deviceKey(namespace, device);
+    const cached = this.#credentials.get(key);
+    if (cached) return cached;
+    // The watch may not have delivered a device created a moment ago; ask the bucket once.
+    const entry = await this.#buckets.credentials.get(key);
+    return entry?.operation === 'PUT' ? entry.json<CredentialsRecord>().keys : undefined;
+  }
+
+  #hook(): void {
+    const a = this.#aedes;
+    a.authenticate = (client, username, password, done) => {
+      const parsed = username ? parseUser(username) : undefined;
+      void (async () => {
+        const keys = parsed ? await this.#keysOf(parsed.namespace, parsed.device) : undefined;
+        const who = authenticate(username, password, () => keys);
+        if (client.id !== username)
+          throw new KedgeError(ErrorCode.Unauthorized, 'client id must equal the username');
+        this.#pending.set(client, { who, token: password!.toString('utf8') });
+      })().then(
+        () => done(null, true),
+        (err: unknown) => {
+          this.metrics.denied.inc({ what: 'connect' });
+          this.#opts.log.warn(
+            { username, reason: errorMessage(err) },
+            'gateway refused a connection',
+          );
+          const error = new Error(errorMessage(err)) as AuthenticateError;
+          error.returnCode = BAD_USERNAME_OR_PASSWORD;
+          done(error, false);
+        },
+      );
+    };
+    a.authorizePublish = (client, packet, done) => {
+      const session = client ? this.#sessions.get(client.id) : undefined;
+      if (!session || packet.retain || !mayPublish(session.who, packet.topic)) {
+        this.metrics.denied.inc({ what: 'publish' });
+        return done(new Error(`not authorized to publish to ${packet.topic}`));
+      }
+      this.#accept(session, packet.topic, packet.payload as Buffer).then(
+        () => done(null),
+        (err: unknown) => {
+          this.#opts.log.warn(
+            { device: client!.id, topic: packet.topic, reason: errorMessage(err) },
+            'could not store a device message; the device will resend it',
+          );
+          done(err as Error);
+        },
+      );
+    };
+    a.authorizeSubscribe = (client, sub, done) => {
+      const session = this.#sessions.get(client.id);
+      if (!session || !maySubscribe(session.who, sub.topic)) {
+        this.metrics.denied.inc({ what: 'subscribe' });
+        return done(null, null);
+      }
+      done(null, sub);
+    };
+    a.on('clientReady', (client) => this.#onReady(client));
+    a.on('clientDisconnect', (client) => this.#onGone(client));
+    a.on('subscribe', (subs, client) => {
+      const session = this.#sessions.get(client.id);
+      if (session && subs.some((s) => s.topic.endsWith(`/${Leaf.desired}`)))
+        void this.#pushDesired(session.who);
+    });
+  }
+
+  #onReady(client: Client): void {
+    const pending = this.#pending.get(client);
+    if (!pending) return client.close();
+    this.#pending.delete(client);
+    const { who, token } = pending;
+    const key = deviceKey(who.namespace, who.device);
+    this.#sessions.get(key)?.requests.stop();
+    const session: Session = {
+      client,
+      who,
+      token,
+      id: randomUUID(),
+      requests: new SessionRequests(
+        this.#opts.nc,
+        who,
+        (leaf, body) => this.#push(who, leaf, JSON.stringify(body)),
+        this.#opts.log,
+      ),
+      // A session lasts as long as its token; the device reconnects with a fresh one.
+      expiry: setTimeout(() => client.close(), Math.max(0, who.expirySecs * 1000 - Date.now())),
+    };
+    this.#sessions.set(key, session);
+    this.metrics.sessions.set(this.#sessions.size);
+    session.requests.start();
+    this.#unauthenticated.get(client)?.();
+    this.#unauthenticated.delete(client);
+    this.#opts.nc.publish(
+      Subjects.disconnect(who.namespace, who.device),
+      JSON.stringify({ except: session.id }),
+    );
+    this.#presence(session, 'connected');
+  }
+
+  #onGone(client: Client): void {
+    const key = this.#keyOfClient(client);
+    const session = key ? this.#sessions.get(key) : undefined;
+    if (!session || session.client !== client) return;
+    this.#sessions.delete(key!);
+    this.metrics.sessions.set(this.#sessions.size);
+    clearTimeout(session.expiry);
+    session.requests.stop();
+    this.#presence(session, 'disconnected');
+  }
+
+  #keyOfClient(client: Client): string | undefined {
+    const parsed = client.id ? parseUser(client.id) : undefined;
+    return parsed && deviceKey(parsed.namespace, parsed.device);
+  }
+
+  async #accept(session: Session, topic: string, payload: Buffer): Promise<void> {
+    const leaf = parseDeviceTopic(topic)?.leaf ?? '';
+    const who = session.who;
+    switch (leaf) {
+      case Leaf.telemetry:
+        return this.#io.storeTelemetry(who, payload);
+      case Leaf.reported:
+        return this.#io.storeReport(who, payload);
+      case Leaf.twinReported:
+        return this.#io.mergeReportedTwin(who, payload);
+      case Leaf.heartbeat:
+        return this.#presence(session, 'heartbeat');
+      default:
+        if (!session.requests.fromDevice(leaf, payload))
+          this.#opts.log.debug({ topic }, 'unknown leaf from device');
+    }
+  }
+
+  #presence(session: Session, event: PresenceEvent['event']): void {
+    const body: PresenceEvent = {
+      event,
+      gateway: this.id,
+      session: session.id,
+      at: new Date().toISOString(),
+    };
+    this.#opts.nc.publish(
+      Subjects.presence(session.who.namespace, session.who.device),
+      JSON.stringify(body),
+    );
+  }
+
+  async #pushDesired(who: CloudIdentity): Promise<void> {
+    const entry = await this.#buckets.desired.get(deviceKey(who.namespace, who.device));
+    if (entry?.operation === 'PUT') await this.#push(who, Leaf.desired, entry.value);
+  }
+
+  async #push(who: CloudIdentity, leaf: string, payload: Uint8Array | string): Promise<void> {
+    await new Promise<void>((resolve, reject) =>
+      this.#aedes.publish(
+        {
+          cmd: 'publish',
+          topic: deviceTopic(who.namespace, who.device, leaf),
+          payload: Buffer.from(payload),
+          qos: 1,
+          retain: false,
+          dup: false,
+        },
+        (err) => (err ? reject(err) : resolve()),
+      ),
+    );
+  }
+}
+
+function parseUser(username: string): { namespace: string; device: string } | undefined {
+  const [namespace, device, ...rest] = username.split('/');
+  return namespace && device && rest.length === 0 ? { namespace, device } : undefined;
+}
