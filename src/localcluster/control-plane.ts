@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -6,6 +5,7 @@ import { PACKAGE_ROOT } from '../common/version.js';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import { createCa, createSigningKey, issueCertificate, type KeyPair } from '../common/pki.js';
+import { runBuildScript } from './build-script.js';
 import { httpsGet, type TlsClient } from './https.js';
 import { freePort } from './ports.js';
 import { isRunning, startProcess, stopProcess, type ManagedProcess } from './processes.js';
@@ -56,48 +56,9 @@ export interface ControlPlane {
 /** The build script lives in src/ and is shipped with the package. */
 const BUILD_SCRIPT = path.join(PACKAGE_ROOT, 'src/localcluster/build-control-plane.sh');
 
-/** How often a long cold build says it is still going. */
-const BUILD_HEARTBEAT_MS = 60_000;
-
 /** Builds (or reuses from the cache) the control-plane binaries and returns their directory. */
 export async function ensureBinaries(onProgress?: (line: string) => void): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderrTail = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    const started = Date.now();
-    let building = false;
-    const heartbeat = setInterval(() => {
-      const minutes = Math.round((Date.now() - started) / 60_000);
-      if (building) onProgress?.(`[control-plane] still building (${minutes} min so far)`);
-    }, BUILD_HEARTBEAT_MS);
-    child.stderr.on('data', (c: Buffer) => {
-      const text = c.toString();
-      stderrTail = (stderrTail + text).slice(-2000);
-      for (const line of text.split('\n')) {
-        if (!line.startsWith('[control-plane]')) continue;
-        building = line.includes(' building ');
-        onProgress?.(line);
-      }
-    });
-    child.once('exit', () => clearInterval(heartbeat));
-    child.on('error', (cause) =>
-      reject(
-        new KedgeError(ErrorCode.Unavailable, 'cannot run the control-plane build', { cause }),
-      ),
-    );
-    child.on('exit', (code) => {
-      if (code === 0) resolve(stdout.trim().split('\n').pop()!);
-      else
-        reject(
-          new KedgeError(
-            ErrorCode.Unavailable,
-            `control-plane build failed: ${stderrTail.trim().split('\n').pop()}`,
-          ),
-        );
-    });
-  });
+  return runBuildScript(BUILD_SCRIPT, 'control-plane', onProgress);
 }
 
 interface Pki {

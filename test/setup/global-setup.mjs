@@ -1,10 +1,11 @@
 // Shared preparation for the integration tests: a running dockerd, the locally built images and
-// the cached control-plane build. Imports the compiled sources (`npm test` builds first).
+// the cached control-plane and nats-server builds. Imports the compiled sources (`npm test` builds first).
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ensureBinaries } from '../../dist/localcluster/control-plane.js';
 import { ensureDocker } from '../../dist/localcluster/docker.js';
 import { ensureLocalImages } from '../../dist/localcluster/images.js';
+import { ensureNatsServer } from '../../dist/localcluster/nats.js';
 import { PACKAGE_ROOT } from '../../dist/localcluster/kubectl.js';
 
 export default async function globalSetup() {
@@ -13,5 +14,7 @@ export default async function globalSetup() {
   await mkdir(artifacts, { recursive: true });
   await ensureDocker(artifacts);
   await ensureLocalImages();
-  await ensureBinaries((line) => process.stderr.write(`${line}\n`));
+  const progress = (line) => process.stderr.write(`${line}\n`);
+  await ensureNatsServer(progress);
+  await ensureBinaries(progress);
 }
