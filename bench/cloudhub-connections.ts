@@ -11,11 +11,14 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCa, issueCertificate } from '../src/common/pki.js';
 import { PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
+import { ensureNatsServer, startNats } from '../src/localcluster/nats.js';
 import { say } from './fleet/stages.js';
 
 const HUB = path.join(PACKAGE_ROOT, 'dist-bench/bench/cloudhub/hub-host.js');
@@ -122,9 +125,15 @@ const serving = issueCertificate(ca, {
   usage: ['server'],
 });
 console.log('cloud hub connections: idle devices over TLS with the real cloud link');
+const nats = await startNats({
+  dataDir: await mkdtemp(path.join(tmpdir(), 'kedge-bench-nats-')),
+  binary: await ensureNatsServer(),
+});
 const hub = spawnNode(HUB, ['--expose-gc'], {
   KEDGE_BENCH_SECRET: secret,
   KEDGE_BENCH_TLS: JSON.stringify(serving),
+  KEDGE_BENCH_NATS_URL: nats.url,
+  KEDGE_BENCH_DEVICES: String(Math.max(...targets)),
 });
 const fromHub = lineReader(hub);
 const port = Number((await fromHub('HUB_READY', 30_000)).split(' ')[1]);
@@ -173,4 +182,5 @@ try {
   await sleep(2_000);
   for (const child of [swarm, hub]) if (child.exitCode === null) child.kill('SIGKILL');
 }
+await nats.stop();
 process.exit(0);

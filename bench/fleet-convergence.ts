@@ -27,6 +27,7 @@ import {
 } from '../src/localcluster/control-plane.js';
 import { installCrds, kubectl, PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
 import { freePort } from '../src/localcluster/ports.js';
+import { ensureNatsServer, startNats, type NatsServer } from '../src/localcluster/nats.js';
 import { slowStartBatch } from '../src/controller/slow-start.js';
 import { pollUntil, say, stage } from './fleet/stages.js';
 
@@ -150,6 +151,7 @@ interface Run {
   client: KubeClient;
   procs: ChildProcess[];
   ports: { hub: number; kubelet: number; metrics: number };
+  nats: NatsServer;
 }
 
 function startControllerProcess(run: Run): ChildProcess {
@@ -165,7 +167,8 @@ function startControllerProcess(run: Run): ChildProcess {
       CLI,
       'controller',
       ...['--kubeconfig', run.cp.kubeconfigPath, '--no-leader-elect'],
-      ...['--hub-port', String(p.hub), '--kubelet-port', String(p.kubelet)],
+      ...['--nats-url', run.nats.url, '--embedded-gateway', '--gateway-port', String(p.hub)],
+      ...['--gateway-hostname', 'localhost', '--kubelet-port', String(p.kubelet)],
       ...['--metrics-port', String(p.metrics)],
       ...['--client-ca-file', path.join(run.dir, 'ca.pem')],
       ...['--concurrency', process.env.KEDGE_BENCH_CONCURRENCY ?? '8'],
@@ -389,6 +392,7 @@ async function runFleet(n: number): Promise<void> {
     client: KubeClient.fromConfig(cp.kubeconfigPath),
     procs: [],
     ports: { hub: await freePort(), kubelet: await freePort(), metrics: await freePort() },
+    nats: await startNats({ dataDir: path.join(dir, 'nats'), binary: await ensureNatsServer() }),
   };
   try {
     await installCrds(cp.binDir, cp.kubeconfigPath);
@@ -423,6 +427,7 @@ async function stopAll(run: Run): Promise<void> {
     await Promise.race([exited, sleep(10_000)]);
     if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   }
+  await run.nats.stop();
   await run.cp.stop();
 }
 

@@ -1,14 +1,18 @@
 import { execFile } from 'node:child_process';
-import mqtt, { type MqttClient } from 'mqtt';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { PROTOCOL_ROOT } from '../src/common/cloudlink/protocol.js';
 import type { RunningController } from '../src/controller/manager.js';
 import { docker } from '../src/localcluster/docker.js';
 import { LOCAL_IMAGES } from '../src/localcluster/images.js';
 import { PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
 import { freePort } from '../src/localcluster/ports.js';
-import { CONSUMER, startNode, startTestController, type NodeProcess } from './e2e/support.js';
+import {
+  startNode,
+  startTelemetryConsumer,
+  startTestController,
+  type NodeProcess,
+} from './e2e/support.js';
+import { startTestNats, type TestNats } from './support/nats.js';
 import { eventually, startTestCluster, type TestCluster } from './support/cluster.js';
 
 const run = promisify(execFile);
@@ -106,20 +110,27 @@ describe('imported IoT Edge manifests run on a device', () => {
   let controller: RunningController;
   let hubPort: number;
   const nodes: NodeProcess[] = [];
-  let consumer: MqttClient | undefined;
+  let consumer: { stop(): Promise<void> } | undefined;
+  let nats: TestNats;
 
   beforeAll(async () => {
     cluster = await startTestCluster('manifest-import-run');
     hubPort = await freePort();
-    controller = await startTestController(cluster, { hub: hubPort, kubelet: await freePort() });
+    nats = await startTestNats('manifest-import-run');
+    controller = await startTestController(
+      cluster,
+      { hub: hubPort, kubelet: await freePort() },
+      nats.url,
+    );
     await buildFixtureImages();
   }, 180_000);
 
   afterAll(async () => {
-    consumer?.end(true);
+    await consumer?.stop();
     await cluster?.kubectl(['delete', 'edgedeployments', '--all', '--wait=true', '--timeout=60s']);
     for (const n of nodes) await n.kill('SIGTERM');
     await controller?.stop();
+    await nats?.stop();
     for (const prefix of ['e2e-lyon-1-', 'e2e-paris-1-']) {
       const ids = await docker(['ps', '-aq', '--filter', `name=${prefix}`]).catch(() => '');
       if (ids) await docker(['rm', '-f', ...ids.split('\n')]).catch(() => undefined);
@@ -132,20 +143,12 @@ describe('imported IoT Edge manifests run on a device', () => {
     const yaml = await importFixture('simulated-temperature-sensor.json', 'site=lyon');
     await createPullSecrets(cluster, yaml);
     await cluster.kubectlOk(['apply', '-f', '-'], device('lyon-1', 'lyon'));
-    consumer = mqtt.connect(`mqtts://localhost:${hubPort}`, {
-      username: `consumer:${CONSUMER.username}`,
-      password: CONSUMER.password,
-      ca: controller.caPem,
-      reconnectPeriod: 500,
-    });
     const upstream: { cmid?: string; temperature: number }[] = [];
-    consumer.on('message', (_topic, payload) => {
-      const m = JSON.parse(payload.toString());
+    consumer = await startTelemetryConsumer(nats.url, 'default', ({ subject, message: m }) => {
+      if (!subject.endsWith('.lyon-1')) return;
       const body = JSON.parse(Buffer.from(m.body, 'base64').toString());
       upstream.push({ cmid: m.systemProperties['$.cmid'], temperature: body.temperature });
     });
-    await new Promise((r) => consumer!.once('connect', r));
-    await consumer.subscribeAsync(`${PROTOCOL_ROOT}/telemetry/default/lyon-1`, { qos: 1 });
     nodes.push(await startNode(cluster, 'lyon-1', hubPort));
     await cluster.kubectlOk(['apply', '-f', '-'], yaml);
 

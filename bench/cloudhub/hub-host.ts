@@ -1,25 +1,43 @@
 /**
- * Hosts the controller's cloud hub on its own, so its process RSS is the hub's: the same
- * CloudHub class `kedge controller` runs, with device keys derived from a per-run secret instead
- * of read from Secrets. Reads commands on stdin, one a line, and answers on stdout:
+ * Hosts one kedge gateway on its own, so its process RSS is the gateway's: the same Gateway
+ * class `kedge gateway` runs, against the bench's nats-server, with the credentials of every
+ * bench device put in the credentials bucket first. Reads commands on stdin, one a line, and
+ * answers on stdout:
  * `sample` → one JSON line of memory figures (after a full GC when --expose-gc is given);
  * `snapshot <file>` → writes a V8 heap snapshot there.
  *
- * Environment: KEDGE_BENCH_SECRET, KEDGE_BENCH_TLS (JSON {certPem, keyPem}).
+ * Environment: KEDGE_BENCH_SECRET, KEDGE_BENCH_TLS (JSON {certPem, keyPem}), KEDGE_BENCH_NATS_URL,
+ * KEDGE_BENCH_DEVICES (how many device credentials to provision).
  */
+import { Kvm } from '@nats-io/kv';
+import { connect } from '@nats-io/transport-node';
 import { createInterface } from 'node:readline';
 import { writeHeapSnapshot } from 'node:v8';
+import { Buckets, deviceKey as kvKey } from '../../src/common/cloudplane/layout.js';
+import { provisionCloudPlane } from '../../src/common/cloudplane/nats.js';
 import { silentLogger } from '../../src/common/logger.js';
-import { CloudHub } from '../../src/controller/cloudhub/server.js';
-import { deviceKey } from './fleet-keys.js';
+import { Gateway } from '../../src/gateway/gateway.js';
+import { BENCH_NAMESPACE, deviceKey, deviceName } from './fleet-keys.js';
 
 const secret = process.env.KEDGE_BENCH_SECRET!;
 const tls = JSON.parse(process.env.KEDGE_BENCH_TLS!) as { certPem: string; keyPem: string };
-const hub = await CloudHub.start({
+const nc = await connect({ servers: process.env.KEDGE_BENCH_NATS_URL! });
+await provisionCloudPlane(nc, { replicas: 1 });
+const credentials = await new Kvm(nc).open(Buckets.credentials);
+const devices = Number(process.env.KEDGE_BENCH_DEVICES ?? '0');
+for (let i = 0; i < devices; i++) {
+  const device = deviceName(i);
+  await credentials.put(
+    kvKey(BENCH_NAMESPACE, device),
+    JSON.stringify({ keys: [deviceKey(secret, BENCH_NAMESPACE, device)] }),
+  );
+}
+const hub = await Gateway.start({
+  nc,
   port: 0,
   host: '127.0.0.1',
   tls,
-  keys: (ns, device) => [deviceKey(secret, ns, device)],
+  limits: { maxPreAuthPerSource: Number.MAX_SAFE_INTEGER },
   log: silentLogger(),
 });
 
@@ -31,7 +49,7 @@ function sample(): Record<string, number> {
   const m = process.memoryUsage();
   const kb = (n: number): number => Math.round(n / 1024);
   return {
-    connected: hub.connectedDevices,
+    connected: hub.sessions,
     rssKb: kb(m.rss),
     heapTotalKb: kb(m.heapTotal),
     heapUsedKb: kb(m.heapUsed),

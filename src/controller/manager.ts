@@ -285,7 +285,6 @@ function wireBackend(ctx: ControllerContext): void {
     state.lastSeen = new Date();
     onDeviceReport(ctx, ns, device);
   });
-  backend.on('denied', () => ctx.metrics.deniedRequests.inc());
 }
 
 function markOffline(ctx: ControllerContext, ns: string, device: string): void {

@@ -24,17 +24,7 @@ export class ControllerMetrics {
   });
   readonly connectedDevices = new Gauge({
     name: 'kedge_controller_connected_devices',
-    help: 'Devices connected to this replica of the cloud hub.',
-    registers: [this.registry],
-  });
-  readonly telemetryMessages = new Counter({
-    name: 'kedge_controller_telemetry_messages_total',
-    help: 'Upstream messages received from devices.',
-    registers: [this.registry],
-  });
-  readonly deniedRequests = new Counter({
-    name: 'kedge_controller_cloudhub_denied_total',
-    help: 'Connections, publishes and subscribes the cloud hub refused.',
+    help: 'Devices connected to any gateway, as the gateways announce them.',
     registers: [this.registry],
   });
   readonly apiRequests = new Counter({

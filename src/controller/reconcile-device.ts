@@ -41,6 +41,11 @@ export async function reconcileDevice(
   await ensureFinalizer(ctx, device);
   const state = ctx.states.get(key);
   await ensureKeys(ctx, device, state);
+  await ctx.backend.setCredentials(
+    device.metadata.namespace!,
+    device.metadata.name!,
+    state.keys ?? [],
+  );
   await ensureNode(ctx, device, state);
   const statusWaitMs = await updateDeviceStatus(ctx, device, state, state.desiredModules ?? 0);
   return statusWaitMs > 0 ? { requeueAfterMs: statusWaitMs } : {};

@@ -1,38 +1,38 @@
-import { connectAsync } from 'mqtt';
-import { telemetryConsumerTopic, type UpstreamMessage } from '../common/cloudlink/protocol.js';
+import { DeliverPolicy, jetstream } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
+import type { UpstreamMessage } from '../common/cloudlink/protocol.js';
+import { Streams, Subjects } from '../common/cloudplane/layout.js';
 import { SAMPLE } from './sample.js';
 
-/** Where and as whom the telemetry consumer connects. */
+/** Where the telemetry is read, and who is told. */
 export interface TelemetryWatch {
-  url: string;
-  caPem: string;
-  consumer: { username: string; password: string };
+  natsUrl: string;
   onTelemetry: (line: string) => void;
 }
 
 /**
- * Subscribes to the sample device's telemetry on the cloud hub's consumer topic, as any
- * authorized consumer would, and hands each message to `onTelemetry` as one line.
+ * Reads the sample device's telemetry from the telemetry stream as any JetStream consumer would
+ * (an ordered consumer from now on), and hands each message to `onTelemetry` as one line.
  */
 export async function watchTelemetry(watch: TelemetryWatch): Promise<() => Promise<void>> {
-  const client = await connectAsync(watch.url, {
-    username: `consumer:${watch.consumer.username}`,
-    password: watch.consumer.password,
-    ca: watch.caPem,
-    reconnectPeriod: 1000,
+  const nc = await connect({ servers: watch.natsUrl });
+  const consumer = await jetstream(nc).consumers.get(Streams.telemetry, {
+    filter_subjects: [Subjects.telemetry(SAMPLE.namespace, SAMPLE.device)],
+    deliver_policy: DeliverPolicy.New,
   });
-  client.on('message', (_topic, payload) => {
-    watch.onTelemetry(describe(payload));
-  });
-  await client.subscribeAsync(telemetryConsumerTopic(SAMPLE.namespace, SAMPLE.device), { qos: 1 });
+  const messages = await consumer.consume();
+  void (async () => {
+    for await (const m of messages) watch.onTelemetry(describe(m.data));
+  })();
   return async () => {
-    await client.endAsync();
+    await messages.close();
+    await nc.close();
   };
 }
 
-function describe(payload: Buffer): string {
+function describe(payload: Uint8Array): string {
   try {
-    const m = JSON.parse(payload.toString('utf8')) as UpstreamMessage;
+    const m = JSON.parse(Buffer.from(payload).toString('utf8')) as UpstreamMessage;
     const source = m.systemProperties['$.cmid'] ?? m.systemProperties['$.cdid'] ?? '';
     return `${SAMPLE.namespace}/${SAMPLE.device}/${source} ${Buffer.from(m.body, 'base64').toString('utf8')}`;
   } catch {

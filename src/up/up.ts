@@ -1,5 +1,4 @@
 import { spawn, execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
@@ -23,6 +22,7 @@ import { ensureBinaries, startControlPlane } from '../localcluster/control-plane
 import { docker, dockerBridgeAddress, dockerResponds } from '../localcluster/docker.js';
 import { ensureLocalImages, LOCAL_IMAGES } from '../localcluster/images.js';
 import { installCrds } from '../localcluster/kubectl.js';
+import { checkNatsServerBuildable, ensureNatsServer, startNats } from '../localcluster/nats.js';
 import { freePort } from '../localcluster/ports.js';
 import { nodeNameFor } from '../provider/naming.js';
 import { SAMPLE, sampleDeployment, sampleDevice, sampleRoute } from './sample.js';
@@ -79,14 +79,15 @@ interface Cluster {
  * Everything started is recorded in `teardown`, which the caller runs on Ctrl-C.
  */
 export async function startUp(options: UpOptions, teardown: Teardown): Promise<UpSession> {
+  // A missing prerequisite is named before any long step (the control plane may build for minutes).
+  checkNatsServerBuildable();
   const logDir = path.join(options.home, 'logs');
   await mkdir(logDir, { recursive: true });
   const step = stepper(teardown);
+  const natsUrl = await step('nats', () => startLocalNats(options, teardown, logDir));
   const cluster = await step('cluster', () => connectCluster(options, teardown, logDir));
   const hubPort = await freePort();
-  const controller = await step('controller', () =>
-    installKedge(cluster, teardown, { hubPort, logDir }),
-  );
+  await step('controller', () => installKedge(cluster, teardown, { hubPort, logDir, natsUrl }));
   const runtime = options.runtime ?? ((await dockerResponds()) ? 'docker' : 'process');
   if (runtime === 'docker') {
     await step('images', async () => {
@@ -100,12 +101,7 @@ export async function startUp(options: UpOptions, teardown: Teardown): Promise<U
   const nodeName = nodeNameFor(SAMPLE.namespace, SAMPLE.device);
   const pods = await step('sample', () => applySample(cluster.client, teardown, runtime, nodeName));
   await step('telemetry', async () => {
-    const stop = await watchTelemetry({
-      url: `mqtts://localhost:${hubPort}`,
-      caPem: controller.caPem,
-      consumer: controller.consumer,
-      onTelemetry: options.onTelemetry,
-    });
+    const stop = await watchTelemetry({ natsUrl, onTelemetry: options.onTelemetry });
     teardown.add('telemetry consumer', stop);
   });
   const { kubeconfigPath, kubectlDir, embedded } = cluster;
@@ -120,6 +116,23 @@ function stepper(teardown: Teardown): Step {
     if (teardown.started) throw new KedgeError(ErrorCode.Unavailable, `interrupted before ${name}`);
     return fn();
   };
+}
+
+/** One nats-server with JetStream, its store under the state directory; removed at teardown. */
+async function startLocalNats(
+  options: UpOptions,
+  teardown: Teardown,
+  logDir: string,
+): Promise<string> {
+  const binary = await ensureNatsServer(options.onProgress);
+  const dataDir = path.join(options.home, 'nats');
+  options.onProgress('starting nats-server with JetStream');
+  const nats = await startNats({ dataDir, binary, logFile: path.join(logDir, 'nats-server.log') });
+  teardown.add('nats-server', async () => {
+    await nats.stop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  return nats.url;
 }
 
 async function connectCluster(
@@ -155,19 +168,13 @@ async function connectCluster(
   };
 }
 
-interface InstalledKedge {
-  caPem: string;
-  consumer: { username: string; password: string };
-}
-
 async function installKedge(
   cluster: Cluster,
   teardown: Teardown,
-  where: { hubPort: number; logDir: string },
-): Promise<InstalledKedge> {
+  where: { hubPort: number; logDir: string; natsUrl: string },
+): Promise<void> {
   await installCrds(cluster.kubectlDir, cluster.kubeconfigPath);
   await ensureNamespace(cluster.client, CONTROLLER_NAMESPACE);
-  const consumer = { username: 'kedge-up', password: randomBytes(18).toString('base64url') };
   const controller: RunningController = await startController({
     client: cluster.client,
     log: createLogger({
@@ -175,18 +182,16 @@ async function installKedge(
       file: path.join(where.logDir, 'controller.log'),
     }),
     namespace: CONTROLLER_NAMESPACE,
-    hubPort: where.hubPort,
-    hubHostNames: ['localhost'],
+    nats: { servers: [where.natsUrl] },
+    embeddedGateway: { port: where.hubPort, host: '127.0.0.1' },
+    gatewayHostNames: ['localhost'],
     kubeletPort: await freePort(),
     kubeletAddress: await kubeletAddress(),
     clientCaPem: cluster.clientCaPem,
     metricsPort: 0,
     leaderElection: false,
-    webhooks: [],
-    consumers: [{ ...consumer, namespaces: [SAMPLE.namespace] }],
   });
   teardown.add('kedge controller', () => controller.stop());
-  return { caPem: controller.caPem, consumer };
 }
 
 async function ensureNamespace(client: KubeClient, name: string): Promise<void> {

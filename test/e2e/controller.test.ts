@@ -2,14 +2,16 @@ import { spawn } from 'node:child_process';
 import mqtt from 'mqtt';
 import { request } from 'node:https';
 import { createSasToken } from '../../src/common/iothub/index.js';
-import { deviceResourceUri, PROTOCOL_ROOT } from '../../src/common/cloudlink/protocol.js';
+import { deviceResourceUri } from '../../src/common/cloudlink/protocol.js';
 import type { RunningController } from '../../src/controller/manager.js';
 import { docker } from '../../src/localcluster/docker.js';
 import { LOCAL_IMAGES } from '../../src/localcluster/images.js';
 import { freePort } from '../../src/localcluster/ports.js';
 import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
+import { startTestNats, type TestNats } from '../support/nats.js';
 import {
-  CONSUMER,
+  configureWebhook,
+  startTelemetryConsumer,
   startNode,
   startTestController,
   startWebhook,
@@ -92,7 +94,8 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
   let node: NodeProcess;
   let ports: { hub: number; kubelet: number };
   let webhook: Awaited<ReturnType<typeof startWebhook>>;
-  let consumer: mqtt.MqttClient;
+  let nats: TestNats;
+  let consumer: { stop(): Promise<void> } | undefined;
   const received: { temperature: number; seq: number; enqueuedAt: string }[] = [];
 
   beforeAll(async () => {
@@ -102,13 +105,15 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
     });
     ports = { hub: await freePort(), kubelet: await freePort() };
     webhook = await startWebhook();
-    controller = await startTestController(cluster, ports, [webhook.url]);
+    nats = await startTestNats('e2e');
+    controller = await startTestController(cluster, ports, nats.url);
   });
 
   afterAll(async () => {
-    consumer?.end(true);
+    await consumer?.stop();
     await node?.kill('SIGTERM');
     await controller?.stop();
+    await nats?.stop();
     webhook?.server.close();
     const ids = await docker(['ps', '-aq', '--filter', `name=${PREFIX}`]).catch(() => '');
     if (ids) await docker(['rm', '-f', ...ids.split('\n')]).catch(() => undefined);
@@ -158,22 +163,14 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
     expect(nodes).toMatch(/dev1\.default\.kedge\s+Ready\s+edge/);
   });
 
-  it('runs a deployment: pods Running, 1/1 successful, filtered telemetry to the consumer topic and the webhook', async () => {
-    consumer = mqtt.connect(`mqtts://localhost:${ports.hub}`, {
-      username: `consumer:${CONSUMER.username}`,
-      password: CONSUMER.password,
-      ca: controller.caPem,
-      reconnectPeriod: 500,
-    });
-    consumer.on('message', (_topic, payload) => {
-      const m = JSON.parse(payload.toString());
+  it('runs a deployment: pods Running, 1/1 successful, filtered telemetry to a durable consumer and the signed webhook', async () => {
+    consumer = await startTelemetryConsumer(nats.url, 'default', ({ message: m }) =>
       received.push({
         ...JSON.parse(Buffer.from(m.body, 'base64').toString()),
         enqueuedAt: m.enqueuedAt,
-      });
-    });
-    await new Promise((r) => consumer.once('connect', r));
-    await consumer.subscribeAsync(`${PROTOCOL_ROOT}/telemetry/default/#`, { qos: 1 });
+      }),
+    );
+    await configureWebhook(cluster, 'default', webhook);
     await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(deployment('25')));
     await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(upstreamRoute));
     await eventually(
@@ -196,7 +193,7 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
         : undefined;
     });
     await eventually(
-      'filtered telemetry on the consumer topic',
+      'filtered telemetry at the durable consumer',
       async () => (received.length >= 3 ? true : undefined),
       60_000,
     );
@@ -206,6 +203,7 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
     );
     const batch = webhook.bodies[0] as any;
     expect(batch).toMatchObject({ namespace: 'default', device: 'dev1' });
+    expect(webhook.badSignatures).toBe(0);
     const route = await json(cluster, ['get', 'routes.kedge.io', 'filtered-upstream']);
     expect(route.status.conditions.find((c: any) => c.type === 'Valid').status).toBe('True');
   });
@@ -302,7 +300,7 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
       .items;
     expect(podsDuring.map((p: any) => p.metadata.uid).sort()).toEqual(podsBefore);
     expect(podsDuring.every((p: any) => !p.metadata.deletionTimestamp)).toBe(true);
-    controller = await startTestController(cluster, ports, [webhook.url]);
+    controller = await startTestController(cluster, ports, nats.url);
     await eventually(
       'the node to be Ready again',
       async () => {

@@ -1,10 +1,15 @@
+import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { bootstrapConfig } from '../../src/cli/device.js';
+import type { UpstreamMessage } from '../../src/common/cloudlink/protocol.js';
+import { Streams, Subjects } from '../../src/common/cloudplane/layout.js';
 import { pino } from 'pino';
 import { KubeClient } from '../../src/controller/kube/client.js';
 import { startController, type RunningController } from '../../src/controller/manager.js';
@@ -14,13 +19,14 @@ import { PACKAGE_ROOT } from '../../src/localcluster/kubectl.js';
 import { chartIdentity } from '../support/chart-identity.js';
 import type { TestCluster } from '../support/cluster.js';
 
-export const CONSUMER = { username: 'e2e', password: 'e2e-consumer-password' };
-
-/** Starts kedge controller in this process against the test cluster, as the chart's identity. */
+/**
+ * Starts kedge controller in this process against the test cluster, as the chart's identity,
+ * with an embedded gateway on `ports.hub` and the cloud plane on the NATS at `natsUrl`.
+ */
 export async function startTestController(
   cluster: TestCluster,
   ports: { hub: number; kubelet: number },
-  webhooks: string[] = [],
+  natsUrl: string,
 ): Promise<RunningController> {
   await cluster.kubectl(['create', 'namespace', 'kedge-system']);
   // The controller runs as the Helm chart's ServiceAccount: every scenario checks its RBAC too.
@@ -38,15 +44,14 @@ export async function startTestController(
       }),
     ),
     namespace: 'kedge-system',
-    hubPort: ports.hub,
-    hubHostNames: ['localhost'],
+    nats: { servers: [natsUrl] },
+    embeddedGateway: { port: ports.hub },
+    gatewayHostNames: ['localhost'],
     kubeletPort: ports.kubelet,
     kubeletAddress: (await dockerBridgeAddress()) ?? '127.0.0.1',
     clientCaPem: cluster.cp.ca.certPem,
     metricsPort: 0,
     leaderElection: false,
-    webhooks,
-    consumers: [{ ...CONSUMER, namespaces: '*' }],
   });
 }
 
@@ -120,20 +125,108 @@ export function launchNode(configPath: string, dataDir: string): NodeProcess {
   };
 }
 
-/** A local HTTP endpoint that records every JSON POST (a telemetry webhook). */
-export async function startWebhook(): Promise<{ url: string; bodies: unknown[]; server: Server }> {
-  const bodies: unknown[] = [];
+/**
+ * A local HTTP endpoint that records every JSON POST (a telemetry webhook) whose HMAC signature
+ * verifies, and counts the ones that do not. `down` makes it answer 503.
+ */
+export async function startWebhook(hmacKey = 'e2e-webhook-key'): Promise<TestWebhook> {
+  const hook: TestWebhook = {
+    url: '',
+    hmacKey,
+    bodies: [],
+    badSignatures: 0,
+    down: false,
+  } as unknown as TestWebhook;
   const server = createServer((req, res) => {
     let text = '';
     req.on('data', (c: Buffer) => (text += c.toString()));
     req.on('end', () => {
-      bodies.push(JSON.parse(text));
+      if (hook.down) {
+        res.statusCode = 503;
+        return void res.end('down');
+      }
+      const expected = `sha256=${createHmac('sha256', hmacKey).update(text).digest('hex')}`;
+      if (req.headers['x-kedge-signature'] !== expected) {
+        hook.badSignatures++;
+        res.statusCode = 401;
+        return void res.end('bad signature');
+      }
+      hook.bodies.push(JSON.parse(text));
       res.end('ok');
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const address = server.address() as { port: number };
-  return { url: `http://127.0.0.1:${address.port}/telemetry`, bodies, server };
+  hook.url = `http://127.0.0.1:${address.port}/telemetry`;
+  hook.server = server;
+  return hook;
+}
+
+/** What {@link startWebhook} returns. */
+export interface TestWebhook {
+  url: string;
+  hmacKey: string;
+  bodies: unknown[];
+  badSignatures: number;
+  down: boolean;
+  server: Server;
+}
+
+/** Configures the namespace's telemetry webhook as a user would: its Secret. */
+export async function configureWebhook(
+  cluster: TestCluster,
+  namespace: string,
+  hook: { url: string; hmacKey: string },
+): Promise<void> {
+  await cluster.kubectlOk(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'kedge-telemetry-webhook', namespace },
+      stringData: { url: hook.url, hmacKey: hook.hmacKey },
+    }),
+  );
+}
+
+/** One telemetry message as a durable consumer reads it from JetStream. */
+export interface ConsumedTelemetry {
+  subject: string;
+  message: UpstreamMessage;
+}
+
+/**
+ * Reads telemetry of `namespace` as an application would: a JetStream durable consumer on the
+ * telemetry stream. Survives controller and gateway restarts; `stop()` deletes it.
+ */
+export async function startTelemetryConsumer(
+  natsUrl: string,
+  namespace: string,
+  onMessage: (m: ConsumedTelemetry) => void,
+): Promise<{ stop(): Promise<void> }> {
+  const nc = await connect({ servers: natsUrl });
+  const jsm = await jetstreamManager(nc);
+  const name = `e2e-${namespace}-${Date.now()}`;
+  await jsm.consumers.add(Streams.telemetry, {
+    durable_name: name,
+    filter_subject: Subjects.telemetryOf(namespace),
+    ack_policy: AckPolicy.Explicit,
+  });
+  const consumer = await jetstream(nc).consumers.get(Streams.telemetry, name);
+  const messages = await consumer.consume();
+  void (async () => {
+    for await (const m of messages) {
+      onMessage({ subject: m.subject, message: m.json<UpstreamMessage>() });
+      m.ack();
+    }
+  })();
+  return {
+    stop: async () => {
+      await messages.close();
+      await jsm.consumers.delete(Streams.telemetry, name).catch(() => undefined);
+      await nc.close();
+    },
+  };
 }
 
 export async function readText(file: string): Promise<string> {

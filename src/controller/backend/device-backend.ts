@@ -34,7 +34,6 @@ export interface DeviceBackendEvents {
   disconnected: [namespace: string, device: string];
   heartbeat: [namespace: string, device: string];
   reported: [namespace: string, device: string, report: ReportedMessage];
-  denied: [who: string, what: string];
 }
 
 /** What the controller asks of devices. Every call names the device by namespace and name. */
