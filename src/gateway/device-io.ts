@@ -51,10 +51,12 @@ export class DeviceIo {
 
   async #storeOne(who: CloudIdentity, message: UpstreamMessage & { seq?: number }): Promise<void> {
     const data = Buffer.from(JSON.stringify(message));
+    // The queue's seq plus its enqueue time: a re-sent copy repeats both, while a device whose
+    // queue started over (new data directory) never repeats the pair.
     const msgID =
       message.seq === undefined
         ? undefined
-        : `${deviceKey(who.namespace, who.device)}.${message.seq}`;
+        : `${deviceKey(who.namespace, who.device)}.${message.seq}.${message.enqueuedAt}`;
     try {
       await this.js.publish(Subjects.telemetry(who.namespace, who.device), data, { msgID });
       this.metrics.telemetryStored.inc();
@@ -142,8 +144,7 @@ export function mergePatch(
   const out: Record<string, unknown> = { ...target };
   for (const [k, v] of Object.entries(patch)) {
     if (v === null) delete out[k];
-    else if (isObject(v) && isObject(out[k]))
-      out[k] = mergePatch(out[k] as Record<string, unknown>, v);
+    else if (isObject(v) && isObject(out[k])) out[k] = mergePatch(out[k], v);
     else out[k] = v;
   }
   return out;

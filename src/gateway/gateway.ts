@@ -94,14 +94,15 @@ export class Gateway {
   ) {
     this.#aedes = aedes;
     this.#buckets = buckets;
+    this.metrics.info.set({ id: this.id }, 1);
     this.#opts = opts;
     this.#io = new DeviceIo(jetstream(opts.nc), buckets, this.metrics, opts.log);
     this.#listener = new GuardedTlsListener(
       { ...DEFAULT_LIMITS, ...opts.limits },
       opts.tls,
-      ({ socket, authenticated }) => {
-        const client = aedes.handle(socket);
-        this.#unauthenticated.set(client, authenticated);
+      (accepted) => {
+        const client = aedes.handle(accepted.socket);
+        this.#unauthenticated.set(client, () => accepted.authenticated());
         guardPacketSize(
           client,
           () => (this.#unauthenticated.has(client) ? MAX_PRE_AUTH_PACKET_BYTES : MAX_PACKET_BYTES),
@@ -161,7 +162,8 @@ export class Gateway {
     void (async () => {
       for await (const e of desired) {
         const session = this.#sessions.get(e.key);
-        if (session && e.operation === 'PUT') this.#push(session.who, Leaf.desired, e.value);
+        if (session && e.operation === 'PUT')
+          void this.#push(session.who, Leaf.desired, e.value).catch(() => undefined);
       }
     })();
     this.#subs.push(

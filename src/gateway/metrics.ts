@@ -3,6 +3,12 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 /** The gateway's Prometheus series. */
 export class GatewayMetrics {
   readonly registry = new Registry();
+  readonly info = new Gauge({
+    name: 'kedge_gateway_info',
+    help: 'This gateway instance; its id is the one in presence events',
+    labelNames: ['id'],
+    registers: [this.registry],
+  });
   readonly sessions = new Gauge({
     name: 'kedge_gateway_sessions',
     help: 'Authenticated device sessions this gateway holds',

@@ -10,6 +10,7 @@ import { createSasToken, resourceUri } from '../../src/common/iothub/index.js';
 import { createLogger, silentLogger } from '../../src/common/logger.js';
 import { Hub } from '../../src/edgenode/hub/index.js';
 import type { HubOptionsInput } from '../../src/edgenode/hub/index.js';
+import type { Upstream } from '../../src/edgenode/hub/upstream/upstream.js';
 
 import type {
   Client as SdkClient,
@@ -30,8 +31,11 @@ export function tempDir(prefix = 'kedge-hub-'): string {
   return mkdtempSync(path.join(tmpdir(), prefix));
 }
 
-/** A hub on ephemeral ports with a silent logger. */
-export async function startHub(overrides: Partial<HubOptionsInput> = {}): Promise<Hub> {
+/** A hub on ephemeral ports with a silent logger; `upstream` replaces its configured one. */
+export async function startHub(
+  overrides: Partial<HubOptionsInput> = {},
+  upstream?: Upstream,
+): Promise<Hub> {
   const hub = new Hub(
     {
       deviceId: DEVICE,
@@ -49,6 +53,7 @@ export async function startHub(overrides: Partial<HubOptionsInput> = {}): Promis
       log: process.env.KEDGE_TEST_LOG
         ? createLogger({ name: 'hub', level: process.env.KEDGE_TEST_LOG })
         : silentLogger(),
+      ...(upstream ? { upstream } : {}),
     },
   );
   await hub.start();

@@ -116,6 +116,11 @@ export interface HeartbeatMessage {
 
 /** One upstream message as the hub forwards it. */
 export interface UpstreamMessage {
+  /**
+   * The hub's queue sequence number: a message re-sent after a lost ack carries the same one and
+   * the same `enqueuedAt`, so the cloud drops the copy (JetStream de-duplication).
+   */
+  seq?: number;
   /** Body, base64. */
   body: string;
   /** Application properties. */

@@ -28,7 +28,7 @@ export const Buckets = {
 
 /** Headers the cloud plane sets on its messages. */
 export const Headers = {
-  /** JetStream de-duplication id: `<ns>.<device>.<hub queue seq>`. */
+  /** JetStream de-duplication id: `<ns>.<device>.<hub queue seq>.<enqueuedAt>`. */
   msgId: 'Nats-Msg-Id',
   /** Why a message was dead-lettered. */
   deadLetterReason: 'Kedge-Dead-Letter-Reason',

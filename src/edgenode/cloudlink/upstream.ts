@@ -10,6 +10,7 @@ import type { Logger } from '../../common/logger.js';
 import {
   UpstreamBase,
   type DownstreamHandlers,
+  type SendResult,
   type UpstreamMessage,
 } from '../hub/upstream/upstream.js';
 
@@ -39,25 +40,35 @@ export class CloudUpstream extends UpstreamBase {
     return Promise.resolve();
   }
 
-  /** Publishes the batch with QoS 1 and resolves once the cloud hub has acknowledged it. */
-  async send(batch: UpstreamMessage[]): Promise<void> {
+  /**
+   * Publishes the batch with QoS 1 in publishes of at most {@link MAX_PUBLISH_BYTES}, each
+   * acknowledged by the gateway only once the cloud has stored it. Stops at the first failure
+   * and reports what went over; a message that cannot fit any publish is rejected.
+   */
+  async send(batch: UpstreamMessage[]): Promise<SendResult> {
     const client = this.#client;
     if (!client?.connected) throw new KedgeError(ErrorCode.Unavailable, 'cloud link is down');
-    const telemetry = batch.filter((m) => m.kind === 'telemetry').map(toWire);
-    if (telemetry.length > 0)
-      await client.publishAsync(
-        this.topic(Leaf.telemetry),
-        JSON.stringify({ messages: telemetry }),
-        { qos: 1 },
-      );
-    for (const m of batch.filter((b) => b.kind === 'reportedProperties')) {
-      const patch = JSON.parse(m.body.toString('utf8')) as Record<string, unknown>;
-      await client.publishAsync(
-        this.topic(Leaf.twinReported),
-        JSON.stringify({ module: m.source.moduleId ?? '', patch, version: m.seq }),
-        { qos: 1 },
-      );
+    const result: SendResult = { sent: [], rejected: [] };
+    try {
+      for (const chunk of telemetryChunks(batch, result)) {
+        const body = `{"messages":[${chunk.map((c) => c.json).join(',')}]}`;
+        await client.publishAsync(this.topic(Leaf.telemetry), body, { qos: 1 });
+        result.sent.push(...chunk.map((c) => c.seq));
+      }
+      for (const m of batch.filter((b) => b.kind === 'reportedProperties')) {
+        const patch = JSON.parse(m.body.toString('utf8')) as Record<string, unknown>;
+        await client.publishAsync(
+          this.topic(Leaf.twinReported),
+          JSON.stringify({ module: m.source.moduleId ?? '', patch, version: m.seq }),
+          { qos: 1 },
+        );
+        result.sent.push(m.seq);
+      }
+    } catch (err) {
+      if (result.sent.length === 0 && result.rejected.length === 0) throw err;
+      this.log.info({ reason: errorMessage(err) }, 'cloud link failed part-way through a batch');
     }
+    return result;
   }
 
   /** Runs a direct method from the cloud on a local module through the hub. */
@@ -88,6 +99,42 @@ export class CloudUpstream extends UpstreamBase {
   }
 }
 
+/**
+ * Telemetry publishes are bounded in bytes, so a backlog of large messages never builds a
+ * publish the gateway refuses (it takes up to 2 MiB); 1 MiB still carries thousands of small ones.
+ */
+export const MAX_PUBLISH_BYTES = 1024 * 1024;
+
+/** Splits the batch's telemetry into publishes of at most {@link MAX_PUBLISH_BYTES}. */
+function telemetryChunks(
+  batch: UpstreamMessage[],
+  result: SendResult,
+): { seq: number; json: string }[][] {
+  const chunks: { seq: number; json: string }[][] = [];
+  let current: { seq: number; json: string }[] = [];
+  let bytes = 0;
+  for (const m of batch) {
+    if (m.kind !== 'telemetry') continue;
+    const json = JSON.stringify(toWire(m));
+    if (json.length > MAX_PUBLISH_BYTES) {
+      result.rejected.push({
+        seq: m.seq,
+        reason: `${json.length} bytes encoded, over ${MAX_PUBLISH_BYTES}`,
+      });
+      continue;
+    }
+    if (bytes + json.length > MAX_PUBLISH_BYTES && current.length) {
+      chunks.push(current);
+      current = [];
+      bytes = 0;
+    }
+    current.push({ seq: m.seq, json });
+    bytes += json.length + 1;
+  }
+  if (current.length) chunks.push(current);
+  return chunks;
+}
+
 function toWire(m: UpstreamMessage): WireMessage {
   const properties: Record<string, string> = {};
   const systemProperties: Record<string, string> = {};
@@ -95,6 +142,7 @@ function toWire(m: UpstreamMessage): WireMessage {
   systemProperties['$.cdid'] ??= m.source.deviceId;
   if (m.source.moduleId) systemProperties['$.cmid'] ??= m.source.moduleId;
   return {
+    seq: m.seq,
     body: m.body.toString('base64'),
     properties,
     systemProperties,

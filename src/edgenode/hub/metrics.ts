@@ -12,7 +12,8 @@ export type DropReason =
   | 'too_many_properties'
   | 'malformed'
   | 'acl'
-  | 'slow_client';
+  | 'slow_client'
+  | 'rejected';
 
 export class HubMetrics {
   readonly registry = new Registry();

@@ -6,7 +6,7 @@
 import type { Logger } from '../../../common/logger.js';
 import type { HubMetrics } from '../metrics.js';
 import type { DurableQueue, QueueItem } from '../queue/durable-queue.js';
-import type { Upstream, UpstreamMessage } from './upstream.js';
+import type { SendResult, Upstream, UpstreamMessage } from './upstream.js';
 
 /** Backoff bounds, from edgeHub's endpoint executor. */
 export const RETRY_MIN_MS = 1_000;
@@ -83,9 +83,12 @@ export class Forwarder {
         continue;
       }
       try {
-        await this.#upstream.send(batch.map(toUpstream));
-        this.#queue.ack(batch.map((i) => i.seq));
-        this.#metrics.messagesUpstream.inc(batch.length);
+        const result = await this.#upstream.send(batch.map(toUpstream));
+        this.#settle(result);
+        if (result.sent.length + result.rejected.length < batch.length)
+          throw new Error(
+            `${batch.length - result.sent.length - result.rejected.length} messages not sent`,
+          );
         backoffMs = RETRY_MIN_MS;
       } catch (err) {
         this.#log.warn(
@@ -96,6 +99,20 @@ export class Forwarder {
         backoffMs = Math.min(backoffMs * 2, RETRY_MAX_MS);
       }
     }
+  }
+
+  /** Sent and never-sendable messages leave the queue; the rest stay for the next attempt. */
+  #settle(result: SendResult): void {
+    const done = [...result.sent, ...result.rejected.map((r) => r.seq)];
+    if (done.length) this.#queue.ack(done);
+    this.#metrics.messagesUpstream.inc(result.sent.length);
+    if (result.rejected.length === 0) return;
+    this.#metrics.dropped.inc({ reason: 'rejected' }, result.rejected.length);
+    for (const r of result.rejected)
+      this.#log.warn(
+        { seq: r.seq, reason: r.reason },
+        'upstream refused a message for good; dropped',
+      );
   }
 
   #countExpired(): void {

@@ -6,7 +6,13 @@
 import mqtt, { type MqttClient } from 'mqtt';
 import { encodePropertyBag } from '../../../common/iothub/index.js';
 import type { Logger } from '../../../common/logger.js';
-import { UpstreamBase, type Target, type UpstreamMessage } from './upstream.js';
+import {
+  allSent,
+  UpstreamBase,
+  type SendResult,
+  type Target,
+  type UpstreamMessage,
+} from './upstream.js';
 
 /** Reconnect quickly: the forwarder's backoff is interrupted as soon as the link returns. */
 const RECONNECT_PERIOD_MS = 500;
@@ -66,7 +72,7 @@ export class MqttUpstream extends UpstreamBase {
     return `${base}/messages/events/${encodePropertyBag(m.properties)}`;
   }
 
-  send(batch: UpstreamMessage[]): Promise<void> {
+  send(batch: UpstreamMessage[]): Promise<SendResult> {
     const client = this.#client;
     if (!client?.connected) return Promise.reject(new Error('upstream broker not connected'));
     return Promise.all(
@@ -78,7 +84,7 @@ export class MqttUpstream extends UpstreamBase {
             ),
           ),
       ),
-    ).then(() => undefined);
+    ).then(() => allSent(batch));
   }
 
   async stop(): Promise<void> {

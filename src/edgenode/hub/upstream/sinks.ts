@@ -1,6 +1,6 @@
 /** Standalone `$upstream` sinks: none (hold everything), stdout and a JSON-lines file. */
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { UpstreamBase, type UpstreamMessage } from './upstream.js';
+import { allSent, UpstreamBase, type SendResult, type UpstreamMessage } from './upstream.js';
 
 /** The JSON line written per message by the file and stdout sinks. */
 export function toJsonLine(m: UpstreamMessage): string {
@@ -21,7 +21,7 @@ export class NoUpstream extends UpstreamBase {
   start(): Promise<void> {
     return Promise.resolve();
   }
-  send(): Promise<void> {
+  send(): Promise<SendResult> {
     return Promise.reject(new Error('no upstream configured'));
   }
   stop(): Promise<void> {
@@ -36,9 +36,9 @@ export class StdoutUpstream extends UpstreamBase {
     this.setConnected(true);
     return Promise.resolve();
   }
-  send(batch: UpstreamMessage[]): Promise<void> {
+  send(batch: UpstreamMessage[]): Promise<SendResult> {
     process.stdout.write(batch.map(toJsonLine).join(''));
-    return Promise.resolve();
+    return Promise.resolve(allSent(batch));
   }
   stop(): Promise<void> {
     this.setConnected(false);
@@ -63,11 +63,11 @@ export class FileUpstream extends UpstreamBase {
     return Promise.resolve();
   }
 
-  send(batch: UpstreamMessage[]): Promise<void> {
+  send(batch: UpstreamMessage[]): Promise<SendResult> {
     if (this.#fd === undefined) return Promise.reject(new Error('file sink is closed'));
     writeSync(this.#fd, batch.map(toJsonLine).join(''));
     fsyncSync(this.#fd);
-    return Promise.resolve();
+    return Promise.resolve(allSent(batch));
   }
 
   stop(): Promise<void> {

@@ -37,6 +37,20 @@ export interface DownstreamHandlers {
   c2d(deviceId: string, body: Buffer, properties: [string, string][]): void;
 }
 
+/**
+ * What became of a batch. `sent` messages were handed over; `rejected` ones can never be sent
+ * (they are dead-lettered and counted, never retried); every other message is retried later.
+ */
+export interface SendResult {
+  sent: number[];
+  rejected: { seq: number; reason: string }[];
+}
+
+/** The result of a batch that went over whole. */
+export function allSent(batch: readonly UpstreamMessage[]): SendResult {
+  return { sent: batch.map((m) => m.seq), rejected: [] };
+}
+
 /** An upstream link or sink. */
 export interface Upstream {
   /** For logs and metrics. */
@@ -45,8 +59,11 @@ export interface Upstream {
   readonly connected: boolean;
   /** Connects (in the background when the far side is down). */
   start(handlers: DownstreamHandlers): Promise<void>;
-  /** Delivers a batch in order; resolves once every message is accepted (at-least-once). */
-  send(batch: UpstreamMessage[]): Promise<void>;
+  /**
+   * Delivers a batch in order (at-least-once) and says what became of each message; rejects only
+   * when nothing was handed over.
+   */
+  send(batch: UpstreamMessage[]): Promise<SendResult>;
   /** Registers a listener for link up (`true`) and down (`false`). */
   onLinkChange(listener: (connected: boolean) => void): void;
   stop(): Promise<void>;
@@ -73,6 +90,6 @@ export abstract class UpstreamBase implements Upstream {
   }
 
   abstract start(handlers: DownstreamHandlers): Promise<void>;
-  abstract send(batch: UpstreamMessage[]): Promise<void>;
+  abstract send(batch: UpstreamMessage[]): Promise<SendResult>;
   abstract stop(): Promise<void>;
 }

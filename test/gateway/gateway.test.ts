@@ -1,0 +1,292 @@
+// The gateway against a real nats-server, over real TLS, with real MQTT clients and the device's
+// real cloud link and hub: trust (ACLs, revocation, expiry), abuse (slow handshakes, floods,
+// oversized and retained publishes) and delivery (ack after JetStream, backlog, dead letters).
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import net from 'node:net';
+import tls from 'node:tls';
+import { deviceTopic, Leaf } from '../../src/common/cloudlink/protocol.js';
+import { Buckets, deviceKey, Streams, Subjects } from '../../src/common/cloudplane/layout.js';
+import { silentLogger } from '../../src/common/logger.js';
+import { NatsDeviceBackend } from '../../src/controller/backend/nats-backend.js';
+import { CloudLink } from '../../src/edgenode/cloudlink/link.js';
+import { eventually, jsonMessage, Message, sdkLeaf, startHub } from '../hub/helpers.js';
+import { startTestNats, type TestNats } from '../support/nats.js';
+import {
+  closedWithin,
+  connectDevice,
+  deviceToken,
+  NS,
+  startGatewayRig,
+  type GatewayRig,
+} from './helpers.js';
+
+const HANDSHAKE_MS = 2_000;
+const PRE_AUTH_PER_SOURCE = 8;
+
+let nats: TestNats;
+let rig: GatewayRig;
+
+beforeAll(async () => {
+  nats = await startTestNats('gateway');
+  rig = await startGatewayRig(nats.url, {
+    limits: { handshakeTimeoutMs: HANDSHAKE_MS, maxPreAuthPerSource: PRE_AUTH_PER_SOURCE },
+  });
+});
+
+afterAll(async () => {
+  await rig?.close();
+  await nats?.stop();
+});
+
+function rssMb(): number {
+  return Math.round(process.memoryUsage().rss / 1024 / 1024);
+}
+
+describe('gateway trust', () => {
+  it("confines a device to its own subjects: B's credentials cannot act as A or touch A's topics", async () => {
+    const keyA = await rig.register('a');
+    const keyB = await rig.register('b');
+    await expect(connectDevice(rig, 'a', deviceToken('b', keyB))).rejects.toThrow(
+      /Bad username or password|Not authorized/i,
+    );
+    await expect(connectDevice(rig, 'a', deviceToken('a', keyB))).rejects.toThrow(
+      /Bad username or password|Not authorized/i,
+    );
+    const b = await connectDevice(rig, 'b', deviceToken('b', keyB));
+    const granted = await b.subscribeAsync(deviceTopic(NS, 'a', Leaf.desired), { qos: 1 });
+    expect(granted[0]!.qos).toBe(128);
+    // A forged publish into A's subtree ends B's session and stores nothing for A.
+    const closed = closedWithin(b);
+    b.publish(
+      deviceTopic(NS, 'a', Leaf.twinReported),
+      JSON.stringify({ module: 'm', patch: { x: 1 }, version: 1 }),
+      { qos: 1 },
+    );
+    await closed;
+    b.end(true);
+    const twins = await new Kvm(rig.nc).open(Buckets.twins);
+    expect(await twins.get(`${deviceKey(NS, 'a')}.m`)).toBeNull();
+    const a = await connectDevice(rig, 'a', deviceToken('a', keyA));
+    a.end(true);
+  });
+
+  it('drops a live session within 5 s when its key is revoked or rotated away', async () => {
+    const key = await rig.register('rev');
+    const client = await connectDevice(rig, 'rev', deviceToken('rev', key));
+    const closed = closedWithin(client);
+    await rig.register('rev'); // a new key: the session's token no longer verifies
+    const ms = await closed;
+    console.log(`revoked session closed after ${ms} ms`);
+    expect(ms).toBeLessThan(5_000);
+    client.end(true);
+    await expect(connectDevice(rig, 'rev', deviceToken('rev', key))).rejects.toThrow(
+      /Bad username or password|Not authorized/i,
+    );
+  });
+
+  it('ends a session when its SAS token expires', async () => {
+    const key = await rig.register('short');
+    const client = await connectDevice(rig, 'short', deviceToken('short', key, 3));
+    const ms = await closedWithin(client);
+    client.end(true);
+    expect(ms).toBeLessThan(5_000);
+  });
+});
+
+describe('gateway abuse', () => {
+  it('closes a silent TCP connection and a trickled ClientHello at the handshake deadline', async () => {
+    const silent = net.connect(rig.gateway.port, '127.0.0.3');
+    const silentStart = Date.now();
+    const silentClosed = new Promise<number>((r) =>
+      silent.once('close', () => r(Date.now() - silentStart)),
+    );
+    // A real ClientHello, sent one byte every 1.5 s.
+    const hello = await captureClientHello();
+    const trickle = net.connect(rig.gateway.port, '127.0.0.3');
+    const trickleStart = Date.now();
+    let i = 0;
+    const timer = setInterval(() => {
+      if (!trickle.destroyed && i < hello.length) trickle.write(hello.subarray(i, ++i));
+    }, 1_500);
+    trickle.on('error', () => undefined);
+    const trickleClosed = new Promise<number>((r) =>
+      trickle.once('close', () => r(Date.now() - trickleStart)),
+    );
+    const [silentMs, trickleMs] = await Promise.all([silentClosed, trickleClosed]);
+    clearInterval(timer);
+    console.log(
+      `handshake deadline ${HANDSHAKE_MS} ms: silent closed after ${silentMs} ms, trickle after ${trickleMs} ms`,
+    );
+    expect(silentMs).toBeLessThan(HANDSHAKE_MS + 1_000);
+    expect(trickleMs).toBeLessThan(HANDSHAKE_MS + 1_000);
+  });
+
+  it('caps unauthenticated connections per source while other sources still connect; memory stays bounded', async () => {
+    const before = rssMb();
+    const flood: net.Socket[] = [];
+    let refused = 0;
+    for (let i = 0; i < 200; i++) {
+      const s = net.connect({
+        port: rig.gateway.port,
+        host: '127.0.0.1',
+        localAddress: '127.0.0.4',
+      });
+      s.on('error', () => undefined);
+      s.on('close', () => refused++);
+      flood.push(s);
+    }
+    await eventually(() => refused >= 200 - PRE_AUTH_PER_SOURCE, 5_000);
+    const key = await rig.register('other');
+    const other = await connectDevice(rig, 'other', deviceToken('other', key));
+    other.end(true);
+    const after = rssMb();
+    console.log(
+      `pre-auth flood of 200 from one source: ${refused} closed at once; RSS ${before} → ${after} MB`,
+    );
+    expect(refused).toBe(200 - PRE_AUTH_PER_SOURCE);
+    flood.forEach((s) => s.destroy());
+    expect(after - before).toBeLessThan(64);
+  });
+
+  it('refuses an oversized CONNECT before parsing it, and oversized or retained publishes', async () => {
+    await expect(
+      connectDevice(rig, 'big', 'x'.repeat(64 * 1024), { connectTimeout: 3_000 }),
+    ).rejects.toThrow();
+    const key = await rig.register('pub');
+    const retained = await connectDevice(rig, 'pub', deviceToken('pub', key));
+    const closedRetained = closedWithin(retained);
+    retained.publish(deviceTopic(NS, 'pub', Leaf.heartbeat), '{}', { qos: 1, retain: true });
+    await closedRetained;
+    retained.end(true);
+    const before = rssMb();
+    const big = await connectDevice(rig, 'pub', deviceToken('pub', key));
+    const closedBig = closedWithin(big);
+    big.publish(deviceTopic(NS, 'pub', Leaf.telemetry), Buffer.alloc(8 * 1024 * 1024, 1), {
+      qos: 1,
+    });
+    await closedBig;
+    big.end(true);
+    console.log(`8 MiB publish refused; RSS ${before} → ${rssMb()} MB`);
+  });
+});
+
+describe('gateway delivery', () => {
+  it('stores telemetry and twins in JetStream before the PUBACK; a deleted stream makes the device resend', async () => {
+    const key = await rig.register('tel');
+    const client = await connectDevice(rig, 'tel', deviceToken('tel', key));
+    const message = {
+      seq: 1,
+      body: Buffer.from('{"t":1}').toString('base64'),
+      properties: {},
+      systemProperties: {},
+      enqueuedAt: new Date().toISOString(),
+    };
+    await client.publishAsync(
+      deviceTopic(NS, 'tel', Leaf.telemetry),
+      JSON.stringify({ messages: [message, message] }),
+      { qos: 1 },
+    );
+    const jsm = await jetstreamManager(rig.nc);
+    const info = await jsm.streams.info(Streams.telemetry, {
+      subjects_filter: Subjects.telemetry(NS, 'tel'),
+    });
+    // The same seq and enqueue time twice: stored once.
+    expect(info.state.subjects?.[Subjects.telemetry(NS, 'tel')]).toBe(1);
+    await client.publishAsync(
+      deviceTopic(NS, 'tel', Leaf.twinReported),
+      JSON.stringify({ module: 'Mod.1', patch: { a: { b: 1, c: 2 } }, version: 1 }),
+      { qos: 1 },
+    );
+    await client.publishAsync(
+      deviceTopic(NS, 'tel', Leaf.twinReported),
+      JSON.stringify({ module: 'Mod.1', patch: { a: { c: null }, d: 'x' }, version: 2 }),
+      { qos: 1 },
+    );
+    const backend = await NatsDeviceBackend.start(rig.nc, silentLogger());
+    expect(await backend.reportedTwin(NS, 'tel', 'Mod.1')).toEqual({
+      module: 'Mod.1',
+      version: 2,
+      properties: { a: { b: 1 }, d: 'x' },
+    });
+    await backend.close();
+    client.end(true);
+  });
+
+  it('drains a 20 × 256 KiB offline backlog through the device hub and cloud link; a refused message is dead-lettered and the rest flow', async () => {
+    const key = await rig.register('edge');
+    const link = new CloudLink({
+      url: rig.url,
+      namespace: NS,
+      device: 'edge',
+      keyBase64: key,
+      caPem: rig.ca.certPem,
+      heartbeatSecs: 1,
+      log: silentLogger(),
+    });
+    const hub = await startHub(
+      { routes: { up: 'FROM /messages/* INTO $upstream' } },
+      link.upstream,
+    );
+    const leaf = await sdkLeaf(hub);
+    try {
+      const big = Buffer.alloc(256 * 1024, 'k');
+      for (let i = 0; i < 20; i++) await leaf.sendEvent(new Message(big));
+      await link.start(() => undefined);
+      const js = jetstream(rig.nc);
+      const jsm = await jetstreamManager(rig.nc);
+      const subject = Subjects.telemetry(NS, 'edge');
+      const count = async (): Promise<number> =>
+        (await jsm.streams.info(Streams.telemetry, { subjects_filter: subject })).state.subjects?.[
+          subject
+        ] ?? 0;
+      await eventually(async () => (await count()) >= 20, 60_000);
+      expect(await count()).toBe(20);
+      // The operator lowers the stream's message limit: the next large message can never be stored.
+      const config = (await jsm.streams.info(Streams.telemetry)).config;
+      await jsm.streams.update(Streams.telemetry, { ...config, max_msg_size: 128 * 1024 });
+      try {
+        await leaf.sendEvent(new Message(Buffer.alloc(200 * 1024, 'p')));
+        await leaf.sendEvent(jsonMessage({ after: 'poison' }));
+        await eventually(async () => (await count()) >= 21, 30_000);
+        const dead = await jsm.streams.info(Streams.deadLetter, {
+          subjects_filter: Subjects.deadLetter(NS, 'edge'),
+        });
+        expect(dead.state.subjects?.[Subjects.deadLetter(NS, 'edge')]).toBe(1);
+        const last = await js.streams
+          .get(Streams.telemetry)
+          .then((s) => s.getMessage({ last_by_subj: subject }));
+        expect(
+          JSON.parse(Buffer.from(last!.json<{ body: string }>().body, 'base64').toString()),
+        ).toEqual({ after: 'poison' });
+      } finally {
+        await jsm.streams.update(Streams.telemetry, { ...config });
+      }
+    } finally {
+      await leaf.close();
+      await link.stop();
+      await hub.stop();
+    }
+  });
+});
+
+/** The first bytes a TLS client sends: a complete ClientHello. */
+async function captureClientHello(): Promise<Buffer> {
+  return new Promise((resolve) => {
+    const server = net.createServer((s) => {
+      s.once('data', (d) => {
+        resolve(d);
+        s.destroy();
+        server.close();
+      });
+    });
+    server.listen(0, '127.0.0.1', () => {
+      const c = tls.connect({
+        port: (server.address() as net.AddressInfo).port,
+        host: '127.0.0.1',
+        rejectUnauthorized: false,
+      });
+      c.on('error', () => undefined);
+    });
+  });
+}
