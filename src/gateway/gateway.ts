@@ -231,7 +231,7 @@ export class Gateway {
       );
     };
     a.authorizePublish = (client, packet, done) => {
-      const session = client ? this.#sessions.get(client.id) : undefined;
+      const session = client ? this.#sessionOf(client) : undefined;
       if (!session || packet.retain || !mayPublish(session.who, packet.topic)) {
         this.metrics.denied.inc({ what: 'publish' });
         return done(new Error(`not authorized to publish to ${packet.topic}`));
@@ -248,7 +248,7 @@ export class Gateway {
       );
     };
     a.authorizeSubscribe = (client, sub, done) => {
-      const session = this.#sessions.get(client.id);
+      const session = this.#sessionOf(client);
       if (!session || !maySubscribe(session.who, sub.topic)) {
         this.metrics.denied.inc({ what: 'subscribe' });
         return done(null, null);
@@ -258,7 +258,7 @@ export class Gateway {
     a.on('clientReady', (client) => this.#onReady(client));
     a.on('clientDisconnect', (client) => this.#onGone(client));
     a.on('subscribe', (subs, client) => {
-      const session = this.#sessions.get(client.id);
+      const session = this.#sessionOf(client);
       if (session && subs.some((s) => s.topic.endsWith(`/${Leaf.desired}`)))
         void this.#pushDesired(session.who);
     });
@@ -306,6 +306,13 @@ export class Gateway {
     clearTimeout(session.expiry);
     session.requests.stop();
     this.#presence(session, 'disconnected');
+  }
+
+  /** The live session of a client (not of an older connection with the same id). */
+  #sessionOf(client: Client): Session | undefined {
+    const key = this.#keyOfClient(client);
+    const session = key ? this.#sessions.get(key) : undefined;
+    return session?.client === client ? session : undefined;
   }
 
   #keyOfClient(client: Client): string | undefined {

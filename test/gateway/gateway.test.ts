@@ -96,14 +96,22 @@ describe('gateway trust', () => {
 
 describe('gateway abuse', () => {
   it('closes a silent TCP connection and a trickled ClientHello at the handshake deadline', async () => {
-    const silent = net.connect(rig.gateway.port, '127.0.0.3');
+    const silent = net.connect({
+      port: rig.gateway.port,
+      host: '127.0.0.1',
+      localAddress: '127.0.0.3',
+    });
     const silentStart = Date.now();
     const silentClosed = new Promise<number>((r) =>
       silent.once('close', () => r(Date.now() - silentStart)),
     );
     // A real ClientHello, sent one byte every 1.5 s.
     const hello = await captureClientHello();
-    const trickle = net.connect(rig.gateway.port, '127.0.0.3');
+    const trickle = net.connect({
+      port: rig.gateway.port,
+      host: '127.0.0.1',
+      localAddress: '127.0.0.3',
+    });
     const trickleStart = Date.now();
     let i = 0;
     const timer = setInterval(() => {
@@ -118,8 +126,11 @@ describe('gateway abuse', () => {
     console.log(
       `handshake deadline ${HANDSHAKE_MS} ms: silent closed after ${silentMs} ms, trickle after ${trickleMs} ms`,
     );
-    expect(silentMs).toBeLessThan(HANDSHAKE_MS + 1_000);
-    expect(trickleMs).toBeLessThan(HANDSHAKE_MS + 1_000);
+    // Held open until the deadline (not refused at once), then closed by the gateway.
+    for (const ms of [silentMs, trickleMs]) {
+      expect(ms).toBeGreaterThanOrEqual(HANDSHAKE_MS - 100);
+      expect(ms).toBeLessThan(HANDSHAKE_MS + 1_000);
+    }
   });
 
   it('caps unauthenticated connections per source while other sources still connect; memory stays bounded', async () => {
