@@ -12,6 +12,7 @@ import { Gateway } from '../gateway/gateway.js';
 import type { DeviceBackend } from './backend/device-backend.js';
 import { NatsDeviceBackend } from './backend/nats-backend.js';
 import { ensureGatewayTls } from './gateway-tls.js';
+import type { KeyPair } from '../common/pki.js';
 import { WebhookConsumers } from './webhooks.js';
 import {
   keyFor,
@@ -147,7 +148,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       invokeMethod: (ns, device, call) => backend.invokeMethod(ns, device, call),
     },
   );
-  const loops = [...startLoops(ctx), sampleQueueDepths(ctx, queues)];
+  const loops = [
+    ...startLoops(ctx),
+    sampleQueueDepths(ctx, queues),
+    renewGatewayTls(opts, ca, (tls) => gateway?.setCertificate(tls)),
+  ];
   webhooks.start();
   ready = true;
   opts.log.info(
@@ -328,6 +333,24 @@ function startLoops(ctx: ControllerContext): NodeJS.Timeout[] {
     }
   }, LIVENESS_CHECK_MS);
   return [leases, liveness];
+}
+
+/** How often the gateways' certificate is checked; it is re-issued 30 days before it expires. */
+const GATEWAY_TLS_CHECK_MS = 12 * 3600 * 1000;
+
+/** Keeps Secret kedge-gateway-tls current; the embedded gateway serves a renewal at once. */
+function renewGatewayTls(
+  opts: ControllerOptions,
+  ca: KeyPair,
+  onRenewed: (tls: KeyPair) => void,
+): NodeJS.Timeout {
+  return setInterval(() => {
+    ensureGatewayTls(opts.client, opts.namespace, ca, opts.gatewayHostNames)
+      .then(onRenewed)
+      .catch((err: unknown) =>
+        opts.log.warn({ reason: errorMessage(err) }, 'renewing the gateway certificate failed'),
+      );
+  }, GATEWAY_TLS_CHECK_MS);
 }
 
 /** Keeps kedge_controller_queue_depth current, so a backlog shows on /metrics. */
