@@ -13,6 +13,7 @@ import type { Identity, IdentityRegistry } from './identities.js';
 import type { HubMetrics } from './metrics.js';
 import { listenOn } from './listen.js';
 import type { HubLimits } from './options.js';
+import { PreAuthGuard } from './preauth-guard.js';
 import type { Protocol } from './protocol.js';
 
 /** aedes CONNACK codes (its const enum is not importable at runtime). */
@@ -50,6 +51,7 @@ export class HubBroker {
   readonly #identities = new WeakMap<Client, Identity>();
   readonly #counted = new WeakSet<Client>();
   readonly #stalledSince = new WeakMap<Client, number>();
+  readonly #guard: PreAuthGuard;
   #protocol: Protocol | undefined;
   #servers: net.Server[] = [];
   #sweep: NodeJS.Timeout | undefined;
@@ -57,6 +59,14 @@ export class HubBroker {
   private constructor(aedes: Aedes, deps: HubBrokerDeps) {
     this.aedes = aedes;
     this.#d = deps;
+    this.#guard = new PreAuthGuard({
+      deadlineMs: deps.limits.connectTimeoutMs,
+      maxPerSource: deps.limits.maxPendingPerSource,
+      onRefused: (reason, source) => {
+        deps.metrics.refused.inc({ listener: 'mqtt', reason });
+        deps.log.debug({ source, reason }, 'connection closed before authentication');
+      },
+    });
   }
 
   /** Creates the broker; `attach` must be called with the protocol before listening. */
@@ -96,6 +106,7 @@ export class HubBroker {
           password?.toString('utf8') ?? '',
         );
         this.#identities.set(client, identity);
+        this.#guard.passed(client.conn as net.Socket);
         done(null, true);
       } catch (err) {
         const reason = isKedgeError(err) ? err.message : 'error';
@@ -190,10 +201,16 @@ export class HubBroker {
         (s) => this.#handle(s),
       );
       // Nagle + delayed ACK costs ~40 ms per QoS1 round trip; disable it on the raw socket.
-      server.on('connection', (s: net.Socket) => s.setNoDelay(true));
-      server.on('tlsClientError', (err) =>
-        this.#d.log.debug({ err: err.message }, 'TLS handshake failed'),
-      );
+      server.on('connection', (s: net.Socket) => {
+        s.setNoDelay(true);
+        this.#guard.admit(s);
+      });
+      // Node only reports a failed or timed-out handshake; the socket stays open unless closed.
+      server.on('tlsClientError', (err, socket) => {
+        this.#d.metrics.refused.inc({ listener: 'mqtt', reason: 'tls_error' });
+        this.#d.log.debug({ err: err.message }, 'TLS handshake failed');
+        socket.destroy();
+      });
       return server;
     };
     const tlsListen = await listenOn(createTls, options.tlsPort, options.hosts, 'hub.tlsPort');
@@ -201,7 +218,10 @@ export class HubBroker {
     let plainPort: number | null = null;
     if (options.plainPort !== null) {
       const createPlain = (): net.Server =>
-        net.createServer({ noDelay: true }, (s) => this.#handle(s));
+        net.createServer({ noDelay: true }, (s) => {
+          this.#guard.admit(s);
+          if (!s.destroyed) this.#handle(s);
+        });
       const plain = await listenOn(createPlain, options.plainPort, options.hosts, 'hub.plainPort');
       this.#servers.push(...plain.servers);
       plainPort = plain.port;

@@ -198,6 +198,7 @@ export class Hub {
       identities,
       metrics: this.metrics,
       log: this.log,
+      limits: this.options.limits,
       call: (target, name, payload, timeoutMs) =>
         this.#callMethod(target, name, payload, timeoutMs),
     });

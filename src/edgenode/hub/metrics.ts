@@ -32,6 +32,12 @@ export class HubMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly refused = new Counter({
+    name: 'kedge_hub_connections_refused_total',
+    help: 'Connections closed before authenticating, by listener and reason (deadline, per_source_limit, tls_error)',
+    labelNames: ['listener', 'reason'],
+    registers: [this.registry],
+  });
   readonly aclDenials = new Counter({
     name: 'kedge_hub_acl_denials_total',
     help: 'Publishes and subscriptions outside the identity topic space',

@@ -54,8 +54,16 @@ export interface HubLimits {
   maxProperties: number;
   /** Output bytes buffered for one client before it is disconnected. Default 8 MiB. */
   maxClientBacklogBytes: number;
-  /** Time a TCP/TLS connection may take to send CONNECT (ms). Default 10,000. */
+  /**
+   * Time from TCP accept to an accepted CONNECT (MQTT) or a finished TLS handshake (method API),
+   * in ms; the socket is closed after it, however slowly it keeps sending. Default 10,000.
+   */
   connectTimeoutMs: number;
+  /**
+   * Connections one source address may hold open before they authenticate (per service); more
+   * are closed at accept. Default 64.
+   */
+  maxPendingPerSource: number;
   /** Default direct-method response timeout (seconds). Default 30. */
   methodTimeoutSecs: number;
 }
@@ -146,6 +154,9 @@ export const HUB_DEFAULTS: Omit<HubOptions, 'deviceId' | 'dataDir' | 'workloadSo
     maxProperties: 64,
     maxClientBacklogBytes: 8 * 1024 * 1024,
     connectTimeoutMs: 10_000,
+    // Process-runtime modules all dial from loopback and reconnect together after a hub restart:
+    // 64 covers a large device's modules at once, and is a tiny share of the descriptor limit.
+    maxPendingPerSource: 64,
     methodTimeoutSecs: 30,
   },
 };
@@ -256,6 +267,7 @@ export const hubOptionsSchema = {
         maxProperties: { type: 'integer', minimum: 1 },
         maxClientBacklogBytes: { type: 'integer', minimum: 1024 },
         connectTimeoutMs: { type: 'integer', minimum: 100 },
+        maxPendingPerSource: { type: 'integer', minimum: 1 },
         methodTimeoutSecs: { type: 'integer', minimum: 1 },
       },
     },
