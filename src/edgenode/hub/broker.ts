@@ -18,6 +18,8 @@ import type { Protocol } from './protocol.js';
 
 /** aedes CONNACK codes (its const enum is not importable at runtime). */
 const BAD_USERNAME_OR_PASSWORD = 4;
+/** TLS 1.0 and 1.1 are deprecated (RFC 8996); the Azure IoT SDKs speak 1.2. */
+const TLS_MIN_VERSION = 'TLSv1.2';
 /** How often the backlog sweep runs. */
 const BACKLOG_SWEEP_MS = 500;
 /**
@@ -54,6 +56,7 @@ export class HubBroker {
   readonly #guard: PreAuthGuard;
   #protocol: Protocol | undefined;
   #servers: net.Server[] = [];
+  #tlsServers: tls.Server[] = [];
   #sweep: NodeJS.Timeout | undefined;
 
   private constructor(aedes: Aedes, deps: HubBrokerDeps) {
@@ -195,7 +198,7 @@ export class HubBroker {
         {
           cert: options.cert,
           key: options.key,
-          minVersion: 'TLSv1.2',
+          minVersion: TLS_MIN_VERSION,
           handshakeTimeout: this.#d.limits.connectTimeoutMs,
         },
         (s) => this.#handle(s),
@@ -215,6 +218,7 @@ export class HubBroker {
     };
     const tlsListen = await listenOn(createTls, options.tlsPort, options.hosts, 'hub.tlsPort');
     this.#servers.push(...tlsListen.servers);
+    this.#tlsServers = tlsListen.servers as tls.Server[];
     let plainPort: number | null = null;
     if (options.plainPort !== null) {
       const createPlain = (): net.Server =>
@@ -229,6 +233,11 @@ export class HubBroker {
     this.#sweep = setInterval(() => this.#sweepBacklogs(), BACKLOG_SWEEP_MS);
     this.#sweep.unref();
     return { tlsPort: tlsListen.port, plainPort };
+  }
+
+  /** Serves a new certificate to new TLS connections; open ones keep theirs. */
+  setSecureContext(pair: { cert: string; key: string }): void {
+    for (const s of this.#tlsServers) s.setSecureContext({ ...pair, minVersion: TLS_MIN_VERSION });
   }
 
   /** Disconnects clients that do not read what the hub sends (bounded per-client memory). */
@@ -256,5 +265,6 @@ export class HubBroker {
     for (const c of this.#clients.values()) c.conn.destroy();
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
     this.#servers = [];
+    this.#tlsServers = [];
   }
 }

@@ -208,6 +208,12 @@ export class MethodApi {
     return moduleId === undefined ? { deviceId } : { deviceId, moduleId };
   }
 
+  /** Serves a new certificate to new connections; open ones keep theirs. */
+  setSecureContext(pair: { cert: string; key: string }): void {
+    for (const s of this.#servers)
+      (s as https.Server).setSecureContext({ ...pair, minVersion: 'TLSv1.2' });
+  }
+
   /** Stops listening and drops open connections. */
   async close(): Promise<void> {
     await Promise.all(

@@ -73,6 +73,11 @@ export class HubMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly serverCertRenewals = new Counter({
+    name: 'kedge_hub_server_certificate_renewals_total',
+    help: 'Server certificates re-issued while the hub runs',
+    registers: [this.registry],
+  });
   readonly upstreamConnected = new Gauge({
     name: 'kedge_hub_upstream_connected',
     help: '1 while the upstream link is up',
