@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { silentLogger, type Logger } from '../../common/logger.js';
 import { KEDGE_VERSION } from '../../common/version.js';
+import { kernelBootId, procStartOf } from './boot.js';
 import { mergeEnv } from './docker-create.js';
 import { readProcessLog } from './process-logs.js';
 import { RuntimeError, type ModuleRuntime } from './runtime.js';
@@ -18,8 +19,6 @@ const ADOPTED_POLL_MS = 1000;
 const STOP_POLL_MS = 50;
 /** Exit code reported for a process the agent killed with SIGTERM / SIGKILL (128 + signal). */
 const EXIT_SIGTERM = 143;
-/** Field 22 of /proc/<pid>/stat is the process start time; field 3 the state. */
-const STAT_STARTTIME_FIELD = 19;
 
 /**
  * The wrapper every module runs under: it keeps the exit code in a file (the agent may not be the
@@ -65,18 +64,6 @@ function asArgv(value: unknown): string[] {
   return Array.isArray(value) ? value.map(String) : [];
 }
 
-async function procStartOf(pid: number): Promise<string | undefined> {
-  try {
-    const text = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name may hold spaces; fields are counted after its closing parenthesis.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z') return undefined;
-    return fields[STAT_STARTTIME_FIELD];
-  } catch {
-    return undefined;
-  }
-}
-
 /**
  * Runs modules as local processes, for devices without a container engine. A module's command is
  * `createOptions.Entrypoint` + `createOptions.Cmd`; `Env` and `WorkingDir` are honoured, the rest
@@ -105,6 +92,11 @@ export class ProcessRuntime implements ModuleRuntime {
       name: 'process',
       version: `${KEDGE_VERSION} (node ${process.version})`,
     });
+  }
+
+  /** Processes do not survive a boot: the boot id is the epoch. */
+  engineEpoch(): Promise<string> {
+    return kernelBootId();
   }
 
   #dir(id: string): string {
