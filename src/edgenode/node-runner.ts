@@ -87,6 +87,21 @@ async function moduleAddressOf(
   return address;
 }
 
+/** The local endpoint: the agent's and the hub's metrics on one `/metrics`, and `/status`. */
+async function startEndpoint(
+  config: NodeConfig,
+  agent: Agent,
+  hub: Hub | undefined,
+): Promise<LocalEndpoint | undefined> {
+  if (!config.metrics.enabled) return undefined;
+  return startLocalEndpoint({
+    host: config.metrics.host,
+    port: config.metrics.port,
+    registries: [agent.metrics.registry, ...(hub ? [hub.metrics.registry] : [])],
+    status: () => agent.snapshot(),
+  });
+}
+
 /** Inputs of {@link runNode}. */
 export interface RunNodeOptions {
   config: NodeConfig;
@@ -120,14 +135,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   await hub?.start();
   const identity = options.identity ?? hub?.identityProvider;
   const agent = createAgent({ config, logger, runtime, identity, hub });
-  const endpoint = config.metrics.enabled
-    ? await startLocalEndpoint({
-        host: config.metrics.host,
-        port: config.metrics.port,
-        registry: agent.metrics.registry,
-        status: () => agent.snapshot(),
-      })
-    : undefined;
+  const endpoint = await startEndpoint(config, agent, hub);
   try {
     await agent.start();
     if (options.manifestFile)
