@@ -58,6 +58,11 @@ export interface CloudConfig {
   caPem: string;
   /** Heartbeat interval. Default 10 s. */
   heartbeatSecs?: number;
+  /**
+   * Accept a plaintext `mqtt://` url. Development only: the device's tokens, desired state (with
+   * resolved Secrets) and telemetry then cross the network unencrypted. Default false.
+   */
+  allowPlaintext?: boolean;
 }
 
 /** The whole `kedge node` configuration. */
@@ -150,6 +155,7 @@ export const NODE_CONFIG_SCHEMA = {
         key: { type: 'string', minLength: 16 },
         caPem: { type: 'string', pattern: 'BEGIN CERTIFICATE' },
         heartbeatSecs: positive,
+        allowPlaintext: { type: 'boolean' },
       },
     },
   },
@@ -173,10 +179,27 @@ function describeError(error: ErrorObject): string {
   return `${keyOf(error)}: ${error.message ?? error.keyword}`;
 }
 
+/** The scheme of an unencrypted cloud link. */
+const PLAINTEXT_SCHEME = 'mqtt://';
+
+/** A plaintext cloud link unless explicitly allowed for development. */
+function plaintextProblem(partial: { cloud?: Partial<CloudConfig> }): string | undefined {
+  const cloud = partial.cloud;
+  if (!cloud?.url?.startsWith(PLAINTEXT_SCHEME) || cloud.allowPlaintext === true) return undefined;
+  return (
+    'cloud.url: mqtt:// is unencrypted (device tokens, desired state and telemetry in clear); ' +
+    'use mqtts://, or set cloud.allowPlaintext: true for development only'
+  );
+}
+
 /** Checks a partial configuration; throws naming every bad key. */
 export function validateConfig(partial: unknown, origin: string): void {
-  if (validate(partial)) return;
-  const problems = (validate.errors ?? []).map(describeError);
+  const problems = validate(partial)
+    ? [plaintextProblem(partial as { cloud?: Partial<CloudConfig> })].filter(
+        (p): p is string => p !== undefined,
+      )
+    : (validate.errors ?? []).map(describeError);
+  if (problems.length === 0) return;
   throw new KedgeError(ErrorCode.InvalidConfig, `${origin}: ${problems.join('; ')}`);
 }
 
