@@ -7,6 +7,7 @@ import os from 'node:os';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { ErrorCode, KedgeError, errorMessage } from '../common/errors.js';
+import { DEFAULT_PROCESS_USER } from './agent/process-user.js';
 
 /** Agent settings. Durations in seconds, as an operator writes them. */
 export interface AgentConfig {
@@ -32,6 +33,11 @@ export interface AgentConfig {
   stopGraceSecs: number;
   /** Stop the modules when `kedge node` exits. Default false: they keep running. */
   stopModulesOnExit: boolean;
+  /**
+   * User the process runtime runs modules as when kedge runs as root: a name, `uid` or
+   * `uid:gid`. Default `nobody`; `root` keeps kedge's user (development only).
+   */
+  processUser: string;
 }
 
 /** The local metrics endpoint. */
@@ -100,6 +106,7 @@ export function defaultConfig(): NodeConfig {
       resyncIntervalSecs: 10,
       stopGraceSecs: 10,
       stopModulesOnExit: false,
+      processUser: DEFAULT_PROCESS_USER,
     },
     metrics: { enabled: true, host: '127.0.0.1', port: 9600 },
     hub: {},
@@ -132,6 +139,7 @@ export const NODE_CONFIG_SCHEMA = {
         resyncIntervalSecs: positive,
         stopGraceSecs: { type: 'number', minimum: 0 },
         stopModulesOnExit: { type: 'boolean' },
+        processUser: { type: 'string', minLength: 1 },
       },
     },
     metrics: {

@@ -23,7 +23,12 @@ const MS_PER_SEC = 1000;
 /** Builds the configured runtime. */
 export function createRuntime(config: NodeConfig, logger: Logger): ModuleRuntime {
   if (config.agent.runtime === 'process') {
-    return new ProcessRuntime({ deviceId: config.deviceId, dataDir: config.dataDir, logger });
+    return new ProcessRuntime({
+      deviceId: config.deviceId,
+      dataDir: config.dataDir,
+      logger,
+      user: config.agent.processUser,
+    });
   }
   return new DockerRuntime({
     deviceId: config.deviceId,

@@ -1,6 +1,7 @@
 // The process runtime passes the same lifecycle tests: start order, restart policy and backoff,
 // logs, desired stopped, and adoption of still-running processes after kill -9 of kedge node.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -76,6 +77,10 @@ describe('process runtime', () => {
     const agent = agentFor();
     await agent.start();
     const order = path.join(dir, 'order.txt');
+    // Modules run as nobody: let them reach and append to the file.
+    await chmod(dir, 0o711);
+    await writeFile(order, '');
+    await chmod(order, 0o666);
     const cmd = (name: string) => [
       '/bin/sh',
       '-c',
@@ -153,6 +158,20 @@ describe('process runtime', () => {
     });
     expect(agent.snapshot().modules.steady!.runtimeStatus).toBe('running');
     expect(await readAll(await agent.logs('crasher'))).toBe('boom\nboom\nboom\nboom\n');
+  });
+
+  it('runs modules as the unprivileged user nobody by default', async () => {
+    const agent = agentFor();
+    await agent.start();
+    const who = ['/bin/sh', '-c', 'echo uid=$(id -u); exec sleep 60'];
+    await agent.apply(manifest({ who: { cmd: who } }));
+    const text = await waitFor('uid line', async () => {
+      const t = await readAll(await agent.logs('who'));
+      return t.includes('uid=') ? t : undefined;
+    });
+    const nobody = execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim();
+    expect(nobody).not.toBe('0');
+    expect(text).toBe(`uid=${nobody}\n`);
   });
 
   it('rejects a module without a command as failed and runs the rest', async () => {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -9,6 +10,7 @@ import { KEDGE_VERSION } from '../../common/version.js';
 import { kernelBootId, procStartOf } from './boot.js';
 import { mergeEnv } from './docker-create.js';
 import { readProcessLog } from './process-logs.js';
+import { DEFAULT_PROCESS_USER, resolveProcessUser, type ProcessUser } from './process-user.js';
 import { RuntimeError, type ModuleRuntime } from './runtime.js';
 import { readJson, writeJsonAtomic } from './state-store.js';
 import type { LogOptions, ModuleSpec, ObservedModule, RuntimeInfo } from './types.js';
@@ -24,15 +26,17 @@ const EXIT_SIGTERM = 143;
  * The wrapper every module runs under: it keeps the exit code in a file (the agent may not be the
  * parent any more when the module exits) and stamps each output line with the UTC time, since
  * nothing else records when a line was written. Output goes to a file, not to the agent, so the
- * module keeps running when the agent dies.
+ * module keeps running when the agent dies. The agent opens both files and hands them over as
+ * fd 1 (log) and fd 3 (exit code): the module's user cannot open them in the agent's state
+ * directory, and the module itself never sees fd 3.
  */
 const WRAPPER = [
-  'exitfile=$1; log=$2; shift 2',
-  'rm -f "$exitfile"',
   // mawk reads pipes in blocks unless interactive; gawk and busybox awk read lines already.
   'awkmode=; awk -W version 2>/dev/null | grep -q mawk && awkmode="-W interactive"',
-  '{ "$@"; echo $? > "$exitfile"; } 2>&1 | TZ=UTC awk $awkmode \'{ print strftime("%Y-%m-%dT%H:%M:%SZ"), $0; fflush() }\' >> "$log"',
+  '{ "$@" 3>&-; echo $? >&3; } 2>&1 | TZ=UTC awk $awkmode \'{ print strftime("%Y-%m-%dT%H:%M:%SZ"), $0; fflush() }\'',
 ].join('\n');
+/** Where a module runs when its user cannot enter the instance directory (Docker's default). */
+const UNPRIVILEGED_CWD = '/';
 
 interface Instance {
   id: string;
@@ -57,6 +61,11 @@ export interface ProcessRuntimeOptions {
   /** Instances live in `<dataDir>/agent/process/<id>/`. */
   dataDir: string;
   logger?: Logger;
+  /**
+   * User modules run as when kedge runs as root: a name, `uid` or `uid:gid`; `root` keeps
+   * kedge's user (development only). Default `nobody`.
+   */
+  user?: string;
 }
 
 function asArgv(value: unknown): string[] {
@@ -72,15 +81,19 @@ function asArgv(value: unknown): string[] {
  */
 export class ProcessRuntime implements ModuleRuntime {
   readonly name = 'process';
-  readonly configSalt = 'process';
+  readonly configSalt: string;
   readonly #root: string;
   readonly #log: Logger;
+  readonly #user: ProcessUser | undefined;
   #onChange: (() => void) | undefined;
   readonly #children = new Set<string>();
 
   constructor(options: ProcessRuntimeOptions) {
     this.#root = path.join(options.dataDir, 'agent', 'process', options.deviceId);
     this.#log = options.logger ?? silentLogger();
+    this.#user = resolveProcessUser(options.user ?? DEFAULT_PROCESS_USER);
+    // Instances started as another user are recreated when the user changes.
+    this.configSalt = this.#user ? `process:${this.#user.uid}:${this.#user.gid}` : 'process';
   }
 
   async prepare(): Promise<void> {
@@ -128,8 +141,10 @@ export class ProcessRuntime implements ModuleRuntime {
     if (instance.pid !== undefined && (await procStartOf(instance.pid)) === instance.procStart)
       return;
     const exitFile = path.join(this.#dir(instance.id), 'exit-code');
-    const exited = await stat(exitFile).catch(() => undefined);
-    const code = exited ? Number((await readFile(exitFile, 'utf8')).trim()) : EXIT_SIGTERM;
+    const text = (await readFile(exitFile, 'utf8').catch(() => '')).trim();
+    // An empty file: the wrapper was killed before the module's exit code reached it.
+    const exited = text === '' ? undefined : await stat(exitFile).catch(() => undefined);
+    const code = exited ? Number(text) : EXIT_SIGTERM;
     instance.state = 'exited';
     instance.exitCode = Number.isNaN(code) ? EXIT_SIGTERM : code;
     instance.finishedAt = (exited?.mtime ?? new Date()).toISOString();
@@ -162,7 +177,12 @@ export class ProcessRuntime implements ModuleRuntime {
       image: spec.image,
       command,
       env: mergeEnv([`PATH=${process.env.PATH ?? '/usr/bin:/bin'}`, ...optionEnv], spec.env),
-      cwd: typeof o.WorkingDir === 'string' ? o.WorkingDir : this.#dir(id),
+      cwd:
+        typeof o.WorkingDir === 'string'
+          ? o.WorkingDir
+          : this.#user
+            ? UNPRIVILEGED_CWD
+            : this.#dir(id),
       state: 'created',
     };
     await this.#save(instance);
@@ -178,23 +198,23 @@ export class ProcessRuntime implements ModuleRuntime {
     const env = Object.fromEntries(
       instance.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
     );
-    const child = spawn(
-      '/bin/sh',
-      [
-        '-c',
-        WRAPPER,
-        'kedge-module',
-        path.join(dir, 'exit-code'),
-        path.join(dir, 'output.log'),
-        ...instance.command,
-      ],
-      { cwd: instance.cwd, env, detached: true, stdio: 'ignore' },
-    );
+    const logFd = openSync(path.join(dir, 'output.log'), 'a');
+    const exitFd = openSync(path.join(dir, 'exit-code'), 'w');
+    const child = spawn('/bin/sh', ['-c', WRAPPER, 'kedge-module', ...instance.command], {
+      cwd: instance.cwd,
+      env,
+      detached: true,
+      stdio: ['ignore', logFd, 'ignore', exitFd],
+      ...(this.#user ?? {}),
+    });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid!));
       child.once('error', (err) =>
         reject(new RuntimeError('StartError', err.message, { terminal: true, cause: err })),
       );
+    }).finally(() => {
+      closeSync(logFd);
+      closeSync(exitFd);
     });
     child.unref();
     this.#children.add(id);
