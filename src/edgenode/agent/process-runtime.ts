@@ -9,7 +9,7 @@ import { silentLogger, type Logger } from '../../common/logger.js';
 import { KEDGE_VERSION } from '../../common/version.js';
 import { kernelBootId, procStartOf } from './boot.js';
 import { mergeEnv } from './docker-create.js';
-import { readProcessLog } from './process-logs.js';
+import { DEFAULT_LOG_MAX_BYTES, readProcessLog, rotateLog } from './process-logs.js';
 import { DEFAULT_PROCESS_USER, resolveProcessUser, type ProcessUser } from './process-user.js';
 import { RuntimeError, type ModuleRuntime } from './runtime.js';
 import { readJson, writeJsonAtomic } from './state-store.js';
@@ -61,6 +61,8 @@ export interface ProcessRuntimeOptions {
   /** Instances live in `<dataDir>/agent/process/<id>/`. */
   dataDir: string;
   logger?: Logger;
+  /** A module's log is rotated past this size. Default 10 MiB. */
+  logMaxBytes?: number;
   /**
    * User modules run as when kedge runs as root: a name, `uid` or `uid:gid`; `root` keeps
    * kedge's user (development only). Default `nobody`.
@@ -85,6 +87,7 @@ export class ProcessRuntime implements ModuleRuntime {
   readonly #root: string;
   readonly #log: Logger;
   readonly #user: ProcessUser | undefined;
+  readonly #logMaxBytes: number;
   #onChange: (() => void) | undefined;
   readonly #children = new Set<string>();
 
@@ -92,6 +95,7 @@ export class ProcessRuntime implements ModuleRuntime {
     this.#root = path.join(options.dataDir, 'agent', 'process', options.deviceId);
     this.#log = options.logger ?? silentLogger();
     this.#user = resolveProcessUser(options.user ?? DEFAULT_PROCESS_USER);
+    this.#logMaxBytes = options.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     // Instances started as another user are recreated when the user changes.
     this.configSalt = this.#user ? `process:${this.#user.uid}:${this.#user.gid}` : 'process';
   }
@@ -268,12 +272,21 @@ export class ProcessRuntime implements ModuleRuntime {
     // Adopted processes are not our children: poll them for exit.
     const timer = setInterval(() => {
       void this.#pollAdopted().catch(() => undefined);
+      void this.#rotateLogs().catch(() => undefined);
     }, ADOPTED_POLL_MS);
     timer.unref();
     return () => {
       clearInterval(timer);
       this.#onChange = undefined;
     };
+  }
+
+  /** Rotates every module's log that grew past the limit. */
+  async #rotateLogs(): Promise<void> {
+    for (const id of await readdir(this.#root).catch(() => [])) {
+      const file = path.join(this.#dir(id), 'output.log');
+      if (await rotateLog(file, this.#logMaxBytes)) this.#log.debug({ id }, 'rotated module log');
+    }
   }
 
   async #pollAdopted(): Promise<void> {
