@@ -26,6 +26,8 @@ export interface CertificateRequest {
   altNames?: string[];
   /** Validity in days. Defaults to 365. */
   validityDays?: number;
+  /** Validity in seconds from now (not from the backdated start); overrides `validityDays`. */
+  validitySecs?: number;
   /** `server`, `client` or both. Defaults to both. */
   usage?: ('server' | 'client')[];
 }
@@ -94,7 +96,10 @@ export function issueCertificate(ca: KeyPair, request: CertificateRequest): KeyP
       subject: distinguishedName(request.commonName, request.organizations ?? []),
       spki,
       extensions,
-      days: request.validityDays ?? DEFAULT_VALIDITY_DAYS,
+      days:
+        request.validitySecs === undefined
+          ? (request.validityDays ?? DEFAULT_VALIDITY_DAYS)
+          : (request.validitySecs * 1000 + BACKDATE_MS) / DAY_MS,
     },
     createPrivateKey(ca.keyPem),
   );

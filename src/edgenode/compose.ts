@@ -10,6 +10,7 @@ import type { NodeConfig } from './config.js';
 import { Hub } from './hub/hub.js';
 import { addressList, type ListenAddresses } from './hub/listen.js';
 import type { HubOptionsInput } from './hub/options.js';
+import { resolveProcessUser } from './agent/process-user.js';
 
 /** Hub settings a desired state carries: routes, store-and-forward TTL, module twins. */
 export function hubUpdateFrom(desired: DesiredDeployment): Parameters<Hub['applyConfig']>[0] {
@@ -59,6 +60,7 @@ export function createHub(
   if (enabled === false) return undefined;
   const gateway = config.agent.gatewayHostName;
   const options = {
+    ...socketlessForUnprivileged(config),
     containerHostName: gateway,
     extraHostNames: ['localhost', LOOPBACK, gateway, ...(moduleAddress ? [moduleAddress] : [])],
     ...settings,
@@ -71,6 +73,15 @@ export function createHub(
     log: logger.child({ component: 'hub' }),
     ...(cloud ? { upstream: cloud.upstream } : {}),
   });
+}
+
+/**
+ * Process modules prefer the workload API's unix socket, but it lives in kedge's private data
+ * directory: modules running as another user get the loopback TCP listener instead.
+ */
+function socketlessForUnprivileged(config: NodeConfig): Partial<HubOptionsInput> {
+  if (config.agent.runtime !== 'process') return {};
+  return resolveProcessUser(config.agent.processUser) ? { workloadSocket: null } : {};
 }
 
 /** Builds the cloud link when the configuration has a `cloud` section. */

@@ -61,6 +61,24 @@ describe('node config', () => {
     );
   });
 
+  it('refuses a plaintext cloud link unless allowed for development', async () => {
+    const cloud = (url: string, extra = ''): string =>
+      `cloud:\n  url: ${url}\n  namespace: ns\n  device: d1\n  key: ${'k'.repeat(44)}\n` +
+      `  caPem: "-----BEGIN CERTIFICATE-----"\n${extra}`;
+    const plain = await file(cloud('mqtt://hub.example:1883'));
+    await expect(loadConfig({ file: plain, env: {} })).rejects.toThrow(
+      `${plain}: cloud.url: mqtt:// is unencrypted (device tokens, desired state and telemetry in clear); use mqtts://, or set cloud.allowPlaintext: true for development only`,
+    );
+    const allowed = await file(cloud('mqtt://hub.example:1883', '  allowPlaintext: true\n'));
+    await expect(loadConfig({ file: allowed, env: {} })).resolves.toMatchObject({
+      cloud: { url: 'mqtt://hub.example:1883', allowPlaintext: true },
+    });
+    const secure = await file(cloud('mqtts://hub.example:8883'));
+    await expect(loadConfig({ file: secure, env: {} })).resolves.toMatchObject({
+      cloud: { url: 'mqtts://hub.example:8883' },
+    });
+  });
+
   it('maps camelCase keys to KEDGE_SECTION_KEY names', () => {
     expect(
       configFromEnv({

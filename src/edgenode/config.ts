@@ -7,6 +7,7 @@ import os from 'node:os';
 import { Ajv, type ErrorObject } from 'ajv';
 import { parse as parseYaml } from 'yaml';
 import { ErrorCode, KedgeError, errorMessage } from '../common/errors.js';
+import { DEFAULT_PROCESS_USER } from './agent/process-user.js';
 
 /** Agent settings. Durations in seconds, as an operator writes them. */
 export interface AgentConfig {
@@ -32,6 +33,11 @@ export interface AgentConfig {
   stopGraceSecs: number;
   /** Stop the modules when `kedge node` exits. Default false: they keep running. */
   stopModulesOnExit: boolean;
+  /**
+   * User the process runtime runs modules as when kedge runs as root: a name, `uid` or
+   * `uid:gid`. Default `nobody`; `root` keeps kedge's user (development only).
+   */
+  processUser: string;
 }
 
 /** The local metrics endpoint. */
@@ -58,6 +64,11 @@ export interface CloudConfig {
   caPem: string;
   /** Heartbeat interval. Default 10 s. */
   heartbeatSecs?: number;
+  /**
+   * Accept a plaintext `mqtt://` url. Development only: the device's tokens, desired state (with
+   * resolved Secrets) and telemetry then cross the network unencrypted. Default false.
+   */
+  allowPlaintext?: boolean;
 }
 
 /** The whole `kedge node` configuration. */
@@ -95,6 +106,7 @@ export function defaultConfig(): NodeConfig {
       resyncIntervalSecs: 10,
       stopGraceSecs: 10,
       stopModulesOnExit: false,
+      processUser: DEFAULT_PROCESS_USER,
     },
     metrics: { enabled: true, host: '127.0.0.1', port: 9600 },
     hub: {},
@@ -127,6 +139,7 @@ export const NODE_CONFIG_SCHEMA = {
         resyncIntervalSecs: positive,
         stopGraceSecs: { type: 'number', minimum: 0 },
         stopModulesOnExit: { type: 'boolean' },
+        processUser: { type: 'string', minLength: 1 },
       },
     },
     metrics: {
@@ -150,6 +163,7 @@ export const NODE_CONFIG_SCHEMA = {
         key: { type: 'string', minLength: 16 },
         caPem: { type: 'string', pattern: 'BEGIN CERTIFICATE' },
         heartbeatSecs: positive,
+        allowPlaintext: { type: 'boolean' },
       },
     },
   },
@@ -173,10 +187,27 @@ function describeError(error: ErrorObject): string {
   return `${keyOf(error)}: ${error.message ?? error.keyword}`;
 }
 
+/** The scheme of an unencrypted cloud link. */
+const PLAINTEXT_SCHEME = 'mqtt://';
+
+/** A plaintext cloud link unless explicitly allowed for development. */
+function plaintextProblem(partial: { cloud?: Partial<CloudConfig> }): string | undefined {
+  const cloud = partial.cloud;
+  if (!cloud?.url?.startsWith(PLAINTEXT_SCHEME) || cloud.allowPlaintext === true) return undefined;
+  return (
+    'cloud.url: mqtt:// is unencrypted (device tokens, desired state and telemetry in clear); ' +
+    'use mqtts://, or set cloud.allowPlaintext: true for development only'
+  );
+}
+
 /** Checks a partial configuration; throws naming every bad key. */
 export function validateConfig(partial: unknown, origin: string): void {
-  if (validate(partial)) return;
-  const problems = (validate.errors ?? []).map(describeError);
+  const problems = validate(partial)
+    ? [plaintextProblem(partial as { cloud?: Partial<CloudConfig> })].filter(
+        (p): p is string => p !== undefined,
+      )
+    : (validate.errors ?? []).map(describeError);
+  if (problems.length === 0) return;
   throw new KedgeError(ErrorCode.InvalidConfig, `${origin}: ${problems.join('; ')}`);
 }
 

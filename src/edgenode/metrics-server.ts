@@ -1,13 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 
 /** What the local endpoint serves. */
 export interface LocalEndpointOptions {
   host: string;
   /** 0 picks a free port. */
   port: number;
-  registry: Registry;
+  /** Served one after the other on `/metrics` (the agent's, then the hub's). */
+  registries: Registry[];
   /** JSON for `GET /status` (the agent's snapshot). */
   status: () => unknown;
 }
@@ -19,13 +20,20 @@ export interface LocalEndpoint {
   close(): Promise<void>;
 }
 
+/** Every registry's series in one text; their metric names do not overlap (`kedge_agent_*`, `kedge_hub_*`). */
+async function exposition(registries: Registry[]): Promise<string> {
+  const texts = await Promise.all(registries.map((r) => r.metrics()));
+  return texts.map((t) => (t.endsWith('\n') || t === '' ? t : `${t}\n`)).join('');
+}
+
 /** Serves `GET /metrics` (Prometheus text), `GET /status` (JSON) and `GET /healthz`. */
 export async function startLocalEndpoint(options: LocalEndpointOptions): Promise<LocalEndpoint> {
   const server: Server = createServer((req, res) => {
     const route = req.method === 'GET' ? (req.url ?? '').split('?')[0] : undefined;
     if (route === '/metrics') {
-      options.registry.metrics().then(
-        (text) => res.writeHead(200, { 'content-type': options.registry.contentType }).end(text),
+      exposition(options.registries).then(
+        (text) =>
+          res.writeHead(200, { 'content-type': Registry.PROMETHEUS_CONTENT_TYPE }).end(text),
         (err: unknown) => res.writeHead(500).end(String(err)),
       );
     } else if (route === '/status') {

@@ -23,7 +23,12 @@ const MS_PER_SEC = 1000;
 /** Builds the configured runtime. */
 export function createRuntime(config: NodeConfig, logger: Logger): ModuleRuntime {
   if (config.agent.runtime === 'process') {
-    return new ProcessRuntime({ deviceId: config.deviceId, dataDir: config.dataDir, logger });
+    return new ProcessRuntime({
+      deviceId: config.deviceId,
+      dataDir: config.dataDir,
+      logger,
+      user: config.agent.processUser,
+    });
   }
   return new DockerRuntime({
     deviceId: config.deviceId,
@@ -87,6 +92,21 @@ async function moduleAddressOf(
   return address;
 }
 
+/** The local endpoint: the agent's and the hub's metrics on one `/metrics`, and `/status`. */
+async function startEndpoint(
+  config: NodeConfig,
+  agent: Agent,
+  hub: Hub | undefined,
+): Promise<LocalEndpoint | undefined> {
+  if (!config.metrics.enabled) return undefined;
+  return startLocalEndpoint({
+    host: config.metrics.host,
+    port: config.metrics.port,
+    registries: [agent.metrics.registry, ...(hub ? [hub.metrics.registry] : [])],
+    status: () => agent.snapshot(),
+  });
+}
+
 /** Inputs of {@link runNode}. */
 export interface RunNodeOptions {
   config: NodeConfig;
@@ -120,14 +140,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   await hub?.start();
   const identity = options.identity ?? hub?.identityProvider;
   const agent = createAgent({ config, logger, runtime, identity, hub });
-  const endpoint = config.metrics.enabled
-    ? await startLocalEndpoint({
-        host: config.metrics.host,
-        port: config.metrics.port,
-        registry: agent.metrics.registry,
-        status: () => agent.snapshot(),
-      })
-    : undefined;
+  const endpoint = await startEndpoint(config, agent, hub);
   try {
     await agent.start();
     if (options.manifestFile)

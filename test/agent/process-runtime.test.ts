@@ -1,6 +1,7 @@
 // The process runtime passes the same lifecycle tests: start order, restart policy and backoff,
 // logs, desired stopped, and adoption of still-running processes after kill -9 of kedge node.
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import {
@@ -52,8 +53,12 @@ describe('process runtime', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  function agentFor(restart = DEFAULT_RESTART_SETTINGS): Agent {
-    const runtime = new ProcessRuntime({ deviceId, dataDir: dir });
+  function agentFor(restart = DEFAULT_RESTART_SETTINGS, logMaxBytes?: number): Agent {
+    const runtime = new ProcessRuntime({
+      deviceId,
+      dataDir: dir,
+      ...(logMaxBytes === undefined ? {} : { logMaxBytes }),
+    });
     const identity = {
       environmentFor: (m: string) =>
         Promise.resolve({ IOTEDGE_MODULEID: m, IOTEDGE_DEVICEID: deviceId }),
@@ -76,6 +81,10 @@ describe('process runtime', () => {
     const agent = agentFor();
     await agent.start();
     const order = path.join(dir, 'order.txt');
+    // Modules run as nobody: let them reach and append to the file.
+    await chmod(dir, 0o711);
+    await writeFile(order, '');
+    await chmod(order, 0o666);
     const cmd = (name: string) => [
       '/bin/sh',
       '-c',
@@ -153,6 +162,56 @@ describe('process runtime', () => {
     });
     expect(agent.snapshot().modules.steady!.runtimeStatus).toBe('running');
     expect(await readAll(await agent.logs('crasher'))).toBe('boom\nboom\nboom\nboom\n');
+  });
+
+  it('runs modules as the unprivileged user nobody by default', async () => {
+    const agent = agentFor();
+    await agent.start();
+    const who = ['/bin/sh', '-c', 'echo uid=$(id -u); exec sleep 60'];
+    await agent.apply(manifest({ who: { cmd: who } }));
+    const text = await waitFor('uid line', async () => {
+      const t = await readAll(await agent.logs('who'));
+      return t.includes('uid=') ? t : undefined;
+    });
+    const nobody = execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim();
+    expect(nobody).not.toBe('0');
+    expect(text).toBe(`uid=${nobody}\n`);
+  });
+
+  it('rotates module logs by size, and tail reads across the rotation', async () => {
+    const maxBytes = 4096;
+    const agent = agentFor(DEFAULT_RESTART_SETTINGS, maxBytes);
+    await agent.start();
+    const chatty = [
+      '/bin/sh',
+      '-c',
+      'i=0; while true; do i=$((i+1)); echo line-$i; sleep 0.01; done',
+    ];
+    await agent.apply(manifest({ chatty: { cmd: chatty } }));
+    const root = path.join(dir, 'agent', 'process', deviceId);
+    const log = await waitFor('instance', async () => {
+      const [id] = await readdir(root);
+      return id ? path.join(root, id, 'output.log') : undefined;
+    });
+    await waitFor(
+      'two rotations',
+      () =>
+        stat(`${log}.2`).then(
+          () => true,
+          () => false,
+        ),
+      60_000,
+    );
+    const sizes = await Promise.all(
+      [log, `${log}.1`, `${log}.2`].map(async (f) => (await stat(f)).size),
+    );
+    // The agent checks once a second: a file may pass the limit by one second of output.
+    for (const size of sizes) expect(size).toBeLessThan(maxBytes * 4);
+    await expect(stat(`${log}.3`)).rejects.toThrow();
+    const tail = (await readAll(await agent.logs('chatty', { tail: 50 }))).trim().split('\n');
+    expect(tail).toHaveLength(50);
+    const numbers = tail.map((l) => Number(/^line-(\d+)$/.exec(l)![1]));
+    expect(numbers).toEqual([...numbers].sort((a, b) => a - b));
   });
 
   it('rejects a module without a command as failed and runs the rest', async () => {

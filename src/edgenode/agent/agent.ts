@@ -119,8 +119,30 @@ export class Agent {
       Record<string, RestartRecord> | undefined;
     this.#reconciler.loadRecords(Object.entries(records ?? {}));
     await this.#restoreDesired();
+    await this.#recoverFromEngineRestart();
     this.#unwatch = this.#o.runtime.watch(() => this.#reconciler.trigger());
     await this.#reconciler.reconcileNow();
+  }
+
+  /**
+   * After a boot or an engine restart, the engine stopped every module; a module that exited 0 on
+   * SIGTERM looks finished to `never` and `on-failure`. Such exits are marked as stops, so every
+   * module whose desired status is running comes back whatever its restart policy.
+   */
+  async #recoverFromEngineRestart(): Promise<void> {
+    const epoch = await this.#o.runtime.engineEpoch?.();
+    if (epoch === undefined) return;
+    const file = path.join(this.#stateDir, 'engine.json');
+    const saved = (await readJson(file)) as { epoch?: string } | undefined;
+    if (saved?.epoch !== undefined && saved.epoch !== epoch) {
+      const stopped = (await this.#o.runtime.list()).filter((o) => o.state === 'exited');
+      for (const o of stopped) this.#reconciler.markStoppedByAgent(o.name);
+      this.#log.info(
+        { modules: stopped.map((o) => o.name) },
+        'the host booted or the engine restarted: starting the modules it stopped',
+      );
+    }
+    await writeJsonAtomic(file, { epoch, savedAtUtc: new Date().toISOString() });
   }
 
   async #restoreDesired(): Promise<void> {

@@ -6,6 +6,7 @@ import { ErrorCode } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/logger.js';
 import { containerCreateBody, LABELS, OWNER, type ContainerContext } from './docker-create.js';
 import { demuxFrames, registryOf } from './docker-util.js';
+import { kernelBootId, pidFileStart } from './boot.js';
 import { RuntimeError, type ModuleRuntime, type PullRequest } from './runtime.js';
 import type {
   HealthState,
@@ -19,6 +20,8 @@ import type {
 /** Wait before re-subscribing to Docker events after the stream ended (dockerd restart). */
 const EVENTS_RETRY_MS = 2000;
 /** HTTP status Docker uses for "not modified": stop on a stopped container. */
+/** dockerd's default pid file; its process start time tells one engine run from the next. */
+const DOCKERD_PID_FILE = '/var/run/docker.pid';
 const HTTP_NOT_MODIFIED = 304;
 const HTTP_NOT_FOUND = 404;
 const HTTP_CONFLICT = 409;
@@ -134,6 +137,15 @@ export class DockerRuntime implements ModuleRuntime {
   async info(): Promise<RuntimeInfo> {
     const version = (await this.#docker.version()) as { Version: string };
     return { name: 'docker', version: version.Version };
+  }
+
+  /**
+   * The boot id plus dockerd's start time (from its pid file, when the engine runs on this host):
+   * a reboot or an engine restart changes it.
+   */
+  async engineEpoch(): Promise<string> {
+    const engineStart = await pidFileStart(DOCKERD_PID_FILE);
+    return `${await kernelBootId()}/${engineStart ?? 'unknown'}`;
   }
 
   async list(): Promise<ObservedModule[]> {

@@ -1,13 +1,16 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Readable } from 'node:stream';
 import { silentLogger, type Logger } from '../../common/logger.js';
 import { KEDGE_VERSION } from '../../common/version.js';
+import { kernelBootId, procStartOf } from './boot.js';
 import { mergeEnv } from './docker-create.js';
-import { readProcessLog } from './process-logs.js';
+import { DEFAULT_LOG_MAX_BYTES, readProcessLog, rotateLog } from './process-logs.js';
+import { DEFAULT_PROCESS_USER, resolveProcessUser, type ProcessUser } from './process-user.js';
 import { RuntimeError, type ModuleRuntime } from './runtime.js';
 import { readJson, writeJsonAtomic } from './state-store.js';
 import type { LogOptions, ModuleSpec, ObservedModule, RuntimeInfo } from './types.js';
@@ -18,22 +21,22 @@ const ADOPTED_POLL_MS = 1000;
 const STOP_POLL_MS = 50;
 /** Exit code reported for a process the agent killed with SIGTERM / SIGKILL (128 + signal). */
 const EXIT_SIGTERM = 143;
-/** Field 22 of /proc/<pid>/stat is the process start time; field 3 the state. */
-const STAT_STARTTIME_FIELD = 19;
 
 /**
  * The wrapper every module runs under: it keeps the exit code in a file (the agent may not be the
  * parent any more when the module exits) and stamps each output line with the UTC time, since
  * nothing else records when a line was written. Output goes to a file, not to the agent, so the
- * module keeps running when the agent dies.
+ * module keeps running when the agent dies. The agent opens both files and hands them over as
+ * fd 1 (log) and fd 3 (exit code): the module's user cannot open them in the agent's state
+ * directory, and the module itself never sees fd 3.
  */
 const WRAPPER = [
-  'exitfile=$1; log=$2; shift 2',
-  'rm -f "$exitfile"',
   // mawk reads pipes in blocks unless interactive; gawk and busybox awk read lines already.
   'awkmode=; awk -W version 2>/dev/null | grep -q mawk && awkmode="-W interactive"',
-  '{ "$@"; echo $? > "$exitfile"; } 2>&1 | TZ=UTC awk $awkmode \'{ print strftime("%Y-%m-%dT%H:%M:%SZ"), $0; fflush() }\' >> "$log"',
+  '{ "$@" 3>&-; echo $? >&3; } 2>&1 | TZ=UTC awk $awkmode \'{ print strftime("%Y-%m-%dT%H:%M:%SZ"), $0; fflush() }\'',
 ].join('\n');
+/** Where a module runs when its user cannot enter the instance directory (Docker's default). */
+const UNPRIVILEGED_CWD = '/';
 
 interface Instance {
   id: string;
@@ -58,23 +61,18 @@ export interface ProcessRuntimeOptions {
   /** Instances live in `<dataDir>/agent/process/<id>/`. */
   dataDir: string;
   logger?: Logger;
+  /** A module's log is rotated past this size. Default 10 MiB. */
+  logMaxBytes?: number;
+  /**
+   * User modules run as when kedge runs as root: a name, `uid` or `uid:gid`; `root` keeps
+   * kedge's user (development only). Default `nobody`.
+   */
+  user?: string;
 }
 
 function asArgv(value: unknown): string[] {
   if (typeof value === 'string') return ['/bin/sh', '-c', value];
   return Array.isArray(value) ? value.map(String) : [];
-}
-
-async function procStartOf(pid: number): Promise<string | undefined> {
-  try {
-    const text = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name may hold spaces; fields are counted after its closing parenthesis.
-    const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-    if (fields[0] === 'Z') return undefined;
-    return fields[STAT_STARTTIME_FIELD];
-  } catch {
-    return undefined;
-  }
 }
 
 /**
@@ -85,15 +83,21 @@ async function procStartOf(pid: number): Promise<string | undefined> {
  */
 export class ProcessRuntime implements ModuleRuntime {
   readonly name = 'process';
-  readonly configSalt = 'process';
+  readonly configSalt: string;
   readonly #root: string;
   readonly #log: Logger;
+  readonly #user: ProcessUser | undefined;
+  readonly #logMaxBytes: number;
   #onChange: (() => void) | undefined;
   readonly #children = new Set<string>();
 
   constructor(options: ProcessRuntimeOptions) {
     this.#root = path.join(options.dataDir, 'agent', 'process', options.deviceId);
     this.#log = options.logger ?? silentLogger();
+    this.#user = resolveProcessUser(options.user ?? DEFAULT_PROCESS_USER);
+    this.#logMaxBytes = options.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
+    // Instances started as another user are recreated when the user changes.
+    this.configSalt = this.#user ? `process:${this.#user.uid}:${this.#user.gid}` : 'process';
   }
 
   async prepare(): Promise<void> {
@@ -105,6 +109,11 @@ export class ProcessRuntime implements ModuleRuntime {
       name: 'process',
       version: `${KEDGE_VERSION} (node ${process.version})`,
     });
+  }
+
+  /** Processes do not survive a boot: the boot id is the epoch. */
+  engineEpoch(): Promise<string> {
+    return kernelBootId();
   }
 
   #dir(id: string): string {
@@ -136,8 +145,10 @@ export class ProcessRuntime implements ModuleRuntime {
     if (instance.pid !== undefined && (await procStartOf(instance.pid)) === instance.procStart)
       return;
     const exitFile = path.join(this.#dir(instance.id), 'exit-code');
-    const exited = await stat(exitFile).catch(() => undefined);
-    const code = exited ? Number((await readFile(exitFile, 'utf8')).trim()) : EXIT_SIGTERM;
+    const text = (await readFile(exitFile, 'utf8').catch(() => '')).trim();
+    // An empty file: the wrapper was killed before the module's exit code reached it.
+    const exited = text === '' ? undefined : await stat(exitFile).catch(() => undefined);
+    const code = exited ? Number(text) : EXIT_SIGTERM;
     instance.state = 'exited';
     instance.exitCode = Number.isNaN(code) ? EXIT_SIGTERM : code;
     instance.finishedAt = (exited?.mtime ?? new Date()).toISOString();
@@ -170,7 +181,12 @@ export class ProcessRuntime implements ModuleRuntime {
       image: spec.image,
       command,
       env: mergeEnv([`PATH=${process.env.PATH ?? '/usr/bin:/bin'}`, ...optionEnv], spec.env),
-      cwd: typeof o.WorkingDir === 'string' ? o.WorkingDir : this.#dir(id),
+      cwd:
+        typeof o.WorkingDir === 'string'
+          ? o.WorkingDir
+          : this.#user
+            ? UNPRIVILEGED_CWD
+            : this.#dir(id),
       state: 'created',
     };
     await this.#save(instance);
@@ -186,23 +202,23 @@ export class ProcessRuntime implements ModuleRuntime {
     const env = Object.fromEntries(
       instance.env.map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
     );
-    const child = spawn(
-      '/bin/sh',
-      [
-        '-c',
-        WRAPPER,
-        'kedge-module',
-        path.join(dir, 'exit-code'),
-        path.join(dir, 'output.log'),
-        ...instance.command,
-      ],
-      { cwd: instance.cwd, env, detached: true, stdio: 'ignore' },
-    );
+    const logFd = openSync(path.join(dir, 'output.log'), 'a');
+    const exitFd = openSync(path.join(dir, 'exit-code'), 'w');
+    const child = spawn('/bin/sh', ['-c', WRAPPER, 'kedge-module', ...instance.command], {
+      cwd: instance.cwd,
+      env,
+      detached: true,
+      stdio: ['ignore', logFd, 'ignore', exitFd],
+      ...(this.#user ?? {}),
+    });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid!));
       child.once('error', (err) =>
         reject(new RuntimeError('StartError', err.message, { terminal: true, cause: err })),
       );
+    }).finally(() => {
+      closeSync(logFd);
+      closeSync(exitFd);
     });
     child.unref();
     this.#children.add(id);
@@ -256,12 +272,21 @@ export class ProcessRuntime implements ModuleRuntime {
     // Adopted processes are not our children: poll them for exit.
     const timer = setInterval(() => {
       void this.#pollAdopted().catch(() => undefined);
+      void this.#rotateLogs().catch(() => undefined);
     }, ADOPTED_POLL_MS);
     timer.unref();
     return () => {
       clearInterval(timer);
       this.#onChange = undefined;
     };
+  }
+
+  /** Rotates every module's log that grew past the limit. */
+  async #rotateLogs(): Promise<void> {
+    for (const id of await readdir(this.#root).catch(() => [])) {
+      const file = path.join(this.#dir(id), 'output.log');
+      if (await rotateLog(file, this.#logMaxBytes)) this.#log.debug({ id }, 'rotated module log');
+    }
   }
 
   async #pollAdopted(): Promise<void> {

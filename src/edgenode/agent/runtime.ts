@@ -35,6 +35,11 @@ export interface ModuleRuntime {
   logs(id: string, options: LogOptions): Promise<Readable>;
   /** Calls `onChange` whenever an instance may have changed state; returns the unsubscribe. */
   watch(onChange: () => void): () => void;
+  /**
+   * A string that changes when the host boots or the engine restarts (both stop every module);
+   * undefined or absent when the runtime cannot tell.
+   */
+  engineEpoch?(): Promise<string | undefined>;
   /** A string that changes when runtime settings that shape every instance change. */
   readonly configSalt: string;
 }

@@ -13,10 +13,13 @@ import type { Identity, IdentityRegistry } from './identities.js';
 import type { HubMetrics } from './metrics.js';
 import { listenOn } from './listen.js';
 import type { HubLimits } from './options.js';
+import { PreAuthGuard } from './preauth-guard.js';
 import type { Protocol } from './protocol.js';
 
 /** aedes CONNACK codes (its const enum is not importable at runtime). */
 const BAD_USERNAME_OR_PASSWORD = 4;
+/** TLS 1.0 and 1.1 are deprecated (RFC 8996); the Azure IoT SDKs speak 1.2. */
+const TLS_MIN_VERSION = 'TLSv1.2';
 /** How often the backlog sweep runs. */
 const BACKLOG_SWEEP_MS = 500;
 /**
@@ -50,13 +53,23 @@ export class HubBroker {
   readonly #identities = new WeakMap<Client, Identity>();
   readonly #counted = new WeakSet<Client>();
   readonly #stalledSince = new WeakMap<Client, number>();
+  readonly #guard: PreAuthGuard;
   #protocol: Protocol | undefined;
   #servers: net.Server[] = [];
+  #tlsServers: tls.Server[] = [];
   #sweep: NodeJS.Timeout | undefined;
 
   private constructor(aedes: Aedes, deps: HubBrokerDeps) {
     this.aedes = aedes;
     this.#d = deps;
+    this.#guard = new PreAuthGuard({
+      deadlineMs: deps.limits.connectTimeoutMs,
+      maxPerSource: deps.limits.maxPendingPerSource,
+      onRefused: (reason, source) => {
+        deps.metrics.refused.inc({ listener: 'mqtt', reason });
+        deps.log.debug({ source, reason }, 'connection closed before authentication');
+      },
+    });
   }
 
   /** Creates the broker; `attach` must be called with the protocol before listening. */
@@ -96,6 +109,7 @@ export class HubBroker {
           password?.toString('utf8') ?? '',
         );
         this.#identities.set(client, identity);
+        this.#guard.passed(client.conn as net.Socket);
         done(null, true);
       } catch (err) {
         const reason = isKedgeError(err) ? err.message : 'error';
@@ -184,24 +198,34 @@ export class HubBroker {
         {
           cert: options.cert,
           key: options.key,
-          minVersion: 'TLSv1.2',
+          minVersion: TLS_MIN_VERSION,
           handshakeTimeout: this.#d.limits.connectTimeoutMs,
         },
         (s) => this.#handle(s),
       );
       // Nagle + delayed ACK costs ~40 ms per QoS1 round trip; disable it on the raw socket.
-      server.on('connection', (s: net.Socket) => s.setNoDelay(true));
-      server.on('tlsClientError', (err) =>
-        this.#d.log.debug({ err: err.message }, 'TLS handshake failed'),
-      );
+      server.on('connection', (s: net.Socket) => {
+        s.setNoDelay(true);
+        this.#guard.admit(s);
+      });
+      // Node only reports a failed or timed-out handshake; the socket stays open unless closed.
+      server.on('tlsClientError', (err, socket) => {
+        this.#d.metrics.refused.inc({ listener: 'mqtt', reason: 'tls_error' });
+        this.#d.log.debug({ err: err.message }, 'TLS handshake failed');
+        socket.destroy();
+      });
       return server;
     };
     const tlsListen = await listenOn(createTls, options.tlsPort, options.hosts, 'hub.tlsPort');
     this.#servers.push(...tlsListen.servers);
+    this.#tlsServers = tlsListen.servers as tls.Server[];
     let plainPort: number | null = null;
     if (options.plainPort !== null) {
       const createPlain = (): net.Server =>
-        net.createServer({ noDelay: true }, (s) => this.#handle(s));
+        net.createServer({ noDelay: true }, (s) => {
+          this.#guard.admit(s);
+          if (!s.destroyed) this.#handle(s);
+        });
       const plain = await listenOn(createPlain, options.plainPort, options.hosts, 'hub.plainPort');
       this.#servers.push(...plain.servers);
       plainPort = plain.port;
@@ -209,6 +233,11 @@ export class HubBroker {
     this.#sweep = setInterval(() => this.#sweepBacklogs(), BACKLOG_SWEEP_MS);
     this.#sweep.unref();
     return { tlsPort: tlsListen.port, plainPort };
+  }
+
+  /** Serves a new certificate to new TLS connections; open ones keep theirs. */
+  setSecureContext(pair: { cert: string; key: string }): void {
+    for (const s of this.#tlsServers) s.setSecureContext({ ...pair, minVersion: TLS_MIN_VERSION });
   }
 
   /** Disconnects clients that do not read what the hub sends (bounded per-client memory). */
@@ -236,5 +265,6 @@ export class HubBroker {
     for (const c of this.#clients.values()) c.conn.destroy();
     await new Promise<void>((resolve) => this.aedes.close(() => resolve()));
     this.#servers = [];
+    this.#tlsServers = [];
   }
 }

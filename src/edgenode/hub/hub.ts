@@ -17,7 +17,7 @@ import { addressList } from './listen.js';
 import { MethodApi } from './method-api.js';
 import { MethodCalls, type MethodResult } from './methods.js';
 import { resolveHubOptions, type HubOptions, type HubOptionsInput } from './options.js';
-import { ensureHubPki, type HubPki } from './pki-store.js';
+import { ensureHubPki, issueServerCert, renewAtMs, type HubPki } from './pki-store.js';
 import { Protocol } from './protocol.js';
 import type { DurableQueue } from './queue/durable-queue.js';
 import { MemoryQueue } from './queue/memory-queue.js';
@@ -44,6 +44,13 @@ export interface HubPorts {
   methods: number | null;
 }
 
+/** setTimeout's longest delay (about 24.8 days); longer waits are taken in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Renewal runs at most this often, whatever the configured lifetime. */
+const MIN_RENEW_INTERVAL_MS = 1_000;
+/** A failed renewal (e.g. a full disk) is retried after this long. */
+const RENEW_RETRY_MS = 60_000;
+
 const DESIRED_FILTER = '$iothub/twin/PATCH/properties/desired/#';
 const METHODS_FILTER = '$iothub/methods/POST/#';
 
@@ -59,6 +66,7 @@ interface Running {
   upstream: Upstream;
   forwarder: Forwarder;
   ports: HubPorts;
+  renewTimer?: NodeJS.Timeout;
 }
 
 function twinId(t: Target): string {
@@ -85,6 +93,12 @@ export class Hub {
     this.log = deps.log ?? createLogger({ name: 'kedge-hub' });
     this.#upstreamOverride = deps.upstream;
     this.router.setRoutes(routeSpecs(this.options.routes));
+    const { validitySecs, renewBeforeSecs } = this.options.serverCert;
+    if (renewBeforeSecs >= validitySecs)
+      throw new KedgeError(
+        ErrorCode.InvalidConfig,
+        'hub.serverCert.renewBeforeSecs must be less than hub.serverCert.validitySecs',
+      );
   }
 
   #running(): Running {
@@ -102,7 +116,7 @@ export class Hub {
   async start(): Promise<void> {
     const o = this.options;
     mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
-    const pki = ensureHubPki(o.dataDir, o.deviceId, this.hostNames);
+    const pki = ensureHubPki(o.dataDir, o.deviceId, this.hostNames, o.serverCert);
     const identities = new IdentityRegistry(o.dataDir, o.deviceId, [
       o.iotHubHostName,
       ...this.hostNames,
@@ -179,6 +193,7 @@ export class Hub {
       },
     };
     this.#applyModuleTwins(o.modules);
+    this.#scheduleRenewal(this.#r);
     await upstream.start({
       desiredPatch: (target, patch) => this.updateDesired(target, patch),
       invokeMethod: (target, req) =>
@@ -192,12 +207,51 @@ export class Hub {
     );
   }
 
+  /** Arms the timer that re-issues the server certificate before it expires. */
+  #scheduleRenewal(r: Running, delayMs?: number): void {
+    const dueInMs = renewAtMs(r.pki.server, this.options.serverCert) - Date.now();
+    const waitMs = delayMs ?? Math.min(MAX_TIMER_MS, Math.max(MIN_RENEW_INTERVAL_MS, dueInMs));
+    r.renewTimer = setTimeout(() => this.#renewIfDue(r), waitMs);
+    r.renewTimer.unref();
+  }
+
+  /**
+   * Re-issues the server certificate when due and hands it to the TLS listeners: new connections
+   * get it, connected clients keep their session, nothing restarts.
+   */
+  #renewIfDue(r: Running): void {
+    if (this.#r !== r) return;
+    if (renewAtMs(r.pki.server, this.options.serverCert) > Date.now()) {
+      this.#scheduleRenewal(r);
+      return;
+    }
+    try {
+      r.pki.server = issueServerCert(
+        this.options.dataDir,
+        r.pki.ca,
+        this.hostNames,
+        this.options.serverCert,
+      );
+    } catch (err) {
+      this.log.error({ err: (err as Error).message }, 'cannot renew the hub server certificate');
+      this.#scheduleRenewal(r, RENEW_RETRY_MS);
+      return;
+    }
+    const pair = { cert: r.pki.server.certPem, key: r.pki.server.keyPem };
+    r.broker.setSecureContext(pair);
+    r.methodApi?.setSecureContext(pair);
+    this.metrics.serverCertRenewals.inc();
+    this.log.info('hub server certificate renewed');
+    this.#scheduleRenewal(r);
+  }
+
   #methodApi(identities: IdentityRegistry): MethodApi {
     return new MethodApi({
       deviceId: this.options.deviceId,
       identities,
       metrics: this.metrics,
       log: this.log,
+      limits: this.options.limits,
       call: (target, name, payload, timeoutMs) =>
         this.#callMethod(target, name, payload, timeoutMs),
     });
@@ -371,6 +425,7 @@ export class Hub {
     const r = this.#r;
     if (!r) return;
     this.#r = undefined;
+    clearTimeout(r.renewTimer);
     this.#methods.cancelAll();
     await r.forwarder.stop();
     await r.upstream.stop();

@@ -16,6 +16,8 @@ import type { IdentityRegistry } from './identities.js';
 import { listenOn } from './listen.js';
 import type { HubMetrics } from './metrics.js';
 import type { MethodResult } from './methods.js';
+import type { HubLimits } from './options.js';
+import { PreAuthGuard } from './preauth-guard.js';
 import type { Target } from './upstream/upstream.js';
 import { readBodyUpTo, replyJson } from './http-json.js';
 
@@ -41,6 +43,8 @@ export interface MethodApiDeps {
   identities: IdentityRegistry;
   metrics: HubMetrics;
   log: Logger;
+  /** The TLS handshake deadline and the per-source cap of not-yet-secured connections. */
+  limits: Pick<HubLimits, 'connectTimeoutMs' | 'maxPendingPerSource'>;
   /** Calls the method; undefined when the target is not connected or not listening. */
   call: (
     target: Target,
@@ -99,10 +103,19 @@ export function parseMethodRequest(text: string): MethodRequest {
 /** The HTTPS server for module-to-module direct methods. */
 export class MethodApi {
   readonly #d: MethodApiDeps;
+  readonly #guard: PreAuthGuard;
   #servers: net.Server[] = [];
 
   constructor(deps: MethodApiDeps) {
     this.#d = deps;
+    this.#guard = new PreAuthGuard({
+      deadlineMs: deps.limits.connectTimeoutMs,
+      maxPerSource: deps.limits.maxPendingPerSource,
+      onRefused: (reason, source) => {
+        deps.metrics.refused.inc({ listener: 'methods', reason });
+        deps.log.debug({ source, reason }, 'method API connection closed before TLS finished');
+      },
+    });
   }
 
   /** Listens on every address; returns the bound port. */
@@ -118,6 +131,13 @@ export class MethodApi {
         (req, res) => void this.#serve(req, res),
       );
       server.headersTimeout = HEADERS_TIMEOUT_MS;
+      server.on('connection', (s: net.Socket) => this.#guard.admit(s));
+      server.on('secureConnection', (s: net.Socket) => this.#guard.passed(s));
+      // Node only reports a failed handshake; the socket stays open unless closed.
+      server.on('tlsClientError', (_err, socket) => {
+        this.#d.metrics.refused.inc({ listener: 'methods', reason: 'tls_error' });
+        socket.destroy();
+      });
       return server;
     };
     const bound = await listenOn(create, options.port, options.hosts, 'hub.methodsPort');
@@ -186,6 +206,12 @@ export class MethodApi {
     if (moduleId !== undefined && deviceId !== this.#d.deviceId)
       throw new Refusal(404, `module ${deviceId}/${moduleId} is not on this device`);
     return moduleId === undefined ? { deviceId } : { deviceId, moduleId };
+  }
+
+  /** Serves a new certificate to new connections; open ones keep theirs. */
+  setSecureContext(pair: { cert: string; key: string }): void {
+    for (const s of this.#servers)
+      (s as https.Server).setSecureContext({ ...pair, minVersion: 'TLSv1.2' });
   }
 
   /** Stops listening and drops open connections. */

@@ -33,6 +33,12 @@ export class HubMetrics {
     labelNames: ['reason'],
     registers: [this.registry],
   });
+  readonly refused = new Counter({
+    name: 'kedge_hub_connections_refused_total',
+    help: 'Connections closed before authenticating, by listener and reason (deadline, per_source_limit, tls_error)',
+    labelNames: ['listener', 'reason'],
+    registers: [this.registry],
+  });
   readonly aclDenials = new Counter({
     name: 'kedge_hub_acl_denials_total',
     help: 'Publishes and subscriptions outside the identity topic space',
@@ -66,6 +72,11 @@ export class HubMetrics {
     name: 'kedge_hub_messages_dropped_total',
     help: 'Messages refused or dropped, by reason',
     labelNames: ['reason'],
+    registers: [this.registry],
+  });
+  readonly serverCertRenewals = new Counter({
+    name: 'kedge_hub_server_certificate_renewals_total',
+    help: 'Server certificates re-issued while the hub runs',
     registers: [this.registry],
   });
   readonly upstreamConnected = new Gauge({

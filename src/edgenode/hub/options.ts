@@ -4,6 +4,7 @@
  */
 import type { RouteSpec } from '../../common/routes/index.js';
 import type { ListenAddresses } from './listen.js';
+import type { ServerCertLifetime } from './pki-store.js';
 
 /** A leaf device allowed to connect through this hub (configured list; cloud-synced later). */
 export interface LeafDeviceOptions {
@@ -54,8 +55,16 @@ export interface HubLimits {
   maxProperties: number;
   /** Output bytes buffered for one client before it is disconnected. Default 8 MiB. */
   maxClientBacklogBytes: number;
-  /** Time a TCP/TLS connection may take to send CONNECT (ms). Default 10,000. */
+  /**
+   * Time from TCP accept to an accepted CONNECT (MQTT) or a finished TLS handshake (method API),
+   * in ms; the socket is closed after it, however slowly it keeps sending. Default 10,000.
+   */
   connectTimeoutMs: number;
+  /**
+   * Connections one source address may hold open before they authenticate (per service); more
+   * are closed at accept. Default 64.
+   */
+  maxPendingPerSource: number;
   /** Default direct-method response timeout (seconds). Default 30. */
   methodTimeoutSecs: number;
 }
@@ -108,14 +117,22 @@ export interface HubOptions {
   leafDevices: LeafDeviceOptions[];
   upstream: UpstreamOptions;
   limits: HubLimits;
+  /**
+   * Server certificate lifetime: 90 days, re-issued while the hub runs when 14 days remain.
+   * Short values suit tests only.
+   */
+  serverCert: ServerCertLifetime;
 }
 
 /** Options callers pass: required fields plus any overrides. */
 export type HubOptionsInput = Pick<HubOptions, 'deviceId' | 'dataDir'> &
-  Partial<Omit<HubOptions, 'storeAndForward' | 'limits'>> & {
+  Partial<Omit<HubOptions, 'storeAndForward' | 'limits' | 'serverCert'>> & {
     storeAndForward?: Partial<StoreAndForwardOptions>;
     limits?: Partial<HubLimits>;
+    serverCert?: Partial<ServerCertLifetime>;
   };
+
+const DAY_SECS = 24 * 3600;
 
 /** The defaults, in one place. */
 export const HUB_DEFAULTS: Omit<HubOptions, 'deviceId' | 'dataDir' | 'workloadSocket'> = {
@@ -146,8 +163,14 @@ export const HUB_DEFAULTS: Omit<HubOptions, 'deviceId' | 'dataDir' | 'workloadSo
     maxProperties: 64,
     maxClientBacklogBytes: 8 * 1024 * 1024,
     connectTimeoutMs: 10_000,
+    // Process-runtime modules all dial from loopback and reconnect together after a hub restart:
+    // 64 covers a large device's modules at once, and is a tiny share of the descriptor limit.
+    maxPendingPerSource: 64,
     methodTimeoutSecs: 30,
   },
+  // Short-lived relative to the 10-year device CA; two weeks of margin covers a device that was
+  // off, since the hub re-issues at start too.
+  serverCert: { validitySecs: 90 * DAY_SECS, renewBeforeSecs: 14 * DAY_SECS },
 };
 
 /** Fills in defaults. */
@@ -158,6 +181,7 @@ export function resolveHubOptions(input: HubOptionsInput): HubOptions {
     ...input,
     storeAndForward: { ...HUB_DEFAULTS.storeAndForward, ...input.storeAndForward },
     limits: { ...HUB_DEFAULTS.limits, ...input.limits },
+    serverCert: { ...HUB_DEFAULTS.serverCert, ...input.serverCert },
   };
 }
 
@@ -256,7 +280,17 @@ export const hubOptionsSchema = {
         maxProperties: { type: 'integer', minimum: 1 },
         maxClientBacklogBytes: { type: 'integer', minimum: 1024 },
         connectTimeoutMs: { type: 'integer', minimum: 100 },
+        maxPendingPerSource: { type: 'integer', minimum: 1 },
         methodTimeoutSecs: { type: 'integer', minimum: 1 },
+      },
+    },
+    serverCert: {
+      type: 'object',
+      additionalProperties: false,
+      description: 'Server certificate lifetime (tests). Default 90 days, renewed 14 days before.',
+      properties: {
+        validitySecs: { type: 'integer', minimum: 2 },
+        renewBeforeSecs: { type: 'integer', minimum: 1 },
       },
     },
   },

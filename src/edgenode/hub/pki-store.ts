@@ -1,7 +1,7 @@
 /**
  * The per-device CA and the hub server certificate, created on first start and persisted in the
  * data directory. The server certificate is re-issued (by the same CA) when the configured host
- * names change, so the SAN always covers the gateway host name.
+ * names change, and before it expires: at start, and while the hub runs (see `Hub`).
  */
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,9 +16,15 @@ export interface HubPki {
   trustBundlePem: string;
 }
 
-/** Server certificates are short-lived relative to the CA; re-issued on start when near expiry. */
-const SERVER_CERT_VALIDITY_DAYS = 90;
-const RENEW_BEFORE_MS = 14 * 24 * 3600 * 1000;
+/** How long server certificates live and when they are replaced. */
+export interface ServerCertLifetime {
+  /** Validity of a newly issued server certificate (s). */
+  validitySecs: number;
+  /** Re-issue when less than this remains (s). */
+  renewBeforeSecs: number;
+}
+
+const MS_PER_SEC = 1000;
 
 function readPair(dir: string, name: string): KeyPair | undefined {
   const cert = path.join(dir, `${name}.crt`);
@@ -32,16 +38,49 @@ function writePair(dir: string, name: string, pair: KeyPair): void {
   writeFileSync(path.join(dir, `${name}.crt`), pair.certPem);
 }
 
-function serverCertFits(server: KeyPair, ca: KeyPair, hostNames: string[]): boolean {
+/** When the server certificate should be replaced (epoch ms). */
+export function renewAtMs(server: KeyPair, lifetime: ServerCertLifetime): number {
+  const notAfterMs = Date.parse(new X509Certificate(server.certPem).validTo);
+  return notAfterMs - lifetime.renewBeforeSecs * MS_PER_SEC;
+}
+
+function serverCertFits(
+  server: KeyPair,
+  ca: KeyPair,
+  hostNames: string[],
+  lifetime: ServerCertLifetime,
+): boolean {
   const cert = new X509Certificate(server.certPem);
   if (!cert.verify(new X509Certificate(ca.certPem).publicKey)) return false;
-  if (Date.parse(cert.validTo) - Date.now() < RENEW_BEFORE_MS) return false;
+  if (renewAtMs(server, lifetime) <= Date.now()) return false;
   const san = cert.subjectAltName ?? '';
   return hostNames.every((h) => san.includes(`DNS:${h}`) || san.includes(`IP Address:${h}`));
 }
 
+/** Issues and persists a new server certificate whose SAN covers `hostNames`. */
+export function issueServerCert(
+  dataDir: string,
+  ca: KeyPair,
+  hostNames: string[],
+  lifetime: ServerCertLifetime,
+): KeyPair {
+  const server = issueCertificate(ca, {
+    commonName: hostNames[0] ?? 'kedge-hub',
+    altNames: hostNames,
+    usage: ['server'],
+    validitySecs: lifetime.validitySecs,
+  });
+  writePair(path.join(dataDir, 'pki'), 'hub-server', server);
+  return server;
+}
+
 /** Loads or creates the CA and a server certificate whose SAN covers `hostNames`. */
-export function ensureHubPki(dataDir: string, deviceId: string, hostNames: string[]): HubPki {
+export function ensureHubPki(
+  dataDir: string,
+  deviceId: string,
+  hostNames: string[],
+  lifetime: ServerCertLifetime,
+): HubPki {
   const dir = path.join(dataDir, 'pki');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   let ca = readPair(dir, 'device-ca');
@@ -50,14 +89,7 @@ export function ensureHubPki(dataDir: string, deviceId: string, hostNames: strin
     writePair(dir, 'device-ca', ca);
   }
   let server = readPair(dir, 'hub-server');
-  if (!server || !serverCertFits(server, ca, hostNames)) {
-    server = issueCertificate(ca, {
-      commonName: hostNames[0] ?? 'kedge-hub',
-      altNames: hostNames,
-      usage: ['server'],
-      validityDays: SERVER_CERT_VALIDITY_DAYS,
-    });
-    writePair(dir, 'hub-server', server);
-  }
+  if (!server || !serverCertFits(server, ca, hostNames, lifetime))
+    server = issueServerCert(dataDir, ca, hostNames, lifetime);
   return { ca, server, trustBundlePem: ca.certPem };
 }

@@ -20,6 +20,11 @@ interface Twin {
   reported: Section;
 }
 
+/**
+ * Largest reported-properties document (JSON bytes), as IoT Hub's 32 KB: the whole document is
+ * rewritten on every patch, so its size bounds that cost and the twin file.
+ */
+export const MAX_REPORTED_BYTES = 32 * 1024;
 /** Deepest patch nesting accepted (IoT Hub allows 10 levels in twins). */
 const MAX_PATCH_DEPTH = 10;
 
@@ -120,7 +125,14 @@ export class TwinStore {
     if (depthOf(patch) > MAX_PATCH_DEPTH)
       throw new KedgeError(ErrorCode.LimitExceeded, 'reported patch nests too deeply');
     const t = this.#twin(id);
-    t.reported = { props: mergePatch(t.reported.props, patch), version: t.reported.version + 1 };
+    const props = mergePatch(t.reported.props, patch);
+    const bytes = Buffer.byteLength(JSON.stringify(props));
+    if (bytes > MAX_REPORTED_BYTES)
+      throw new KedgeError(
+        ErrorCode.LimitExceeded,
+        `reported properties would be ${bytes} bytes, over the limit of ${MAX_REPORTED_BYTES}`,
+      );
+    t.reported = { props, version: t.reported.version + 1 };
     this.#save();
     return t.reported.version;
   }
