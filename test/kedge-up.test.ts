@@ -194,16 +194,41 @@ describe('kedge up', () => {
       ]);
       expect(containers.split('\n').sort()).toEqual(['kedge-up-filter', 'kedge-up-sensor']);
       const processes = await descendants(up.child.pid!);
-      expect(processes.length).toBeGreaterThanOrEqual(5); // etcd, apiserver, scheduler, kcm, node
+      // etcd, apiserver, scheduler, kcm, nats-server, node
+      expect(processes.length).toBeGreaterThanOrEqual(6);
+      expect(processes.map(commandOf).filter((c) => c.includes('nats-server -c'))).toHaveLength(1);
+      expect(existsSync(path.join(home, 'up', 'nats', 'jetstream'))).toBe(true);
 
       await interruptAndCheckClean(up, processes);
       expect(await docker(['ps', '-aq', '--filter', 'name=^kedge-up-'])).toBe('');
       expect(await docker(['network', 'ls', '-q', '--filter', 'name=^kedge-up$'])).toBe('');
       expect(existsSync(path.join(home, 'up', 'device'))).toBe(false);
+      expect(existsSync(path.join(home, 'up', 'nats'))).toBe(false);
     } finally {
       await stopAfterFailure(up);
     }
   }, 600_000);
+
+  it('names Go in one line within 5 s when nats-server is neither cached nor buildable', async () => {
+    const home = await mkdtemp(path.join(tmpdir(), 'kedge-up-home-'));
+    const emptyCache = await mkdtemp(path.join(tmpdir(), 'kedge-empty-cache-'));
+    const withoutGo = (base.PATH ?? '')
+      .split(path.delimiter)
+      .filter((dir) => !existsSync(path.join(dir, 'go')))
+      .join(path.delimiter);
+    const started = Date.now();
+    const up = startUp({ ...base, KEDGE_HOME: home, KEDGE_CACHE_DIR: emptyCache, PATH: withoutGo });
+    try {
+      const code = await up.exited;
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(code).toBe(1);
+      expect(up.output().trim().split('\n')).toEqual([
+        'kedge: Go is required to build nats-server v2.15.2 (kedge builds it once from the Go module proxy): install Go from https://go.dev/dl/',
+      ]);
+    } finally {
+      await stopAfterFailure(up);
+    }
+  });
 
   describe('with KUBECONFIG set', () => {
     let cluster: TestCluster;

@@ -13,11 +13,13 @@ export function registerClusterCommands(program: Command): void {
   const cluster = program
     .command('cluster')
     .description(
-      'Run a local Kubernetes control plane (etcd, apiserver, scheduler, controller-manager) with the kedge CRDs.',
+      'Run a local Kubernetes control plane (etcd, apiserver, scheduler, controller-manager) with the kedge CRDs, and a nats-server with JetStream for the device plane.',
     );
   cluster
     .command('up')
-    .description('Start the local control plane in the background and print its kubeconfig.')
+    .description(
+      'Start the local control plane and nats-server in the background and print how to reach them.',
+    )
     .option('--foreground', 'run in this process until interrupted')
     .addHelpText(
       'after',
@@ -25,13 +27,13 @@ export function registerClusterCommands(program: Command): void {
     )
     .action(async (opts: { foreground?: boolean }) => {
       if (opts.foreground) {
-        const cp = await runClusterForeground(progress);
-        progress(`[control-plane] ready at ${cp.server}`);
+        const local = await runClusterForeground(progress);
+        progress(`[control-plane] ready at ${local.cp.server}`);
         await new Promise<void>((resolve) => {
           process.once('SIGINT', resolve);
           process.once('SIGTERM', resolve);
         });
-        await cp.stop();
+        await local.stop();
         return;
       }
       const state = await startClusterInBackground(
@@ -41,10 +43,11 @@ export function registerClusterCommands(program: Command): void {
       console.log(`Local cluster running at ${state.server}`);
       console.log(`export KUBECONFIG=${state.kubeconfigPath}`);
       console.log(`export PATH=${state.binDir}:$PATH   # kubectl and helm matching the cluster`);
+      console.log(`export KEDGE_NATS_URL=${state.natsUrl}   # for kedge controller and gateway`);
     });
   cluster
     .command('down')
-    .description('Stop the local control plane started by `kedge cluster up`.')
+    .description('Stop the local control plane and nats-server started by `kedge cluster up`.')
     .addHelpText('after', '\nExample:\n  kedge cluster down\n')
     .action(async () => {
       console.log(
@@ -58,7 +61,9 @@ export function registerClusterCommands(program: Command): void {
     .action(async () => {
       const state = await readClusterState();
       console.log(
-        state ? `running at ${state.server} (kubeconfig ${state.kubeconfigPath})` : 'not running',
+        state
+          ? `running at ${state.server} (kubeconfig ${state.kubeconfigPath}, NATS ${state.natsUrl})`
+          : 'not running',
       );
     });
 }

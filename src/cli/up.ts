@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ErrorCode, KedgeError } from '../common/errors.js';
+import { checkNatsServerBuildable } from '../localcluster/nats.js';
 import { pidAlive } from '../localcluster/processes.js';
 import { SAMPLE } from '../up/sample.js';
 import { Teardown } from '../up/teardown.js';
@@ -77,7 +78,7 @@ async function printNextSteps(session: UpSession): Promise<void> {
     `  ${kedge} invoke ${target} ping '{"from":"kedge up"}'`,
     `  ${kedge} invoke ${target} setThreshold '{"threshold":28}'`,
     '',
-    `Logs of the controller, the device and the control plane: ${session.logDir}`,
+    `Logs of the controller, the device, nats-server and the control plane: ${session.logDir}`,
     'Press Ctrl-C to stop kedge and remove everything it started.',
     '',
   ];
@@ -85,6 +86,8 @@ async function printNextSteps(session: UpSession): Promise<void> {
 }
 
 async function runUp(runtime: Runtime | undefined): Promise<void> {
+  // A missing prerequisite is one line, before anything starts.
+  checkNatsServerBuildable();
   const home = upHome();
   await claimHome(home);
   const teardown = new Teardown();

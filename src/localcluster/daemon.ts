@@ -7,6 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
 import { installCrds } from './kubectl.js';
+import { checkNatsServerBuildable, ensureNatsServer, startNats } from './nats.js';
+import { freePortPreferring } from './ports.js';
 import { pidAlive } from './processes.js';
 
 /** What a running background cluster records about itself. */
@@ -16,6 +18,19 @@ export interface ClusterState {
   server: string;
   binDir: string;
   logDir: string;
+  /** The local nats-server (JetStream), for `--nats-url` / KEDGE_NATS_URL. */
+  natsUrl: string;
+}
+
+/** The client port `kedge controller` and `kedge gateway` use when KEDGE_NATS_URL is unset. */
+const DEFAULT_NATS_PORT = 4222;
+
+/** A control plane and a nats-server running in this process. */
+export interface LocalCluster {
+  cp: ControlPlane;
+  natsUrl: string;
+  /** Stops both and removes their data (logs stay). */
+  stop(): Promise<void>;
 }
 
 const START_TIMEOUT_MS = 60 * 60 * 1000;
@@ -36,23 +51,52 @@ export async function readClusterState(): Promise<ClusterState | undefined> {
   return pidAlive(state.pid) ? state : undefined;
 }
 
-/** Runs the control plane in this process until SIGINT/SIGTERM. */
+/**
+ * Starts a nats-server with JetStream (its store under the cluster home) and the control plane in
+ * this process; the caller stops them on SIGINT/SIGTERM.
+ */
 export async function runClusterForeground(
   onProgress: (line: string) => void,
-): Promise<ControlPlane> {
+): Promise<LocalCluster> {
+  checkNatsServerBuildable();
   await mkdir(clusterHome(), { recursive: true });
-  const cp = await startControlPlane({ logDir: path.join(clusterHome(), 'logs'), onProgress });
-  await installCrds(cp.binDir, cp.kubeconfigPath);
+  const logDir = path.join(clusterHome(), 'logs');
+  await mkdir(logDir, { recursive: true });
+  const natsDir = path.join(clusterHome(), 'nats');
+  const nats = await startNats({
+    dataDir: natsDir,
+    port: await freePortPreferring(DEFAULT_NATS_PORT),
+    binary: await ensureNatsServer(onProgress),
+    logFile: path.join(logDir, 'nats-server.log'),
+  });
+  const stopNats = async (): Promise<void> => {
+    await nats.stop();
+    await rm(natsDir, { recursive: true, force: true });
+  };
+  onProgress(`[nats-server] ready at ${nats.url}`);
+  const cp = await startControlPlane({ logDir, onProgress }).catch(async (err: unknown) => {
+    await stopNats();
+    throw err;
+  });
+  const stop = async (): Promise<void> => {
+    await cp.stop();
+    await stopNats();
+  };
+  await installCrds(cp.binDir, cp.kubeconfigPath).catch(async (err: unknown) => {
+    await stop();
+    throw err;
+  });
   const state: ClusterState = {
     pid: process.pid,
     kubeconfigPath: path.join(clusterHome(), 'kubeconfig'),
     server: cp.server,
     binDir: cp.binDir,
     logDir: cp.logDir,
+    natsUrl: nats.url,
   };
   await writeFile(state.kubeconfigPath, await readFile(cp.kubeconfigPath), { mode: 0o600 });
   await writeFile(statePath(), JSON.stringify(state, null, 2));
-  return cp;
+  return { cp, natsUrl: nats.url, stop };
 }
 
 /** Starts the control plane as a background process and waits until it is ready. */

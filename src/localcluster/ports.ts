@@ -45,3 +45,8 @@ export async function freePort(): Promise<number> {
   if (!port) throw new Error('could not find a free port');
   return port;
 }
+
+/** `port` when it is free on 127.0.0.1, else any free port. */
+export async function freePortPreferring(port: number): Promise<number> {
+  return (await tryListen(port)) ?? freePort();
+}
