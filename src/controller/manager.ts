@@ -129,11 +129,14 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     Number.isInteger(opts.concurrency) && opts.concurrency! > 0
       ? opts.concurrency!
       : DEFAULT_CONCURRENCY;
-  const queues = startQueues(ctx, concurrency);
+  const queues = createQueues(ctx, concurrency);
   wireHandlers(ctx);
   wireBackend(ctx);
   for (const informer of Object.values(ctx.informers)) informer.start();
   await Promise.all(Object.values(ctx.informers).map((i) => i.synced()));
+  // Workers start only on synced caches: a key seen before then (a device's report, say) would
+  // read as "object deleted" and forget a live device.
+  for (const queue of Object.values(queues)) void queue.run();
   const kubelet = await startKubeletApi(
     {
       port: opts.kubeletPort,
@@ -221,8 +224,8 @@ function buildContext(
   };
 }
 
-/** Starts one work queue per controller; returns them by controller name. */
-function startQueues(ctx: ControllerContext, concurrency: number): Record<string, WorkQueue> {
+/** Creates one work queue per controller (keys queue up until they run); returns them by name. */
+function createQueues(ctx: ControllerContext, concurrency: number): Record<string, WorkQueue> {
   const named: Record<string, WorkQueue> = {};
   const make = (
     name: string,
@@ -243,7 +246,6 @@ function startQueues(ctx: ControllerContext, concurrency: number): Record<string
           ),
       },
     });
-    void queue.run();
     named[name] = queue;
     return queue;
   };
