@@ -380,7 +380,12 @@ describe('cloud plane faults: 3 NATS nodes, 2 controllers, 2 gateways, 50 device
         'every device queue drained',
         async () => (devices.every((d) => d.queued() === 0) ? true : undefined),
         120_000,
-      );
+      ).catch((err: unknown) => {
+        const stuck = devices
+          .filter((d) => d.queued() > 0)
+          .map((d) => `${d.device}: ${d.queued()}`);
+        throw new Error(`${String(err)}; still queued: ${stuck.join(', ')}`);
+      });
       const expected = devices.flatMap((d) => [...d.handedOver].map((n) => `${d.device}/${n}`));
       await eventually(
         'every handed-over message at the consumer',
