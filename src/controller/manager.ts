@@ -107,15 +107,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   const nc = await connectNats(opts.nats, 'kedge-controller', opts.log);
   await provisionCloudPlane(nc, { replicas: opts.streamReplicas ?? 1 });
   const gatewayTls = await ensureGatewayTls(opts.client, opts.namespace, ca, opts.gatewayHostNames);
-  const gateway = opts.embeddedGateway
-    ? await Gateway.start({
-        nc,
-        port: opts.embeddedGateway.port,
-        host: opts.embeddedGateway.host,
-        tls: gatewayTls,
-        log: opts.log.child({ component: 'gateway' }),
-      })
-    : undefined;
+  const gateway = await startEmbeddedGateway(opts, nc, gatewayTls);
   const backend = await NatsDeviceBackend.start(nc, opts.log.child({ component: 'backend' }));
   const ctx = buildContext(opts, metrics, new DeviceStates(), backend);
   const webhooks = new WebhookConsumers(
@@ -335,6 +327,17 @@ function startLoops(ctx: ControllerContext): NodeJS.Timeout[] {
     }
   }, LIVENESS_CHECK_MS);
   return [leases, liveness];
+}
+
+/** The in-process gateway of `--embedded-gateway`, or undefined. */
+async function startEmbeddedGateway(
+  opts: ControllerOptions,
+  nc: NatsConnection,
+  tls: KeyPair,
+): Promise<Gateway | undefined> {
+  if (!opts.embeddedGateway) return undefined;
+  const { port, host } = opts.embeddedGateway;
+  return Gateway.start({ nc, port, host, tls, log: opts.log.child({ component: 'gateway' }) });
 }
 
 /** How often the gateways' certificate is checked; it is re-issued 30 days before it expires. */

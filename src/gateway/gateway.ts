@@ -6,7 +6,7 @@
  */
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import { jetstream } from '@nats-io/jetstream';
-import { KvWatchInclude, type KV } from '@nats-io/kv';
+import { KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import { deviceTopic, Leaf, parseDeviceTopic } from '../common/cloudlink/protocol.js';
@@ -19,6 +19,7 @@ import {
   type PresenceEvent,
 } from '../common/cloudplane/layout.js';
 import { openBuckets } from '../common/cloudplane/nats.js';
+import { watchBucket, type BucketWatch } from '../common/cloudplane/watch.js';
 import { ErrorCode, KedgeError, errorMessage } from '../common/errors.js';
 import { verifySasToken } from '../common/iothub/index.js';
 import type { Logger } from '../common/logger.js';
@@ -84,7 +85,7 @@ export class Gateway {
   readonly #unauthenticated = new WeakMap<Client, () => void>();
   readonly #sessions = new Map<string, Session>();
   readonly #subs: Subscription[] = [];
-  readonly #watchers: { stop(): void }[] = [];
+  readonly #watchers: BucketWatch[] = [];
   port = 0;
 
   private constructor(
@@ -123,7 +124,7 @@ export class Gateway {
     });
     const buckets = await openBuckets(opts.nc);
     const gateway = new Gateway(aedes, buckets, opts);
-    await gateway.#watch();
+    gateway.#watch();
     gateway.port = await gateway.#listener.listen(opts.port, opts.host ?? '0.0.0.0');
     opts.log.info({ port: gateway.port, id: gateway.id }, 'kedge gateway listening');
     return gateway;
@@ -146,26 +147,30 @@ export class Gateway {
     await this.#listener.close();
   }
 
-  async #watch(): Promise<void> {
-    const credentials = await this.#buckets.credentials.watch({
-      include: KvWatchInclude.LastValue,
-    });
-    const desired = await this.#buckets.desired.watch({ include: KvWatchInclude.UpdatesOnly });
-    this.#watchers.push(credentials, desired);
-    void (async () => {
-      for await (const e of credentials) {
-        if (e.operation === 'PUT') this.#credentials.set(e.key, e.json<CredentialsRecord>().keys);
-        else this.#credentials.delete(e.key);
-        this.#recheck(e.key);
-      }
-    })();
-    void (async () => {
-      for await (const e of desired) {
-        const session = this.#sessions.get(e.key);
-        if (session && e.operation === 'PUT')
-          void this.#push(session.who, Leaf.desired, e.value).catch(() => undefined);
-      }
-    })();
+  #watch(): void {
+    const { nc, log } = this.#opts;
+    const credentials = (e: KvEntry): void => {
+      if (e.operation === 'PUT') this.#credentials.set(e.key, e.json<CredentialsRecord>().keys);
+      else this.#credentials.delete(e.key);
+      this.#recheck(e.key);
+    };
+    const desired = (e: KvEntry): void => {
+      const session = this.#sessions.get(e.key);
+      if (session && e.operation === 'PUT')
+        void this.#push(session.who, Leaf.desired, e.value).catch(() => undefined);
+    };
+    this.#watchers.push(
+      watchBucket(nc, this.#buckets.credentials, {
+        include: KvWatchInclude.LastValue,
+        onEntry: credentials,
+        log,
+      }),
+      watchBucket(nc, this.#buckets.desired, {
+        include: KvWatchInclude.UpdatesOnly,
+        onEntry: desired,
+        log,
+      }),
+    );
     this.#subs.push(
       this.#opts.nc.subscribe(Subjects.disconnectAll, {
         callback: (err, msg) => {

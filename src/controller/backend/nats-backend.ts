@@ -35,6 +35,7 @@ import {
   type PresenceEvent,
 } from '../../common/cloudplane/layout.js';
 import { openBuckets } from '../../common/cloudplane/nats.js';
+import { watchBucket, type BucketWatch } from '../../common/cloudplane/watch.js';
 import { ErrorCode, KedgeError, errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type {
@@ -58,7 +59,7 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
   /** What was last written per device, so a repeated reconcile writes nothing. */
   readonly #written = new Map<string, string>();
   readonly #subs: Subscription[] = [];
-  readonly #watchers: { stop(): void }[] = [];
+  readonly #watchers: BucketWatch[] = [];
 
   private constructor(nc: NatsConnection, buckets: Record<keyof typeof Buckets, KV>, log: Logger) {
     super();
@@ -69,7 +70,7 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
 
   static async start(nc: NatsConnection, log: Logger): Promise<NatsDeviceBackend> {
     const backend = new NatsDeviceBackend(nc, await openBuckets(nc), log);
-    await backend.#listen();
+    backend.#listen();
     return backend;
   }
 
@@ -180,7 +181,7 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     return Promise.resolve();
   }
 
-  async #listen(): Promise<void> {
+  #listen(): void {
     this.#subs.push(
       this.#nc.subscribe(Subjects.presenceAll, {
         callback: (err, msg) => {
@@ -189,19 +190,24 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
         },
       }),
     );
-    const reports = await this.#buckets.reported.watch({ include: KvWatchInclude.LastValue });
-    this.#watchers.push(reports);
-    void (async () => {
-      for await (const e of reports) {
-        const target = parseDeviceKey(e.key);
-        if (!target || e.operation !== 'PUT') continue;
-        try {
-          this.emit('reported', target.namespace, target.device, e.json<ReportedMessage>());
-        } catch (err) {
-          this.#log.warn({ device: e.key, reason: errorMessage(err) }, 'unreadable device report');
-        }
-      }
-    })();
+    this.#watchers.push(
+      watchBucket(this.#nc, this.#buckets.reported, {
+        include: KvWatchInclude.LastValue,
+        onEntry: (e) => {
+          const target = parseDeviceKey(e.key);
+          if (!target || e.operation !== 'PUT') return;
+          try {
+            this.emit('reported', target.namespace, target.device, e.json<ReportedMessage>());
+          } catch (err) {
+            this.#log.warn(
+              { device: e.key, reason: errorMessage(err) },
+              'unreadable device report',
+            );
+          }
+        },
+        log: this.#log,
+      }),
+    );
   }
 
   #presence(namespace: string, device: string, event: PresenceEvent): void {
