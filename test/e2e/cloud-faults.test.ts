@@ -289,6 +289,7 @@ describe('cloud plane faults: 3 NATS nodes, 2 controllers, 2 gateways, 50 device
             modules: [{ name: 'app', image }],
           },
         });
+      let rollout = '';
       const successful = async (image: string): Promise<boolean> => {
         const pods = JSON.parse(
           await cluster.kubectlOk([
@@ -305,6 +306,12 @@ describe('cloud plane faults: 3 NATS nodes, 2 controllers, 2 gateways, 50 device
         const d = JSON.parse(
           await cluster.kubectlOk(['get', 'edgedeployment', 'fleet', '-n', NS, '-o', 'json']),
         ) as { status?: { reportedSuccessfulCount?: number } };
+        const states = new Map<string, number>();
+        for (const p of pods.items) {
+          const k = `${p.spec.containers[0]!.image}/${p.status.phase ?? '?'}`;
+          states.set(k, (states.get(k) ?? 0) + 1);
+        }
+        rollout = `${JSON.stringify([...states])}, successful ${d.status?.reportedSuccessfulCount}`;
         return (
           pods.items.length === DEVICES &&
           pods.items.every(
@@ -369,7 +376,9 @@ describe('cloud plane faults: 3 NATS nodes, 2 controllers, 2 gateways, 50 device
         async () => ((await successful('app:v2')) ? true : undefined),
         240_000,
         1000,
-      );
+      ).catch((err: unknown) => {
+        throw new Error(`${String(err)}; pods ${rollout}`);
+      });
       console.log(
         `faults: leader takeover ${takeoverMs} ms; ${victimDevices.length} devices of the killed gateway reconnected, p99 ${p99(reconnectMs)} ms (max ${Math.max(...reconnectMs)} ms)`,
       );
