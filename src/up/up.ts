@@ -1,6 +1,6 @@
 import { spawn, execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
@@ -23,6 +23,11 @@ import { ensureBinaries, startControlPlane } from '../localcluster/control-plane
 import { docker, dockerBridgeAddress, dockerResponds } from '../localcluster/docker.js';
 import { ensureLocalImages, LOCAL_IMAGES } from '../localcluster/images.js';
 import { installCrds } from '../localcluster/kubectl.js';
+import {
+  installExternalServiceApi,
+  removeExternalServiceApi,
+  waitServiceApiAvailable,
+} from '../localcluster/service-api.js';
 import { freePort } from '../localcluster/ports.js';
 import { nodeNameFor } from '../provider/naming.js';
 import { SAMPLE, sampleDeployment, sampleDevice, sampleRoute } from './sample.js';
@@ -167,6 +172,16 @@ async function installKedge(
 ): Promise<InstalledKedge> {
   await installCrds(cluster.kubectlDir, cluster.kubeconfigPath);
   await ensureNamespace(cluster.client, CONTROLLER_NAMESPACE);
+  const address = await kubeletAddress();
+  const serviceApiPort = await freePort();
+  await installExternalServiceApi(
+    { helm: await helmPath(cluster.kubectlDir), kubectlDir: cluster.kubectlDir },
+    cluster.kubeconfigPath,
+    { address, port: serviceApiPort, namespace: CONTROLLER_NAMESPACE },
+  );
+  teardown.add('service API registration', () =>
+    removeExternalServiceApi(cluster.kubectlDir, cluster.kubeconfigPath, CONTROLLER_NAMESPACE),
+  );
   const consumer = { username: 'kedge-up', password: randomBytes(18).toString('base64url') };
   const controller: RunningController = await startController({
     client: cluster.client,
@@ -178,7 +193,8 @@ async function installKedge(
     hubPort: where.hubPort,
     hubHostNames: ['localhost'],
     kubeletPort: await freePort(),
-    kubeletAddress: await kubeletAddress(),
+    kubeletAddress: address,
+    serviceApiPort,
     clientCaPem: cluster.clientCaPem,
     metricsPort: 0,
     leaderElection: false,
@@ -186,7 +202,19 @@ async function installKedge(
     consumers: [{ ...consumer, namespaces: [SAMPLE.namespace] }],
   });
   teardown.add('kedge controller', () => controller.stop());
+  await waitServiceApiAvailable(cluster.kubectlDir, cluster.kubeconfigPath);
   return { caPem: controller.caPem, consumer };
+}
+
+/** helm beside kubectl (the embedded cluster's binaries), else on PATH, else the cached build. */
+async function helmPath(kubectlDir: string): Promise<string> {
+  const beside = path.join(kubectlDir, 'helm');
+  if (existsSync(beside)) return beside;
+  const onPath = await run('sh', ['-c', 'command -v helm']).then(
+    (r) => r.stdout.trim(),
+    () => '',
+  );
+  return onPath || path.join(await ensureBinaries(), 'helm');
 }
 
 async function ensureNamespace(client: KubeClient, name: string): Promise<void> {
