@@ -237,8 +237,29 @@ async function authorize(
   return review.status?.allowed === true;
 }
 
+/** Kubernetes reasons for the statuses this API answers with. */
+const REASONS: Record<number, string> = {
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  410: 'Gone',
+  500: 'InternalError',
+  501: 'NotImplemented',
+};
+
+/** A Kubernetes `Status` reply: kubectl shows its message whatever the status code. */
 function fail(res: ServerResponse, status: number, message: string): void {
   if (res.headersSent) return void res.end();
-  res.writeHead(status, { 'content-type': 'text/plain' });
-  res.end(`${message}\n`);
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(
+    JSON.stringify({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason: REASONS[status] ?? 'Unknown',
+      code: status,
+    }),
+  );
 }
