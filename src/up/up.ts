@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { bootstrapConfig } from '../cli/device.js';
-import { ErrorCode, KedgeError } from '../common/errors.js';
+import { ErrorCode, errorMessage, KedgeError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import {
   KubeClient,
@@ -90,7 +90,7 @@ export async function startUp(options: UpOptions, teardown: Teardown): Promise<U
   const cluster = await step('cluster', () => connectCluster(options, teardown, logDir));
   const hubPort = await freePort();
   const controller = await step('controller', () =>
-    installKedge(cluster, teardown, { hubPort, logDir }),
+    installKedge(cluster, teardown, { hubPort, logDir, onProgress: options.onProgress }),
   );
   const runtime = options.runtime ?? ((await dockerResponds()) ? 'docker' : 'process');
   if (runtime === 'docker') {
@@ -168,7 +168,7 @@ interface InstalledKedge {
 async function installKedge(
   cluster: Cluster,
   teardown: Teardown,
-  where: { hubPort: number; logDir: string },
+  where: { hubPort: number; logDir: string; onProgress: (line: string) => void },
 ): Promise<InstalledKedge> {
   await installCrds(cluster.kubectlDir, cluster.kubeconfigPath);
   await ensureNamespace(cluster.client, CONTROLLER_NAMESPACE);
@@ -202,7 +202,13 @@ async function installKedge(
     consumers: [{ ...consumer, namespaces: [SAMPLE.namespace] }],
   });
   teardown.add('kedge controller', () => controller.stop());
-  await waitServiceApiAvailable(cluster.kubectlDir, cluster.kubeconfigPath);
+  await waitServiceApiAvailable(cluster.kubectlDir, cluster.kubeconfigPath).catch(
+    (err: unknown) => {
+      // Another cluster may lack API aggregation; everything but `kedge invoke` still works.
+      if (cluster.embedded) throw err;
+      where.onProgress(`warning: kedge invoke will not work here: ${errorMessage(err)}`);
+    },
+  );
   return { caPem: controller.caPem, consumer };
 }
 
