@@ -190,8 +190,9 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       certs.kubelet.stop();
       certs.serviceApi.stop();
       for (const server of [kubelet, serviceApi]) {
-        await new Promise<void>((r) => server.close(() => r()));
+        const closed = new Promise<void>((r) => server.close(() => r()));
         server.closeAllConnections();
+        await closed;
       }
       await new Promise<void>((r) => http.close(() => r()));
     },
