@@ -383,6 +383,7 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
   });
 
   it('helm install creates every object, and the CRDs are Established', async () => {
+    // The service API group is cluster-wide: deploy/ (applied below) serves it in this cluster.
     const res = await helm([
       'install',
       'edge',
@@ -390,6 +391,8 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
       '-n',
       'kedge-helm',
       '--create-namespace',
+      '--set',
+      'serviceApi.enabled=false',
     ]);
     expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: '' });
     for (const crd of ['edgedevices', 'edgedeployments', 'routes']) {
@@ -457,6 +460,7 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
           'PodDisruptionBudget',
           'Namespace',
           'CustomResourceDefinition',
+          'APIService',
         ].includes(a.kind)
       ) {
         expect({ id: identity(a), rv: a.metadata.resourceVersion }).toEqual({
@@ -493,6 +497,7 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
       ['create', 'events', '-n', 'fleet'],
       ['create', 'tokenreviews.authentication.k8s.io'],
       ['create', 'subjectaccessreviews.authorization.k8s.io'],
+      ['patch', 'apiservices.apiregistration.k8s.io/v1alpha1.api.kedge.io'],
     ];
     for (const args of allowed)
       expect({ args, can: await canI(k, args) }).toEqual({ args, can: true });
@@ -522,6 +527,8 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
       ['impersonate', 'serviceaccounts'],
       ['update', 'nodes', '--subresource=status'],
       ['create', 'serviceaccounts', '--subresource=token', '-n', 'kedge-system'],
+      ['create', 'apiservices.apiregistration.k8s.io'],
+      ['patch', 'apiservices.apiregistration.k8s.io/v1beta1.metrics.k8s.io'],
     ];
     for (const args of denied)
       expect({ args, can: await canI(k, args) }).toEqual({ args, can: false });
@@ -550,6 +557,8 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
       '--create-namespace',
       '--set',
       'watchNamespaces={team-a}',
+      '--set',
+      'serviceApi.enabled=false',
     ]);
     expect({ code: res.code, stderr: res.stderr }).toEqual({ code: 0, stderr: '' });
     const as = 'system:serviceaccount:kedge-scoped:kedge-scoped';
@@ -761,6 +770,8 @@ async function startControllerProcess(
       '0',
       '--kubelet-address',
       '127.0.0.1',
+      '--service-api-port',
+      '0',
     ],
     { stdio: ['ignore', fd, fd], env: { ...process.env, KEDGE_LOG_LEVEL: 'debug' } },
   );

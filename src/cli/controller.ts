@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { natsSettings } from '../common/cloudplane/nats.js';
 import { createLogger } from '../common/logger.js';
 import { KubeClient } from '../controller/kube/client.js';
-import { startController } from '../controller/manager.js';
+import { DEFAULT_SERVICE_API_SERVICE, startController } from '../controller/manager.js';
 import { listFrom, numberFrom, withNatsFlags, type NatsFlags } from './nats-flags.js';
 
 interface ControllerFlags extends NatsFlags {
@@ -20,13 +20,17 @@ interface ControllerFlags extends NatsFlags {
   leaderElect: boolean;
   watchNamespace: string[];
   concurrency: string;
+  serviceApiPort: string;
+  serviceApiService: string;
+  certValiditySecs?: string;
+  certRenewBeforeSecs?: string;
 }
 
 export function registerControllerCommand(program: Command): void {
   const command = program
     .command('controller')
     .description(
-      'Run the kedge controller: operator, virtual nodes, kubelet API, and with --embedded-gateway a gateway.',
+      'Run the kedge controller: operator, virtual nodes, kubelet API, service API, and with --embedded-gateway a gateway.',
     )
     .option('--kubeconfig <path>', 'kubeconfig to use (default: in-cluster or $KUBECONFIG)')
     .option(
@@ -61,6 +65,24 @@ export function registerControllerCommand(program: Command): void {
       '--client-ca-file <path>',
       'CA of the API server kubelet client certificate (default: read from the cluster)',
     )
+    .option(
+      '--service-api-port <port>',
+      'HTTPS port of the service API (api.kedge.io, through the API server aggregator)',
+      '8443',
+    )
+    .option(
+      '--service-api-service <name>',
+      'Service in --namespace that the api.kedge.io APIService points at (certificate name)',
+      DEFAULT_SERVICE_API_SERVICE,
+    )
+    .option(
+      '--cert-validity-secs <secs>',
+      'validity of the kubelet API and service API certificates (default: one year)',
+    )
+    .option(
+      '--cert-renew-before-secs <secs>',
+      'renew those certificates this long before they expire (default: 30 days)',
+    )
     .option('--metrics-port <port>', '/healthz, /readyz and /metrics port', '8080')
     .option('--no-leader-elect', 'run without leader election (a single replica)')
     .option('--watch-namespace <ns...>', 'namespaces with devices and pods (default: all)', [])
@@ -88,6 +110,12 @@ export function registerControllerCommand(program: Command): void {
       leaderElection: flags.leaderElect,
       watchNamespaces: flags.watchNamespace,
       concurrency: Number(flags.concurrency),
+      serviceApiPort: Number(flags.serviceApiPort),
+      serviceApiService: flags.serviceApiService,
+      certificates: {
+        ...(flags.certValiditySecs ? { validitySecs: Number(flags.certValiditySecs) } : {}),
+        ...(flags.certRenewBeforeSecs ? { renewBeforeSecs: Number(flags.certRenewBeforeSecs) } : {}),
+      },
     });
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);

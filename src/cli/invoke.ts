@@ -2,18 +2,17 @@ import type { Command } from 'commander';
 import type { MethodResponse } from '../common/cloudlink/protocol.js';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import { KubeApiError, KubeClient } from '../controller/kube/client.js';
-import { DEFAULT_METHOD_TIMEOUT_SECS } from '../provider/kubelet-api.js';
-import { nodeNameFor } from '../provider/naming.js';
+import {
+  DEFAULT_METHOD_TIMEOUT_SECS,
+  type DirectMethodRequest,
+} from '../controller/service-api/invoke.js';
+import { SERVICE_API_GROUP, SERVICE_API_VERSION } from '../controller/service-api/server.js';
 
 interface InvokeFlags {
   kubeconfig?: string;
   timeout: string;
 }
 
-/**
- * Calls a direct method through the API server's node proxy, so the caller's own Kubernetes
- * identity and RBAC (`nodes/proxy` create) decide, and the device is reached over its link.
- */
 /** A direct-method call from the CLI. */
 export interface InvokeRequest {
   target: string;
@@ -22,6 +21,11 @@ export interface InvokeRequest {
   timeoutSecs: number;
 }
 
+/**
+ * Calls a direct method through the service API (`edgedevices/{name}/invoke` in
+ * `api.kedge.io`), so the caller's own Kubernetes identity and RBAC decide, and the device is
+ * reached over its link.
+ */
 export async function invokeMethod(
   client: KubeClient,
   { target, method, payload, timeoutSecs }: InvokeRequest,
@@ -34,14 +38,17 @@ export async function invokeMethod(
     );
   }
   const [namespace, device, module] = parts as [string, string, string];
-  const path = `/api/v1/nodes/${nodeNameFor(namespace, device)}/proxy/methods/${namespace}/${device}/${module}/${encodeURIComponent(method)}`;
+  const path = `/apis/${SERVICE_API_GROUP}/${SERVICE_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/edgedevices/${encodeURIComponent(device)}/invoke`;
+  const body: DirectMethodRequest = {
+    apiVersion: `${SERVICE_API_GROUP}/${SERVICE_API_VERSION}`,
+    kind: 'DirectMethodRequest',
+    moduleId: module,
+    methodName: method,
+    payload,
+    responseTimeoutInSeconds: timeoutSecs,
+  };
   try {
-    return await client.request<MethodResponse>({
-      method: 'POST',
-      path,
-      query: { timeoutSecs },
-      body: payload,
-    });
+    return await client.request<MethodResponse>({ method: 'POST', path, body });
   } catch (err) {
     if (err instanceof KubeApiError && err.status === 504) {
       throw new KedgeError(
@@ -62,7 +69,7 @@ export function registerInvokeCommand(program: Command): void {
   program
     .command('invoke <target> <method> [payload]')
     .description(
-      'Call a direct method on a module: <namespace>/<device>/<module>, through the cloud hub.',
+      'Call a direct method on a module: <namespace>/<device>/<module>, through the service API (RBAC: create edgedevices/invoke in api.kedge.io).',
     )
     .option('--kubeconfig <path>', 'kubeconfig to use')
     .option(

@@ -26,7 +26,7 @@ export interface CertificateRequest {
   altNames?: string[];
   /** Validity in days. Defaults to 365. */
   validityDays?: number;
-  /** Validity in seconds from now (not from the backdated start); overrides `validityDays`. */
+  /** Validity in seconds from now; overrides `validityDays` (short-lived certificates, tests). */
   validitySecs?: number;
   /** `server`, `client` or both. Defaults to both. */
   usage?: ('server' | 'client')[];
@@ -96,10 +96,8 @@ export function issueCertificate(ca: KeyPair, request: CertificateRequest): KeyP
       subject: distinguishedName(request.commonName, request.organizations ?? []),
       spki,
       extensions,
-      days:
-        request.validitySecs === undefined
-          ? (request.validityDays ?? DEFAULT_VALIDITY_DAYS)
-          : (request.validitySecs * 1000 + BACKDATE_MS) / DAY_MS,
+      days: request.validityDays ?? DEFAULT_VALIDITY_DAYS,
+      validitySecs: request.validitySecs,
     },
     createPrivateKey(ca.keyPem),
   );
@@ -121,11 +119,15 @@ interface TbsParams {
   spki: Buffer;
   extensions: Buffer[];
   days: number;
+  validitySecs?: number;
 }
 
 function signCertificate(params: TbsParams, signer: KeyObject): string {
   const notBefore = new Date(Date.now() - BACKDATE_MS);
-  const notAfter = new Date(notBefore.getTime() + params.days * DAY_MS);
+  const notAfter =
+    params.validitySecs === undefined
+      ? new Date(notBefore.getTime() + params.days * DAY_MS)
+      : new Date(Date.now() + params.validitySecs * 1000);
   const algorithm = der.sequence(der.oid(OID.ecdsaWithSha256));
   const serial = randomBytes(16);
   serial[0]! &= 0x7f;

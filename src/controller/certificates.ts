@@ -1,3 +1,7 @@
+import { X509Certificate } from 'node:crypto';
+import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
+import { ErrorCode, KedgeError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
 import { createCa, issueCertificate, type KeyPair } from '../common/pki.js';
 import { isConflict, Resources, type KubeClient, type KubeObject } from './kube/client.js';
 
@@ -29,13 +33,114 @@ export async function ensureControllerCa(client: KubeClient, namespace: string):
   }
 }
 
-/** A serving certificate for the cloud hub or kubelet API. */
-export function servingCertificate(ca: KeyPair, commonName: string, altNames: string[]): KeyPair {
+/** How long serving certificates live and when they are renewed. */
+export interface CertificateTiming {
+  /** Validity of each serving certificate, seconds. Defaults to one year. */
+  validitySecs?: number;
+  /** Renew this long before expiry, seconds. Defaults to 30 days (at most half the validity). */
+  renewBeforeSecs?: number;
+}
+
+/** A year: long enough that a renewal problem shows in metrics and logs long before expiry. */
+export const DEFAULT_SERVING_VALIDITY_SECS = 365 * 24 * 3600;
+/** A month of margin to notice and fix a failing renewal. */
+export const DEFAULT_RENEW_BEFORE_SECS = 30 * 24 * 3600;
+/** setTimeout holds at most 2^31-1 ms (24.8 days); longer waits are taken in steps. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+/** Never renew more often than this, whatever the timing asks. */
+const MIN_RENEW_INTERVAL_MS = 1_000;
+
+/** A serving certificate for the cloud hub, the kubelet API or the service API. */
+export function servingCertificate(
+  ca: KeyPair,
+  commonName: string,
+  altNames: string[],
+  validitySecs?: number,
+): KeyPair {
   return issueCertificate(ca, {
     commonName,
     altNames: [...new Set(['localhost', '127.0.0.1', ...altNames])],
     usage: ['server'],
+    ...(validitySecs === undefined ? {} : { validitySecs }),
   });
+}
+
+/** A serving certificate that replaces itself before it expires. */
+export interface RenewingCertificate {
+  /** The certificate in use now. */
+  readonly current: KeyPair;
+  /**
+   * Keeps `server` on the current certificate: each renewal calls `setSecureContext` with the new
+   * pair plus `extra` (for example the client CA), so new handshakes get it and open connections
+   * stay as they are.
+   */
+  serve(server: TlsServer, extra?: SecureContextOptions): void;
+  /** Calls `listener` with each new certificate (for servers that are not a tls.Server). */
+  onRenew(listener: (pair: KeyPair) => void): void;
+  stop(): void;
+}
+
+/**
+ * Issues a serving certificate from `ca` and renews it `renewBeforeSecs` before it expires, for as
+ * long as the process runs. Any TLS server the controller or the gateway runs can adopt it.
+ */
+export function renewingCertificate(
+  ca: KeyPair,
+  subject: { commonName: string; altNames: string[] },
+  timing: CertificateTiming = {},
+  log?: Logger,
+): RenewingCertificate {
+  const validitySecs = timing.validitySecs ?? DEFAULT_SERVING_VALIDITY_SECS;
+  const renewBeforeSecs = Math.min(
+    timing.renewBeforeSecs ?? DEFAULT_RENEW_BEFORE_SECS,
+    validitySecs / 2,
+  );
+  if (!(validitySecs > 0) || !(renewBeforeSecs >= 0))
+    throw new KedgeError(
+      ErrorCode.InvalidConfig,
+      `certificate validity must be over 0 s and renew-before at least 0 s, got ${timing.validitySecs} and ${timing.renewBeforeSecs}`,
+    );
+  const issue = (): KeyPair =>
+    servingCertificate(ca, subject.commonName, subject.altNames, validitySecs);
+  let current = issue();
+  const listeners: ((pair: KeyPair) => void)[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = (): void => {
+    const renewAtMs =
+      Date.parse(new X509Certificate(current.certPem).validTo) - renewBeforeSecs * 1000;
+    const waitMs = Math.max(renewAtMs - Date.now(), MIN_RENEW_INTERVAL_MS);
+    timer = setTimeout(
+      () => {
+        if (waitMs > MAX_TIMER_MS) return schedule();
+        current = issue();
+        log?.info(
+          { commonName: subject.commonName, validTo: new X509Certificate(current.certPem).validTo },
+          'serving certificate renewed',
+        );
+        for (const listener of listeners) listener(current);
+        schedule();
+      },
+      Math.min(waitMs, MAX_TIMER_MS),
+    );
+    timer.unref();
+  };
+  schedule();
+  return {
+    get current() {
+      return current;
+    },
+    serve(server, extra = {}) {
+      listeners.push((pair) =>
+        server.setSecureContext({ ...extra, cert: pair.certPem, key: pair.keyPem }),
+      );
+    },
+    onRenew(listener) {
+      listeners.push(listener);
+    },
+    stop() {
+      clearTimeout(timer);
+    },
+  };
 }
 
 function fromSecret(secret: SecretObject): KeyPair {

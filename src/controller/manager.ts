@@ -5,7 +5,12 @@ import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { startKubeletApi } from '../provider/kubelet-api.js';
 import { nodeNameFor } from '../provider/naming.js';
-import { ensureControllerCa, servingCertificate } from './certificates.js';
+import {
+  ensureControllerCa,
+  renewingCertificate,
+  type CertificateTiming,
+  type RenewingCertificate,
+} from './certificates.js';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectNats, provisionCloudPlane, type NatsSettings } from '../common/cloudplane/nats.js';
 import { Gateway } from '../gateway/gateway.js';
@@ -14,8 +19,10 @@ import { NatsDeviceBackend } from './backend/nats-backend.js';
 import { ensureGatewayTls } from './gateway-tls.js';
 import type { KeyPair } from '../common/pki.js';
 import { WebhookConsumers } from './webhooks.js';
+import { assignModules } from './desired.js';
 import {
   keyFor,
+  podsOnNode,
   POD_NODE_INDEX,
   splitKey,
   type ControllerContext,
@@ -36,6 +43,10 @@ import { reconcileDesired } from './reconcile-desired.js';
 import { reconcileDevice } from './reconcile-device.js';
 import { reconcilePod } from './reconcile-pod.js';
 import { reconcileRoute } from './reconcile-route.js';
+import { ensureApiServiceCaBundle } from './service-api/apiservice.js';
+import { loadFrontProxyConfig, type FrontProxyConfig } from './service-api/front-proxy.js';
+import { invokeSubresource } from './service-api/invoke.js';
+import { startServiceApi } from './service-api/server.js';
 import { WorkQueue, type Reconcile } from './workqueue.js';
 
 /** Reconciles in parallel per kind when not configured. */
@@ -78,7 +89,16 @@ export interface ControllerOptions {
   watchNamespaces?: string[];
   /** Reconciles in parallel per controller. Defaults to 4. */
   concurrency?: number;
+  /** Port of the service API (the aggregated `api.kedge.io`); 0 picks one. Defaults to 0. */
+  serviceApiPort?: number;
+  /** The Service in `namespace` the APIService points at (certificate SANs). Defaults to `kedge-api`. */
+  serviceApiService?: string;
+  /** Validity and renewal of the kubelet API and service API certificates. */
+  certificates?: CertificateTiming;
 }
+
+/** The Service name the chart gives the service API when the release is named `kedge`. */
+export const DEFAULT_SERVICE_API_SERVICE = 'kedge-api';
 
 /** The running controller. */
 export interface RunningController {
@@ -86,6 +106,7 @@ export interface RunningController {
   /** Port of the embedded gateway, 0 without one. */
   gatewayPort: number;
   kubeletPort: number;
+  serviceApiPort: number;
   metricsPort: number;
   caPem: string;
   stop(): Promise<void>;
@@ -129,19 +150,38 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   // Workers start only on synced caches: a key seen before then (a device's report, say) would
   // read as "object deleted" and forget a live device.
   for (const queue of Object.values(queues)) void queue.run();
+  const certs = servingCertificates(opts, ca);
+  const clientCaPem = opts.clientCaPem ?? (await clusterClientCa(opts.client));
   const kubelet = await startKubeletApi(
-    {
-      port: opts.kubeletPort,
-      tls: servingCertificate(ca, 'kedge-kubelet-api', [opts.kubeletAddress]),
-      clientCaPem: opts.clientCaPem ?? (await clusterClientCa(opts.client)),
-    },
+    { port: opts.kubeletPort, tls: certs.kubelet.current, clientCaPem },
     {
       client: opts.client,
       log: opts.log.child({ component: 'kubelet-api' }),
-      podNode: (ns, pod) => ctx.informers.pods.get(keyFor(ns, pod))?.spec.nodeName,
+      pod: (ns, name) => {
+        const pod = ctx.informers.pods.get(keyFor(ns, name));
+        return (
+          pod && { nodeName: pod.spec.nodeName, containers: pod.spec.containers.map((c) => c.name) }
+        );
+      },
+      moduleOwner: (nodeName, module) => moduleOwner(ctx, nodeName, module),
       streamLogs: (ns, device, req) => backend.streamLogs(ns, device, req),
-      invokeMethod: (ns, device, call) => backend.invokeMethod(ns, device, call),
     },
+  );
+  certs.kubelet.serve(kubelet, { ca: clientCaPem });
+  const frontProxy = await frontProxyConfig(opts);
+  const serviceApi = await startServiceApi(
+    { port: opts.serviceApiPort ?? 0, tls: certs.serviceApi.current },
+    {
+      client: opts.client,
+      log: opts.log.child({ component: 'service-api' }),
+      frontProxy,
+      deviceExists: (ns, name) => ctx.informers.devices.get(keyFor(ns, name)) !== undefined,
+      subresources: [invokeSubresource((ns, device, call) => backend.invokeMethod(ns, device, call))],
+    },
+  );
+  certs.serviceApi.serve(serviceApi, frontProxy.clientCaPem ? { ca: frontProxy.clientCaPem } : {});
+  await ensureApiServiceCaBundle(opts.client, ca.certPem, opts.log).catch((err: unknown) =>
+    opts.log.warn({ reason: errorMessage(err) }, 'cannot set the APIService caBundle'),
   );
   const loops = [
     ...startLoops(ctx),
@@ -151,13 +191,14 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   webhooks.start();
   ready = true;
   opts.log.info(
-    { gatewayPort: gateway?.port, kubeletPort: portOf(kubelet) },
+    { gatewayPort: gateway?.port, kubeletPort: portOf(kubelet), serviceApiPort: portOf(serviceApi) },
     'kedge controller running',
   );
   return {
     ctx,
     gatewayPort: gateway?.port ?? 0,
     kubeletPort: portOf(kubelet),
+    serviceApiPort: portOf(serviceApi),
     metricsPort: portOf(http),
     caPem: ca.certPem,
     stop: async () => {
@@ -169,8 +210,13 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       await gateway?.close();
       await backend.close();
       await drain(nc);
-      await new Promise<void>((r) => kubelet.close(() => r()));
-      kubelet.closeAllConnections();
+      certs.kubelet.stop();
+      certs.serviceApi.stop();
+      for (const server of [kubelet, serviceApi]) {
+        const closed = new Promise<void>((r) => server.close(() => r()));
+        server.closeAllConnections();
+        await closed;
+      }
       await new Promise<void>((r) => http.close(() => r()));
     },
   };
@@ -374,6 +420,66 @@ export function leaseSlot(key: string): number {
   let hash = 0x811c9dc5;
   for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key.charCodeAt(i), 0x01000193);
   return (hash >>> 0) % LEASE_SLOTS;
+}
+
+/**
+ * The kubelet API and service API certificates, renewed while the controller runs. The cloud hub
+ * keeps a one-year certificate issued at start; its successor, the gateway, adopts
+ * {@link renewingCertificate} the same way.
+ */
+function servingCertificates(
+  opts: ControllerOptions,
+  ca: Parameters<typeof renewingCertificate>[0],
+): { kubelet: RenewingCertificate; serviceApi: RenewingCertificate } {
+  const service = opts.serviceApiService ?? DEFAULT_SERVICE_API_SERVICE;
+  const log = opts.log.child({ component: 'certificates' });
+  return {
+    kubelet: renewingCertificate(
+      ca,
+      { commonName: 'kedge-kubelet-api', altNames: [opts.kubeletAddress] },
+      opts.certificates,
+      log,
+    ),
+    serviceApi: renewingCertificate(
+      ca,
+      {
+        commonName: 'kedge-service-api',
+        // The aggregator verifies the name `<service>.<namespace>.svc`.
+        altNames: [
+          `${service}.${opts.namespace}.svc`,
+          `${service}.${opts.namespace}.svc.cluster.local`,
+        ],
+      },
+      opts.certificates,
+      log,
+    ),
+  };
+}
+
+/** The pod (`namespace/name`) whose container is module `module` on the node's device. */
+function moduleOwner(ctx: ControllerContext, nodeName: string, module: string): string | undefined {
+  const pods = podsOnNode(ctx, nodeName).map((pod) => ({ pod, env: {}, registryCredentials: [] }));
+  const owner = assignModules(pods).owners.get(module)?.pod;
+  return owner && keyFor(owner.metadata.namespace, owner.metadata.name);
+}
+
+/** The front-proxy settings; without them the service API answers every request with 401. */
+async function frontProxyConfig(opts: ControllerOptions): Promise<FrontProxyConfig> {
+  const none: FrontProxyConfig = {
+    clientCaPem: '',
+    allowedNames: [],
+    usernameHeaders: [],
+    uidHeaders: [],
+    groupHeaders: [],
+    extraHeaderPrefixes: [],
+  };
+  const config = await loadFrontProxyConfig(opts.client).catch((err: unknown) => {
+    opts.log.warn({ reason: errorMessage(err) }, 'cannot read the front-proxy configuration');
+    return none;
+  });
+  if (!config.clientCaPem)
+    opts.log.warn('the API server has no front-proxy CA: the service API refuses every request');
+  return config;
 }
 
 async function clusterClientCa(client: KubeClient): Promise<string> {

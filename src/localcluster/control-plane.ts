@@ -31,6 +31,11 @@ export interface ControlPlaneOptions {
   defaultTolerationSecs?: number;
   /** Progress lines for people (builds and start-up). */
   onProgress?: (line: string) => void;
+  /**
+   * CA that signs kubelet serving certificates (`--kubelet-certificate-authority`). Unset, the
+   * API server does not verify them, as most clusters.
+   */
+  kubeletServingCaPem?: string;
 }
 
 /** A running local control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler. */
@@ -68,12 +73,26 @@ interface Pki {
   scheduler: KeyPair;
   kubeletClient: KeyPair;
   serving: KeyPair;
+  /** Aggregation: the front proxy's CA and the client certificate the API server proxies with. */
+  frontProxyCa: KeyPair;
+  frontProxyClient: KeyPair;
   serviceAccount: { privateKeyPem: string; publicKeyPem: string };
 }
 
+/** The front-proxy client's name; extension API servers accept only this one. */
+const FRONT_PROXY_CLIENT = 'front-proxy-client';
+
 function createPki(): Pki {
   const ca = createCa('kedge-local-ca');
+  // A CA of its own, as kubeadm does: a client certificate from the cluster CA must never pass
+  // as the front proxy and claim any user in X-Remote-User.
+  const frontProxyCa = createCa('kedge-local-front-proxy-ca');
   return {
+    frontProxyCa,
+    frontProxyClient: issueCertificate(frontProxyCa, {
+      commonName: FRONT_PROXY_CLIENT,
+      usage: ['client'],
+    }),
     ca,
     admin: issueCertificate(ca, {
       commonName: 'kedge-admin',
@@ -144,7 +163,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   const logDir = options.logDir ?? path.join(dir, 'logs');
   await mkdir(logDir, { recursive: true });
   const pki = createPki();
-  const files = await writePki(dir, pki);
+  const files = await writePki(dir, pki, options.kubeletServingCaPem);
   const ports = {
     etcd: await freePort(),
     peer: await freePort(),
@@ -235,9 +254,13 @@ interface PkiFiles {
   saPub: string;
   kubeletClientCert: string;
   kubeletClientKey: string;
+  frontProxyCa: string;
+  frontProxyClientCert: string;
+  frontProxyClientKey: string;
+  kubeletServingCa?: string;
 }
 
-async function writePki(dir: string, pki: Pki): Promise<PkiFiles> {
+async function writePki(dir: string, pki: Pki, kubeletServingCaPem?: string): Promise<PkiFiles> {
   const p = (name: string): string => path.join(dir, 'pki', name);
   await mkdir(path.join(dir, 'pki'), { recursive: true, mode: 0o700 });
   const files: PkiFiles = {
@@ -251,6 +274,10 @@ async function writePki(dir: string, pki: Pki): Promise<PkiFiles> {
     saPub: p('sa.pub'),
     kubeletClientCert: p('kubelet-client.crt'),
     kubeletClientKey: p('kubelet-client.key'),
+    frontProxyCa: p('front-proxy-ca.crt'),
+    frontProxyClientCert: p('front-proxy-client.crt'),
+    frontProxyClientKey: p('front-proxy-client.key'),
+    ...(kubeletServingCaPem ? { kubeletServingCa: p('kubelet-serving-ca.crt') } : {}),
   };
   const writes: [string, string][] = [
     [files.ca, pki.ca.certPem],
@@ -261,7 +288,11 @@ async function writePki(dir: string, pki: Pki): Promise<PkiFiles> {
     [files.kubeletClientKey, pki.kubeletClient.keyPem],
     [p('apiserver.crt'), pki.serving.certPem],
     [p('apiserver.key'), pki.serving.keyPem],
+    [files.frontProxyCa, pki.frontProxyCa.certPem],
+    [files.frontProxyClientCert, pki.frontProxyClient.certPem],
+    [files.frontProxyClientKey, pki.frontProxyClient.keyPem],
   ];
+  if (files.kubeletServingCa) writes.push([files.kubeletServingCa, kubeletServingCaPem!]);
   for (const [file, content] of writes) await writeFile(file, content, { mode: 0o600 });
   return files;
 }
@@ -309,6 +340,28 @@ function apiserverArgs(
     `--default-unreachable-toleration-seconds=${toleration}`,
     // Loopback addresses are not valid endpoints for the kubernetes Service.
     '--endpoint-reconciler-type=none',
+    ...aggregationArgs(files),
+    ...(files.kubeletServingCa
+      ? [`--kubelet-certificate-authority=${files.kubeletServingCa}`]
+      : []),
+  ];
+}
+
+/**
+ * API aggregation (kedge's service API, `api.kedge.io`): the API server proxies to extension
+ * API servers with the front-proxy client certificate and names the end user in headers.
+ */
+function aggregationArgs(files: PkiFiles): string[] {
+  return [
+    `--requestheader-client-ca-file=${files.frontProxyCa}`,
+    `--requestheader-allowed-names=${FRONT_PROXY_CLIENT}`,
+    '--requestheader-username-headers=X-Remote-User',
+    '--requestheader-group-headers=X-Remote-Group',
+    '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+    `--proxy-client-cert-file=${files.frontProxyClientCert}`,
+    `--proxy-client-key-file=${files.frontProxyClientKey}`,
+    // No kube-proxy here: route to an APIService's endpoint, not its Service's cluster IP.
+    '--enable-aggregator-routing=true',
   ];
 }
 

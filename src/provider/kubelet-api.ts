@@ -3,11 +3,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
-import type { LogRequest, MethodResponse } from '../common/cloudlink/protocol.js';
-import { ErrorCode, isKedgeError } from '../common/errors.js';
+import type { LogRequest } from '../common/cloudlink/protocol.js';
 import type { Readable } from 'node:stream';
 import type { KubeClient } from '../controller/kube/client.js';
-import { deviceForNode, nodeNameFor } from './naming.js';
+import { deviceForNode } from './naming.js';
 
 /** An authenticated caller of the kubelet API. */
 export interface Caller {
@@ -19,26 +18,13 @@ export interface Caller {
 export interface KubeletApiDeps {
   client: KubeClient;
   log: Logger;
-  /** The node a pod is bound to, from the informer cache. */
-  podNode(namespace: string, pod: string): string | undefined;
+  /** A pod from the informer cache: its node and container names. */
+  pod(namespace: string, pod: string): { nodeName?: string; containers: string[] } | undefined;
+  /** The pod (`namespace/name`) whose container is the module of that name on the node's device. */
+  moduleOwner(nodeName: string, module: string): string | undefined;
   /** Streams a module log from its device. */
   streamLogs(namespace: string, device: string, request: Omit<LogRequest, 'id'>): Readable;
-  /** Calls a direct method on a module of a device. */
-  invokeMethod(namespace: string, device: string, call: MethodCall): Promise<MethodResponse>;
 }
-
-/** A direct-method call as the kubelet API receives it. */
-export interface MethodCall {
-  module: string;
-  method: string;
-  payload: unknown;
-  timeoutSecs: number;
-}
-
-/** IoT Hub's default direct-method response timeout. */
-export const DEFAULT_METHOD_TIMEOUT_SECS = 30;
-/** Largest method payload accepted, as IoT Hub's 128 KiB. */
-const MAX_METHOD_PAYLOAD_BYTES = 128 * 1024;
 
 /** Options for {@link startKubeletApi}. */
 export interface KubeletApiOptions {
@@ -48,6 +34,11 @@ export interface KubeletApiOptions {
   /** CA bundle that signs the API server's kubelet client certificate. */
   clientCaPem: string;
 }
+
+/** Where direct methods are served since they left the kubelet API. */
+const METHODS_MOVED =
+  'kedge: direct methods are not served on the kubelet API; use the service API: ' +
+  'POST /apis/api.kedge.io/v1alpha1/namespaces/{namespace}/edgedevices/{device}/invoke (kedge invoke)';
 
 const NOT_SUPPORTED = new Set(['exec', 'attach', 'portForward', 'run']);
 
@@ -91,26 +82,78 @@ async function handle(
     return fail(res, 401, 'Unauthorized: a client certificate or bearer token is required');
   if (endpoint && NOT_SUPPORTED.has(endpoint))
     return fail(res, 501, `kedge: ${endpoint} is not supported yet on edge devices`);
-  if (endpoint === 'methods' && rest.length === 4)
-    return invoke(req, res, rest.map(decodeURIComponent) as Quad, { ...deps, caller, url });
+  if (endpoint === 'methods') return fail(res, 410, METHODS_MOVED);
   if (endpoint !== 'containerLogs' || rest.length !== 3)
     return fail(res, 404, `kedge: ${url.pathname} is not served`);
+  const requested = requestedNode(req);
+  if ('refused' in requested) return fail(res, 403, `Forbidden: ${requested.refused}`);
   await containerLogs(res, rest.map(decodeURIComponent) as [string, string, string], {
     ...deps,
     caller,
     url,
+    requestedNode: requested.node,
   });
 }
 
-/** `GET /containerLogs/{namespace}/{pod}/{container}`, streamed from the device. */
+/** The node a request names, or why it cannot be trusted to name one. */
+type RequestedNode = { node: string | undefined } | { refused: string };
+
+/** `/api/v1/nodes/{name}/proxy…`, where name may carry `scheme:` and `:port`. */
+const NODE_PROXY_PATH = /^\/api\/v1\/nodes\/([^/]+)\/proxy(?:\/|$)/;
+
+/**
+ * Every kedge Node shares this endpoint, so the request itself must say which node it was sent
+ * to (docs/adr/0009-trust-service-api.md). The API server's node proxy (`nodes/{name}/proxy`)
+ * always sets `X-Forwarded-Uri` to the path it was called on, overwriting any client value, and
+ * always adds `X-Forwarded-For`. Its upgrade path adds only `X-Forwarded-For` and passes client
+ * headers through, so it is refused here. `pods/{name}/log` requests carry neither header: they
+ * name no node, and the pod's own node serves them. Direct callers are checked by
+ * SubjectAccessReview against the node that serves the pod.
+ */
+export function requestedNode(req: IncomingMessage): RequestedNode {
+  const connection = String(req.headers.connection ?? '').toLowerCase();
+  if (req.headers.upgrade !== undefined || connection.includes('upgrade'))
+    return { refused: 'containerLogs is not served over an upgraded connection' };
+  const forwardedUri = req.headers['x-forwarded-uri'];
+  if (typeof forwardedUri === 'string') {
+    const name = NODE_PROXY_PATH.exec(forwardedUri)?.[1];
+    if (!name) return { refused: `a forwarded request must come through nodes/{name}/proxy` };
+    const parts = name.split(':');
+    return { node: parts.length === 3 ? parts[1] : parts[0] };
+  }
+  if (req.headers['x-forwarded-for'] !== undefined)
+    return { refused: 'a forwarded request that does not name its node is not served' };
+  return { node: undefined };
+}
+
+/**
+ * `GET /containerLogs/{namespace}/{pod}/{container}`, streamed from the device: only for a pod
+ * bound to the node the request was sent to, and only the module that pod's container is.
+ */
 async function containerLogs(
   res: ServerResponse,
   [namespace, pod, container]: [string, string, string],
-  d: KubeletApiDeps & { caller: Caller; url: URL },
+  d: KubeletApiDeps & { caller: Caller; url: URL; requestedNode: string | undefined },
 ): Promise<void> {
-  const nodeName = d.podNode(namespace, pod);
+  const found = d.pod(namespace, pod);
+  const nodeName = found?.nodeName;
   const target = nodeName ? deviceForNode(nodeName) : undefined;
-  if (!nodeName || !target) return fail(res, 404, `pod ${namespace}/${pod} is not on a kedge node`);
+  if (!found || !nodeName || !target)
+    return fail(res, 404, `kedge: pod ${namespace}/${pod} is not on a kedge node`);
+  if (d.requestedNode !== undefined && d.requestedNode !== nodeName)
+    return fail(
+      res,
+      403,
+      `Forbidden: pod ${namespace}/${pod} is not on node ${d.requestedNode}; its logs are served only through its own node`,
+    );
+  if (!found.containers.includes(container))
+    return fail(res, 404, `kedge: container ${container} is not in pod ${namespace}/${pod}`);
+  if (d.moduleOwner(nodeName, container) !== `${namespace}/${pod}`)
+    return fail(
+      res,
+      403,
+      `Forbidden: module ${container} on node ${nodeName} does not belong to pod ${namespace}/${pod}`,
+    );
   // The kubelet maps every endpoint but /logs, /stats and /metrics to nodes/proxy.
   if (!(await authorize(d.client, d.caller, nodeName, { subresource: 'proxy' }))) {
     return fail(res, 403, `Forbidden: ${d.caller.user} may not read logs on node ${nodeName}`);
@@ -120,64 +163,6 @@ async function containerLogs(
     ...logOptions(d.url),
   });
   streamLogs(res, d.url, logs, d.log);
-}
-
-type Quad = [string, string, string, string];
-
-/** `POST /methods/{namespace}/{device}/{module}/{method}?timeoutSecs=N` with a JSON payload. */
-async function invoke(
-  req: IncomingMessage,
-  res: ServerResponse,
-  [namespace, device, module, method]: Quad,
-  d: KubeletApiDeps & { caller: Caller; url: URL },
-): Promise<void> {
-  if (req.method !== 'POST') return fail(res, 405, 'kedge: direct methods take POST');
-  if (
-    !(await authorize(d.client, d.caller, nodeNameFor(namespace, device), {
-      subresource: 'proxy',
-      verb: 'create',
-    }))
-  ) {
-    return fail(
-      res,
-      403,
-      `Forbidden: ${d.caller.user} may not invoke methods on ${namespace}/${device}`,
-    );
-  }
-  const body = await readBody(req, MAX_METHOD_PAYLOAD_BYTES);
-  if (body === undefined)
-    return fail(res, 413, `kedge: method payload over ${MAX_METHOD_PAYLOAD_BYTES} bytes`);
-  let payload: unknown;
-  try {
-    payload = body.length ? JSON.parse(body) : null;
-  } catch {
-    return fail(res, 400, 'kedge: method payload must be JSON');
-  }
-  const timeoutSecs = Number(d.url.searchParams.get('timeoutSecs') ?? DEFAULT_METHOD_TIMEOUT_SECS);
-  try {
-    const result = await d.invokeMethod(namespace, device, {
-      module,
-      method,
-      payload,
-      timeoutSecs,
-    });
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(result));
-  } catch (err) {
-    const status = isKedgeError(err, ErrorCode.Timeout) ? 504 : 503;
-    fail(res, status, `kedge: ${errorMessage(err)}`);
-  }
-}
-
-async function readBody(req: IncomingMessage, limit: number): Promise<string | undefined> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > limit) return undefined;
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks).toString('utf8');
 }
 
 function logOptions(url: URL): Omit<LogRequest, 'id' | 'module'> {
@@ -252,8 +237,29 @@ async function authorize(
   return review.status?.allowed === true;
 }
 
+/** Kubernetes reasons for the statuses this API answers with. */
+const REASONS: Record<number, string> = {
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'NotFound',
+  410: 'Gone',
+  500: 'InternalError',
+  501: 'NotImplemented',
+};
+
+/** A Kubernetes `Status` reply: kubectl shows its message whatever the status code. */
 function fail(res: ServerResponse, status: number, message: string): void {
   if (res.headersSent) return void res.end();
-  res.writeHead(status, { 'content-type': 'text/plain' });
-  res.end(`${message}\n`);
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(
+    JSON.stringify({
+      kind: 'Status',
+      apiVersion: 'v1',
+      metadata: {},
+      status: 'Failure',
+      message,
+      reason: REASONS[status] ?? 'Unknown',
+      code: status,
+    }),
+  );
 }

@@ -1,5 +1,5 @@
 import { spawn, execFile } from 'node:child_process';
-import { closeSync, openSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import path from 'node:path';
@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { stringify } from 'yaml';
 import { bootstrapConfig } from '../cli/device.js';
-import { ErrorCode, KedgeError } from '../common/errors.js';
+import { ErrorCode, errorMessage, KedgeError } from '../common/errors.js';
 import { createLogger } from '../common/logger.js';
 import {
   KubeClient,
@@ -23,6 +23,11 @@ import { docker, dockerBridgeAddress, dockerResponds } from '../localcluster/doc
 import { ensureLocalImages, LOCAL_IMAGES } from '../localcluster/images.js';
 import { installCrds } from '../localcluster/kubectl.js';
 import { checkNatsServerBuildable, ensureNatsServer, startNats } from '../localcluster/nats.js';
+import {
+  installExternalServiceApi,
+  removeExternalServiceApi,
+  waitServiceApiAvailable,
+} from '../localcluster/service-api.js';
 import { freePort } from '../localcluster/ports.js';
 import { nodeNameFor } from '../provider/naming.js';
 import { SAMPLE, sampleDeployment, sampleDevice, sampleRoute } from './sample.js';
@@ -87,7 +92,9 @@ export async function startUp(options: UpOptions, teardown: Teardown): Promise<U
   const natsUrl = await step('nats', () => startLocalNats(options, teardown, logDir));
   const cluster = await step('cluster', () => connectCluster(options, teardown, logDir));
   const hubPort = await freePort();
-  await step('controller', () => installKedge(cluster, teardown, { hubPort, logDir, natsUrl }));
+  await step('controller', () =>
+    installKedge(cluster, teardown, { hubPort, logDir, natsUrl, onProgress: options.onProgress }),
+  );
   const runtime = options.runtime ?? ((await dockerResponds()) ? 'docker' : 'process');
   if (runtime === 'docker') {
     await step('images', async () => {
@@ -171,10 +178,20 @@ async function connectCluster(
 async function installKedge(
   cluster: Cluster,
   teardown: Teardown,
-  where: { hubPort: number; logDir: string; natsUrl: string },
+  where: { hubPort: number; logDir: string; natsUrl: string; onProgress: (line: string) => void },
 ): Promise<void> {
   await installCrds(cluster.kubectlDir, cluster.kubeconfigPath);
   await ensureNamespace(cluster.client, CONTROLLER_NAMESPACE);
+  const address = await kubeletAddress();
+  const serviceApiPort = await freePort();
+  await installExternalServiceApi(
+    { helm: await helmPath(cluster.kubectlDir), kubectlDir: cluster.kubectlDir },
+    cluster.kubeconfigPath,
+    { address, port: serviceApiPort, namespace: CONTROLLER_NAMESPACE },
+  );
+  teardown.add('service API registration', () =>
+    removeExternalServiceApi(cluster.kubectlDir, cluster.kubeconfigPath, CONTROLLER_NAMESPACE),
+  );
   const controller: RunningController = await startController({
     client: cluster.client,
     log: createLogger({
@@ -186,12 +203,31 @@ async function installKedge(
     embeddedGateway: { port: where.hubPort, host: '127.0.0.1' },
     gatewayHostNames: ['localhost'],
     kubeletPort: await freePort(),
-    kubeletAddress: await kubeletAddress(),
+    kubeletAddress: address,
+    serviceApiPort,
     clientCaPem: cluster.clientCaPem,
     metricsPort: 0,
     leaderElection: false,
   });
   teardown.add('kedge controller', () => controller.stop());
+  await waitServiceApiAvailable(cluster.kubectlDir, cluster.kubeconfigPath).catch(
+    (err: unknown) => {
+      // Another cluster may lack API aggregation; everything but `kedge invoke` still works.
+      if (cluster.embedded) throw err;
+      where.onProgress(`warning: kedge invoke will not work here: ${errorMessage(err)}`);
+    },
+  );
+}
+
+/** helm beside kubectl (the embedded cluster's binaries), else on PATH, else the cached build. */
+async function helmPath(kubectlDir: string): Promise<string> {
+  const beside = path.join(kubectlDir, 'helm');
+  if (existsSync(beside)) return beside;
+  const onPath = await run('sh', ['-c', 'command -v helm']).then(
+    (r) => r.stdout.trim(),
+    () => '',
+  );
+  return onPath || path.join(await ensureBinaries(), 'helm');
 }
 
 async function ensureNamespace(client: KubeClient, name: string): Promise<void> {

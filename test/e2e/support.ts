@@ -12,28 +12,46 @@ import type { UpstreamMessage } from '../../src/common/cloudlink/protocol.js';
 import { Streams, Subjects } from '../../src/common/cloudplane/layout.js';
 import { pino } from 'pino';
 import { KubeClient } from '../../src/controller/kube/client.js';
-import { startController, type RunningController } from '../../src/controller/manager.js';
+import {
+  startController,
+  type ControllerOptions,
+  type RunningController,
+} from '../../src/controller/manager.js';
 import { dockerBridgeAddress } from '../../src/localcluster/docker.js';
 import { freePort } from '../../src/localcluster/ports.js';
 import { PACKAGE_ROOT } from '../../src/localcluster/kubectl.js';
+import {
+  installExternalServiceApi,
+  waitServiceApiAvailable,
+} from '../../src/localcluster/service-api.js';
 import { chartIdentity } from '../support/chart-identity.js';
 import type { TestCluster } from '../support/cluster.js';
 
 /**
  * Starts kedge controller in this process against the test cluster, as the chart's identity,
- * with an embedded gateway on `ports.hub` and the cloud plane on the NATS at `natsUrl`.
+ * with an embedded gateway on `ports.hub`, the cloud plane on the NATS at `natsUrl`, and the
+ * chart's service API objects pointing at it; returns once the API server reaches it.
  */
 export async function startTestController(
   cluster: TestCluster,
   ports: { hub: number; kubelet: number },
   natsUrl: string,
+  extra: Partial<ControllerOptions> = {},
 ): Promise<RunningController> {
   await cluster.kubectl(['create', 'namespace', 'kedge-system']);
   // The controller runs as the Helm chart's ServiceAccount: every scenario checks its RBAC too.
   const identity = await chartIdentity(cluster.cp.binDir, (args, input) =>
     cluster.kubectlOk(args, input),
   );
-  return startController({
+  const address = (await dockerBridgeAddress()) ?? '127.0.0.1';
+  const serviceApiPort = extra.serviceApiPort ?? (await freePort());
+  const tools = { helm: path.join(cluster.cp.binDir, 'helm'), kubectlDir: cluster.cp.binDir };
+  await installExternalServiceApi(tools, cluster.cp.kubeconfigPath, {
+    address,
+    port: serviceApiPort,
+    namespace: 'kedge-system',
+  });
+  const controller = await startController({
     client: KubeClient.fromConfig(identity),
     log: pino(
       { level: 'debug' },
@@ -48,11 +66,15 @@ export async function startTestController(
     embeddedGateway: { port: ports.hub },
     gatewayHostNames: ['localhost'],
     kubeletPort: ports.kubelet,
-    kubeletAddress: (await dockerBridgeAddress()) ?? '127.0.0.1',
+    kubeletAddress: address,
     clientCaPem: cluster.cp.ca.certPem,
     metricsPort: 0,
     leaderElection: false,
+    ...extra,
+    serviceApiPort,
   });
+  await waitServiceApiAvailable(cluster.cp.binDir, cluster.cp.kubeconfigPath);
+  return controller;
 }
 
 /** A running `kedge node` process. */
@@ -69,12 +91,13 @@ export async function startNode(
   cluster: TestCluster,
   device: string,
   hubPort: number,
-  extra: Record<string, unknown> = {},
+  options: { namespace?: string; config?: Record<string, unknown> } = {},
 ): Promise<NodeProcess> {
+  const { namespace = 'default', config: extra = {} } = options;
   const dataDir = await mkdtemp(path.join(tmpdir(), `kedge-node-${device}-`));
   const client = KubeClient.fromConfig(cluster.cp.kubeconfigPath);
   const config = await bootstrapConfig(client, device, {
-    namespace: 'default',
+    namespace,
     hubUrl: `mqtts://localhost:${hubPort}`,
     controllerNamespace: 'kedge-system',
     dataDir,

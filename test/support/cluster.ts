@@ -23,7 +23,12 @@ export interface TestCluster {
 /** Starts a control plane with the kedge CRDs; tune node timing for fast lifecycle tests. */
 export async function startTestCluster(
   name: string,
-  timing: { nodeMonitorGracePeriodSecs?: number; defaultTolerationSecs?: number } = {},
+  timing: {
+    nodeMonitorGracePeriodSecs?: number;
+    defaultTolerationSecs?: number;
+    /** Makes the API server verify kubelet serving certificates against this CA. */
+    kubeletServingCaPem?: string;
+  } = {},
 ): Promise<TestCluster> {
   const binDir = await ensureBinaries();
   const logDir = path.join(PACKAGE_ROOT, '.test-artifacts', `${name}-${Date.now()}`);

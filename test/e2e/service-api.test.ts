@@ -1,0 +1,336 @@
+import { spawn } from 'node:child_process';
+import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
+import { request } from 'node:https';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { connect } from 'node:tls';
+import { createCa, issueCertificate, type KeyPair } from '../../src/common/pki.js';
+import type { RunningController } from '../../src/controller/manager.js';
+import { docker } from '../../src/localcluster/docker.js';
+import { kubeconfigFor } from '../../src/localcluster/control-plane.js';
+import { LOCAL_IMAGES } from '../../src/localcluster/images.js';
+import { freePort } from '../../src/localcluster/ports.js';
+import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
+import { startTestNats, type TestNats } from '../support/nats.js';
+import { startNode, startTestController, type NodeProcess } from './support.js';
+
+// Tenant A runs a device with a module; tenant B has a device of its own, with no modules.
+const A = { namespace: 'tenant-a', device: 'dev-a', node: 'dev-a.tenant-a.kedge' };
+const B = { namespace: 'tenant-b', device: 'dev-b', node: 'dev-b.tenant-b.kedge' };
+const PREFIX = `e2e-${A.device}-`;
+/** Short-lived serving certificates, so the test outlives the first ones. */
+const CERT_VALIDITY_SECS = 30;
+const CERT_RENEW_BEFORE_SECS = 15;
+
+const device = (where: typeof A) => ({
+  apiVersion: 'kedge.io/v1alpha1',
+  kind: 'EdgeDevice',
+  metadata: { name: where.device, namespace: where.namespace, labels: { app: where.device } },
+  spec: { heartbeat: { intervalSecs: 2, offlineAfterSecs: 8 } },
+});
+
+const deployment = {
+  apiVersion: 'kedge.io/v1alpha1',
+  kind: 'EdgeDeployment',
+  metadata: { name: 'methods', namespace: A.namespace },
+  spec: {
+    selector: { matchLabels: { app: A.device } },
+    modules: [
+      {
+        name: 'filter',
+        image: LOCAL_IMAGES.node,
+        imagePullPolicy: 'Never',
+        command: ['node', '/app/modules/filter.mjs'],
+      },
+    ],
+  },
+};
+
+/** RBAC: alice may invoke methods in tenant A; mallory has nodes/proxy on B's node only. */
+const rbac = [
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'RoleBinding',
+    metadata: { name: 'alice-invoke', namespace: A.namespace },
+    roleRef: {
+      apiGroup: 'rbac.authorization.k8s.io',
+      kind: 'ClusterRole',
+      name: 'kedge-edgedevice-invoke',
+    },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'alice' }],
+  },
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRole',
+    metadata: { name: 'node-b-proxy' },
+    rules: [
+      {
+        apiGroups: [''],
+        resources: ['nodes/proxy'],
+        resourceNames: [B.node],
+        verbs: ['get', 'create'],
+      },
+    ],
+  },
+  {
+    apiVersion: 'rbac.authorization.k8s.io/v1',
+    kind: 'ClusterRoleBinding',
+    metadata: { name: 'mallory-node-b-proxy' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'node-b-proxy' },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'mallory' }],
+  },
+];
+
+const invokePath = (where: typeof A) =>
+  `/apis/api.kedge.io/v1alpha1/namespaces/${where.namespace}/edgedevices/${where.device}/invoke`;
+const ping = JSON.stringify({ moduleId: 'filter', methodName: 'ping', payload: { n: 1 } });
+
+/** The certificate a TLS server presents, verified against `caPem` (no host name check). */
+function servingCertificate(port: number, caPem: string): Promise<{ validTo: number }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({
+      host: '127.0.0.1',
+      port,
+      ca: caPem,
+      checkServerIdentity: () => undefined,
+    });
+    socket.once('secureConnect', () => {
+      resolve({ validTo: Date.parse(socket.getPeerCertificate().valid_to) });
+      socket.end();
+    });
+    socket.once('error', reject);
+  });
+}
+
+/** A raw request to the API server as the admin, impersonating `user`. */
+async function rawAsUser(
+  cluster: TestCluster,
+  user: string,
+  urlPath: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
+  const config = JSON.parse(await readFile(cluster.cp.kubeconfigPath, 'utf8'));
+  const b64 = (s: string): string => Buffer.from(s, 'base64').toString();
+  const server = new URL(cluster.cp.server);
+  return new Promise((resolve, reject) => {
+    const req = request({
+      host: server.hostname,
+      port: server.port,
+      path: urlPath,
+      ca: cluster.cp.ca.certPem,
+      cert: b64(config.users[0].user['client-certificate-data']),
+      key: b64(config.users[0].user['client-key-data']),
+      headers: { 'Impersonate-User': user, ...headers },
+    });
+    req.once('response', (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.once('upgrade', (_res, socket) => {
+      socket.destroy();
+      resolve({ status: 101, body: '' });
+    });
+    req.once('error', reject);
+    req.end();
+  });
+}
+
+describe('service API and kubelet API: access to one device never implies another', () => {
+  let cluster: TestCluster;
+  let controller: RunningController;
+  let nats: TestNats;
+  let node: NodeProcess;
+  let controllerCa: KeyPair;
+  let firstKubeletCertValidTo: number;
+  let podA: string;
+
+  beforeAll(async () => {
+    controllerCa = createCa('kedge-controller-ca');
+    // The API server verifies kubelet serving certificates, so an expired one would fail logs.
+    cluster = await startTestCluster('service-api', {
+      kubeletServingCaPem: controllerCa.certPem,
+    });
+    await cluster.kubectlOk(['create', 'namespace', 'kedge-system']);
+    await cluster.kubectlOk([
+      'create',
+      'secret',
+      'generic',
+      'kedge-ca',
+      '-n',
+      'kedge-system',
+      `--from-literal=ca.crt=${controllerCa.certPem}`,
+      `--from-literal=ca.key=${controllerCa.keyPem}`,
+    ]);
+    const ports = { hub: await freePort(), kubelet: await freePort() };
+    nats = await startTestNats('service-api');
+    controller = await startTestController(cluster, ports, nats.url, {
+      certificates: {
+        validitySecs: CERT_VALIDITY_SECS,
+        renewBeforeSecs: CERT_RENEW_BEFORE_SECS,
+      },
+    });
+    firstKubeletCertValidTo = (await servingCertificate(ports.kubelet, controllerCa.certPem))
+      .validTo;
+    for (const ns of [A.namespace, B.namespace])
+      await cluster.kubectlOk(['create', 'namespace', ns]);
+    await cluster.kubectlOk(
+      ['apply', '-f', '-'],
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [device(A), device(B), ...rbac] }),
+    );
+    node = await startNode(cluster, A.device, ports.hub, { namespace: A.namespace });
+    await cluster.kubectlOk(['apply', '-f', '-'], JSON.stringify(deployment));
+    podA = await eventually(
+      "tenant A's module running",
+      async () => {
+        const pods = JSON.parse(
+          await cluster.kubectlOk(['get', 'pods', '-n', A.namespace, '-o', 'json']),
+        );
+        const pod = pods.items.find((p: any) => p.status?.phase === 'Running');
+        return pod?.metadata.name as string | undefined;
+      },
+      120_000,
+    );
+    // The module answers methods once its SDK client is connected.
+    await eventually('filter connected', async () => {
+      const logs = await cluster.kubectl(['logs', '-n', A.namespace, podA, '-c', 'filter']);
+      return logs.stdout.includes('connected') ? true : undefined;
+    });
+    await eventually('B node registered', async () =>
+      (await cluster.kubectl(['get', 'node', B.node])).code === 0 ? true : undefined,
+    );
+  });
+
+  afterAll(async () => {
+    await node?.kill('SIGTERM');
+    await controller?.stop();
+    await nats?.stop();
+    const ids = await docker(['ps', '-aq', '--filter', `name=${PREFIX}`]).catch(() => '');
+    if (ids) await docker(['rm', '-f', ...ids.split('\n')]).catch(() => undefined);
+    await docker(['network', 'rm', `kedge-e2e-${A.device}`]).catch(() => undefined);
+    await cluster?.cp.stop();
+  });
+
+  it('lets a user bound to invoke in namespace A call a method on A’s device (kubectl --as)', async () => {
+    const out = await cluster.kubectlOk(
+      ['create', '--raw', invokePath(A), '-f', '-', '--as', 'alice'],
+      ping,
+    );
+    expect(JSON.parse(out)).toMatchObject({
+      kind: 'DirectMethodResponse',
+      status: 200,
+      payload: { pong: true, payload: { n: 1 } },
+    });
+  });
+
+  it('refuses the same user on namespace B’s device with 403 and a message naming what is missing', async () => {
+    const res = await cluster.kubectl(
+      ['create', '--raw', invokePath(B), '-f', '-', '--as', 'alice'],
+      ping,
+    );
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toContain('Forbidden');
+    expect(res.stderr).toContain(
+      'User "alice" cannot create resource "edgedevices/invoke" in API group "api.kedge.io" in the namespace "tenant-b"',
+    );
+  });
+
+  it('kedge invoke uses the service API with the user’s own kubeconfig', async () => {
+    const alice = issueCertificate(cluster.cp.ca, { commonName: 'alice', usage: ['client'] });
+    const dir = await mkdtemp(path.join(tmpdir(), 'kedge-alice-'));
+    const kubeconfig = path.join(dir, 'kubeconfig');
+    await writeFile(kubeconfig, kubeconfigFor(cluster.cp.server, cluster.cp.ca.certPem, alice));
+    const run = (target: string) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        const cli = path.join(process.cwd(), 'dist/cli/main.js');
+        const child = spawn(process.execPath, [
+          cli,
+          'invoke',
+          target,
+          'ping',
+          '{"k":2}',
+          '--kubeconfig',
+          kubeconfig,
+        ]);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+      });
+    const ok = await run(`${A.namespace}/${A.device}/filter`);
+    expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(ok.stdout)).toEqual({ pong: true, payload: { k: 2 } });
+    const refused = await run(`${B.namespace}/${B.device}/filter`);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toMatch(/^kedge: .*403.*cannot create resource "edgedevices\/invoke"/);
+  });
+
+  it('nodes/proxy on B’s node no longer invokes methods on A’s device through the kubelet API', async () => {
+    const res = await cluster.kubectl(
+      [
+        'create',
+        '--raw',
+        `/api/v1/nodes/${B.node}/proxy/methods/${A.namespace}/${A.device}/filter/ping`,
+        '-f',
+        '-',
+        '--as',
+        'mallory',
+      ],
+      '{}',
+    );
+    expect(res.code).not.toBe(0);
+    expect(res.stdout).not.toContain('pong');
+    expect(res.stderr).toContain('direct methods are not served on the kubelet API');
+    const service = await cluster.kubectl(
+      ['create', '--raw', invokePath(A), '-f', '-', '--as', 'mallory'],
+      ping,
+    );
+    expect(service.code).not.toBe(0);
+    expect(service.stderr).toContain('User "mallory" cannot create resource "edgedevices/invoke"');
+  });
+
+  it('nodes/proxy on B’s node does not read logs of A’s pods, by plain or upgraded request', async () => {
+    const logsPath = (nodeName: string) =>
+      `/api/v1/nodes/${nodeName}/proxy/containerLogs/${A.namespace}/${podA}/filter`;
+    const plain = await cluster.kubectl(['get', '--raw', logsPath(B.node), '--as', 'mallory']);
+    expect(plain.code).not.toBe(0);
+    expect(plain.stdout).not.toContain('connected');
+    expect(plain.stderr).toContain(`is not on node ${B.node}`);
+    // The upgrade path of the node proxy passes client headers through: a forged
+    // X-Forwarded-Uri naming A's node must not help.
+    const upgraded = await rawAsUser(cluster, 'mallory', logsPath(B.node), {
+      Connection: 'Upgrade',
+      Upgrade: 'websocket',
+      'X-Forwarded-Uri': logsPath(A.node),
+    });
+    expect(upgraded.status).toBe(403);
+    expect(upgraded.body).not.toContain('connected');
+    // Mallory has no rights on A's node at all.
+    const direct = await cluster.kubectl(['get', '--raw', logsPath(A.node), '--as', 'mallory']);
+    expect(direct.code).not.toBe(0);
+    // The pod's own node still serves its logs to someone allowed there.
+    expect(await cluster.kubectlOk(['get', '--raw', logsPath(A.node)])).toContain('connected');
+  });
+
+  it('keeps kubectl logs and the service API working after the first certificates expired', async () => {
+    const waitMs = firstKubeletCertValidTo + 2_000 - Date.now();
+    if (waitMs > 0) await new Promise((r) => setTimeout(r, waitMs));
+    // The API server verifies the kubelet certificate, and the aggregator the service API's.
+    const logs = await cluster.kubectl(['logs', '-n', A.namespace, podA, '-c', 'filter']);
+    expect({ code: logs.code, stderr: logs.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(logs.stdout).toContain('connected');
+    const out = await cluster.kubectl(
+      ['create', '--raw', invokePath(A), '-f', '-', '--as', 'alice'],
+      ping,
+    );
+    expect({ code: out.code, stderr: out.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(out.stdout).payload.pong).toBe(true);
+    const now = await servingCertificate(controller.kubeletPort, controllerCa.certPem);
+    expect(now.validTo).toBeGreaterThan(Date.now());
+    expect(now.validTo).toBeGreaterThan(firstKubeletCertValidTo);
+    const service = await servingCertificate(controller.serviceApiPort, controllerCa.certPem);
+    expect(service.validTo).toBeGreaterThan(Date.now());
+  });
+});
