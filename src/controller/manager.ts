@@ -46,6 +46,7 @@ import { reconcileRoute } from './reconcile-route.js';
 import { ensureApiServiceCaBundle } from './service-api/apiservice.js';
 import { loadFrontProxyConfig, type FrontProxyConfig } from './service-api/front-proxy.js';
 import { invokeSubresource } from './service-api/invoke.js';
+import { twinSubresource } from './service-api/twin.js';
 import { startServiceApi } from './service-api/server.js';
 import { WorkQueue, type Reconcile } from './workqueue.js';
 
@@ -176,7 +177,10 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       log: opts.log.child({ component: 'service-api' }),
       frontProxy,
       deviceExists: (ns, name) => ctx.informers.devices.get(keyFor(ns, name)) !== undefined,
-      subresources: [invokeSubresource((ns, device, call) => backend.invokeMethod(ns, device, call))],
+      subresources: [
+        invokeSubresource((ns, device, call) => backend.invokeMethod(ns, device, call)),
+        twinSubresource((ns, device, module) => backend.reportedTwin(ns, device, module)),
+      ],
     },
   );
   certs.serviceApi.serve(serviceApi, frontProxy.clientCaPem ? { ca: frontProxy.clientCaPem } : {});
@@ -191,7 +195,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
   webhooks.start();
   ready = true;
   opts.log.info(
-    { gatewayPort: gateway?.port, kubeletPort: portOf(kubelet), serviceApiPort: portOf(serviceApi) },
+    {
+      gatewayPort: gateway?.port,
+      kubeletPort: portOf(kubelet),
+      serviceApiPort: portOf(serviceApi),
+    },
     'kedge controller running',
   );
   return {

@@ -204,6 +204,20 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
     const batch = webhook.bodies[0] as any;
     expect(batch).toMatchObject({ namespace: 'default', device: 'dev1' });
     expect(webhook.badSignatures).toBe(0);
+    // The filter reports its threshold: the module twin reaches the cluster through the service API.
+    const twin = await eventually('the filter module twin through the service API', async () => {
+      const res = await cluster.kubectl([
+        'get',
+        '--raw',
+        '/apis/api.kedge.io/v1alpha1/namespaces/default/edgedevices/dev1/twin?moduleId=filter',
+      ]);
+      return res.code === 0 ? JSON.parse(res.stdout) : undefined;
+    });
+    expect(twin).toMatchObject({
+      kind: 'ModuleTwin',
+      moduleId: 'filter',
+      properties: { reported: { threshold: 25 } },
+    });
     const route = await json(cluster, ['get', 'routes.kedge.io', 'filtered-upstream']);
     expect(route.status.conditions.find((c: any) => c.type === 'Valid').status).toBe('True');
   });
