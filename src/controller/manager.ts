@@ -173,6 +173,7 @@ function buildContext(
     routes: namespacedCache<Route & KubeObject>(opts.client, Resources.routes, watched, log),
     pods: namespacedCache<PodObject>(opts.client, Resources.pods, watched, log),
     nodes: new Informer<KubeObject>(opts.client, Resources.nodes, log, 'type=virtual-kubelet'),
+    namespaces: new Informer<KubeObject>(opts.client, Resources.namespaces, log),
   };
   informers.pods.addIndex(POD_NODE_INDEX, (pod) => pod.spec.nodeName);
   const noop = (): void => undefined;
