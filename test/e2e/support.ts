@@ -59,17 +59,20 @@ export interface NodeProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Bootstraps a device and starts a real `kedge node` process for it. */
+/** Bootstraps a device (`name`, or `namespace/name`) and starts a real `kedge node` process for it. */
 export async function startNode(
   cluster: TestCluster,
-  device: string,
+  deviceRef: string,
   hubPort: number,
   extra: Record<string, unknown> = {},
 ): Promise<NodeProcess> {
+  const [namespace, device] = deviceRef.includes('/')
+    ? (deviceRef.split('/') as [string, string])
+    : ['default', deviceRef];
   const dataDir = await mkdtemp(path.join(tmpdir(), `kedge-node-${device}-`));
   const client = KubeClient.fromConfig(cluster.cp.kubeconfigPath);
   const config = await bootstrapConfig(client, device, {
-    namespace: 'default',
+    namespace,
     hubUrl: `mqtts://localhost:${hubPort}`,
     controllerNamespace: 'kedge-system',
     dataDir,
