@@ -116,7 +116,7 @@ const authentication = named(
       type: strEnum('Authentication type. Defaults to SymmetricKey.', ['SymmetricKey', 'X509']),
       symmetricKey: obj('Symmetric-key settings.', {
         secretName: str(
-          'Secret holding the device key under `primaryKey`. Defaults to `<device>-kedge-key`; the controller generates it when missing.',
+          'Secret holding the device key under `primaryKey` (base64 of at least 16 bytes). Defaults to `<device>-kedge-key`; the controller generates it when missing. A Secret the controller did not create must carry the label `kedge.io/device-key-for: <device>`.',
           { minLength: 1, maxLength: 253 },
         ),
       }),

@@ -31,7 +31,7 @@ export type DeviceAuthentication = {
   type?: 'SymmetricKey' | 'X509';
   /** Symmetric-key settings. */
   symmetricKey?: {
-    /** Secret holding the device key under `primaryKey`. Defaults to `<device>-kedge-key`; the controller generates it when missing. */
+    /** Secret holding the device key under `primaryKey` (base64 of at least 16 bytes). Defaults to `<device>-kedge-key`; the controller generates it when missing. A Secret the controller did not create must carry the label `kedge.io/device-key-for: <device>`. */
     secretName?: string;
   };
   /** X.509 settings. */
