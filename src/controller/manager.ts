@@ -1,10 +1,11 @@
 import { createServer, type Server as HttpServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import { checkReport } from '../common/cloudlink/report-schema.js';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { startKubeletApi } from '../provider/kubelet-api.js';
 import { nodeNameFor } from '../provider/naming.js';
-import { ensureControllerCa, servingCertificate } from './certificates.js';
+import { ensureControllerCa, publishCaCertificate, servingCertificate } from './certificates.js';
 import type { TelemetryConsumer } from './cloudhub/auth.js';
 import { CloudHub } from './cloudhub/server.js';
 import {
@@ -93,6 +94,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     : undefined;
   if (elector) await elector.acquire(() => process.emit('SIGTERM'));
   const ca = await ensureControllerCa(opts.client, opts.namespace);
+  await publishCaCertificate(opts.client, opts.namespace, ca.certPem);
   const states = new DeviceStates();
   const hub = await CloudHub.start({
     port: opts.hubPort,
@@ -253,16 +255,36 @@ function wireHub(ctx: ControllerContext): void {
       ctx.enqueue.device(keyFor(ns, device));
     }
   });
-  hub.on('reported', (ns, device, report) => {
-    const state = ctx.states.get(keyFor(ns, device));
-    state.report = report;
-    state.lastSeen = new Date();
-    onDeviceReport(ctx, ns, device);
-  });
+  hub.on('reported', (ns, device, report) => acceptReport(ctx, ns, device, report));
   hub.on('telemetry', (_ns, _device, message) =>
     ctx.metrics.telemetryMessages.inc(message.messages.length),
   );
   hub.on('denied', () => ctx.metrics.deniedRequests.inc());
+}
+
+/**
+ * Keeps a device's report when it matches the report schema. A malformed one is dropped, counted
+ * and logged: every reconcile of the device and of its namespace's deployments reads it.
+ */
+export function acceptReport(
+  ctx: ControllerContext,
+  ns: string,
+  device: string,
+  report: unknown,
+): void {
+  const checked = checkReport(report);
+  if ('problem' in checked) {
+    ctx.metrics.reportsRejected.inc();
+    ctx.log.warn(
+      { device: `${ns}/${device}`, problem: checked.problem },
+      'dropped a malformed device report',
+    );
+    return;
+  }
+  const state = ctx.states.get(keyFor(ns, device));
+  state.report = checked.report;
+  state.lastSeen = new Date();
+  onDeviceReport(ctx, ns, device);
 }
 
 function markOffline(ctx: ControllerContext, ns: string, device: string): void {
@@ -283,7 +305,8 @@ function startLoops(ctx: ControllerContext): NodeJS.Timeout[] {
     const current = slot;
     slot = (slot + 1) % LEASE_SLOTS;
     for (const [key, state] of ctx.states.entries()) {
-      if (!state.connected || leaseSlot(key) !== current || renewing.has(key)) continue;
+      if (!state.connected || state.nodeRefusal || leaseSlot(key) !== current) continue;
+      if (renewing.has(key)) continue;
       const { namespace, name } = splitKey(key);
       renewing.add(key);
       renewLease(ctx, nodeNameFor(namespace, name))

@@ -32,6 +32,11 @@ export class ControllerMetrics {
     help: 'Upstream messages received from devices.',
     registers: [this.registry],
   });
+  readonly reportsRejected = new Counter({
+    name: 'kedge_controller_reports_rejected_total',
+    help: 'Device reports dropped because they did not match the report schema.',
+    registers: [this.registry],
+  });
   readonly deniedRequests = new Counter({
     name: 'kedge_controller_cloudhub_denied_total',
     help: 'Connections, publishes and subscribes the cloud hub refused.',
