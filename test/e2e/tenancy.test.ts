@@ -218,15 +218,7 @@ describe('tenancy: devices run only what their namespace and they allow', () => 
     };
     await apply(cluster, intruder);
     await apply(cluster, resident);
-    const refused = await eventually('the intruder to be refused', () =>
-      admittedCondition(cluster, B, 'intruder'),
-    );
-    expect(refused).toMatchObject({ status: 'False', reason: 'NamespaceNotAllowed' });
-    expect(refused.message).toContain(
-      `EdgeDevice ${A}/edge-a does not run pods from namespace ${B}`,
-    );
-    expect(await eventReasons(cluster, B, 'intruder')).toContain('NamespaceNotAllowed');
-    // The device applied a desired state after the intruder existed: it ran only the resident.
+    // The device applied a desired state after the intruder existed: it must run only the resident.
     await eventually(
       'the resident pod Running',
       async () => ((await container('resident'))?.running ? true : undefined),
@@ -235,6 +227,14 @@ describe('tenancy: devices run only what their namespace and they allow', () => 
     expect(await container('guest')).toBeUndefined();
     const status = (await json(cluster, ['get', 'edgedevice', 'edge-a', '-n', A])).status;
     expect(status.modules.map((m: any) => m.name)).not.toContain('guest');
+    const refused = await eventually('the intruder to be refused', () =>
+      admittedCondition(cluster, B, 'intruder'),
+    );
+    expect(refused).toMatchObject({ status: 'False', reason: 'NamespaceNotAllowed' });
+    expect(refused.message).toContain(
+      `EdgeDevice ${A}/edge-a does not run pods from namespace ${B}`,
+    );
+    expect(await eventReasons(cluster, B, 'intruder')).toContain('NamespaceNotAllowed');
 
     await cluster.kubectlOk([
       'patch',
