@@ -59,6 +59,29 @@ describe('checkHostAccess', () => {
     },
   );
 
+  it('reads option names regardless of case, as Docker does', () => {
+    const opts = { hostconfig: { privileged: true, networkmode: 'host', binds: ['/:/h'] } };
+    expect(refused(opts, baseline)).toEqual([
+      'HostConfig.Privileged',
+      'HostConfig.NetworkMode',
+      'HostConfig.Binds /',
+    ]);
+  });
+
+  it('sees a volume whose local driver binds a host path', () => {
+    const volume = {
+      Type: 'volume',
+      Source: 'innocent',
+      VolumeOptions: {
+        DriverConfig: { Name: 'local', Options: { type: 'none', o: 'bind', device: '/' } },
+      },
+    };
+    expect(refused(options({ Mounts: [volume] }), baseline)).toEqual([
+      'HostConfig.Mounts volume device /',
+    ]);
+    expect(refused(options({ Mounts: [volume] }), privilegedNs({ hostPaths: ['/'] }))).toEqual([]);
+  });
+
   it('allows host access when both the namespace and the device allow it', () => {
     const allowance = {
       privileged: true,

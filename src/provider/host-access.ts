@@ -128,21 +128,39 @@ function levelRank(level: PodSecurityLevel): number {
   return POD_SECURITY_LEVELS.indexOf(level);
 }
 
+/**
+ * Docker decodes create options with Go's encoding/json, which matches field names regardless of
+ * case: `privileged` is `Privileged`. Every lookup here is therefore case-insensitive and sees
+ * every spelling present.
+ */
+function field(obj: unknown, name: string): unknown[] {
+  const lower = name.toLowerCase();
+  return Object.entries(asRecord(obj))
+    .filter(([k]) => k.toLowerCase() === lower)
+    .map(([, v]) => v);
+}
+
+/** The array items of every spelling of `name`. */
+function items(obj: unknown, name: string): unknown[] {
+  return field(obj, name).flatMap(asArray);
+}
+
 function findings(options: Record<string, unknown>): Finding[] {
-  const host = asRecord(options.HostConfig);
   return [
-    ...namespaceFindings(host),
-    ...pathFindings(host),
-    ...deviceFindings(host),
-    ...capabilityFindings(host),
-    ...confinementFindings(host),
+    ...field(options, 'HostConfig').flatMap((host) => [
+      ...namespaceFindings(host),
+      ...pathFindings(host),
+      ...deviceFindings(host),
+      ...capabilityFindings(host),
+      ...confinementFindings(host),
+    ]),
     ...userFindings(options),
   ];
 }
 
-const flag = (field: HostAccessKind) => (a: DeviceHostAccess) => a[field] === true;
+const flag = (name: HostAccessKind) => (a: DeviceHostAccess) => a[name] === true;
 
-function namespaceFindings(host: Record<string, unknown>): Finding[] {
+function namespaceFindings(host: unknown): Finding[] {
   const out: Finding[] = [];
   const modes: [string, HostAccessKind, string][] = [
     ['NetworkMode', 'hostNetwork', 'host network'],
@@ -152,11 +170,11 @@ function namespaceFindings(host: Record<string, unknown>): Finding[] {
     ['UsernsMode', 'privileged', 'host user namespace'],
     ['CgroupnsMode', 'privileged', 'host cgroup namespace'],
   ];
-  if (host.Privileged === true)
+  if (field(host, 'Privileged').some((v) => v === true))
     out.push(privileged('HostConfig.Privileged', 'a privileged container'));
-  for (const [key, field, what] of modes) {
-    if (host[key] === 'host')
-      out.push({ option: `HostConfig.${key}`, what, allowedBy: flag(field), field });
+  for (const [key, kind, what] of modes) {
+    if (field(host, key).some((v) => String(v).toLowerCase() === 'host'))
+      out.push({ option: `HostConfig.${key}`, what, allowedBy: flag(kind), field: kind });
   }
   return out;
 }
@@ -165,19 +183,35 @@ function privileged(option: string, what: string): Finding {
   return { option, what, allowedBy: flag('privileged'), field: 'privileged' };
 }
 
-function pathFindings(host: Record<string, unknown>): Finding[] {
+function pathFindings(host: unknown): Finding[] {
   const out: Finding[] = [];
-  for (const bind of asArray(host.Binds)) {
+  for (const bind of items(host, 'Binds')) {
     const source = typeof bind === 'string' ? bind.split(':')[0]! : '';
     if (source.startsWith('/')) out.push(hostPath('HostConfig.Binds', source));
   }
-  for (const mount of asArray(host.Mounts)) {
-    const m = asRecord(mount);
-    if (m.Type === 'bind' && typeof m.Source === 'string')
-      out.push(hostPath('HostConfig.Mounts', m.Source));
-  }
-  if (asArray(host.VolumesFrom).length > 0)
+  for (const mount of items(host, 'Mounts')) out.push(...mountFindings(mount));
+  if (items(host, 'VolumesFrom').length > 0)
     out.push(privileged('HostConfig.VolumesFrom', "another container's volumes"));
+  return out;
+}
+
+/** A bind mount, or a volume whose local driver binds a host device or directory. */
+function mountFindings(mount: unknown): Finding[] {
+  const type = field(mount, 'Type').map((t) => String(t).toLowerCase());
+  const sources = field(mount, 'Source').filter((v): v is string => typeof v === 'string');
+  const out = type.includes('bind') ? sources.map((src) => hostPath('HostConfig.Mounts', src)) : [];
+  const devices = field(mount, 'VolumeOptions')
+    .flatMap((o) => field(o, 'DriverConfig'))
+    .flatMap((d) => field(d, 'Options'))
+    .flatMap((o) => field(o, 'device'));
+  for (const device of devices) {
+    const text = String(device);
+    out.push(
+      text.startsWith('/')
+        ? hostPath('HostConfig.Mounts volume device', text)
+        : privileged(`HostConfig.Mounts volume device ${text}`, 'a volume backed by a host device'),
+    );
+  }
   return out;
 }
 
@@ -196,10 +230,10 @@ function within(wanted: string, allowed: string): boolean {
   return root === '' || wanted === root || wanted.startsWith(`${root}/`);
 }
 
-function deviceFindings(host: Record<string, unknown>): Finding[] {
+function deviceFindings(host: unknown): Finding[] {
   const keys = ['Devices', 'DeviceRequests', 'DeviceCgroupRules'];
   return keys
-    .filter((k) => asArray(host[k]).length > 0)
+    .filter((k) => items(host, k).length > 0)
     .map((k) => ({
       option: `HostConfig.${k}`,
       what: 'host devices',
@@ -208,8 +242,8 @@ function deviceFindings(host: Record<string, unknown>): Finding[] {
     }));
 }
 
-function capabilityFindings(host: Record<string, unknown>): Finding[] {
-  return asArray(host.CapAdd).map((raw) => {
+function capabilityFindings(host: unknown): Finding[] {
+  return items(host, 'CapAdd').map((raw) => {
     const cap = String(raw).toUpperCase().replace(/^CAP_/, '');
     const option = `HostConfig.CapAdd ${cap}`;
     if (RESTRICTED_CAPABILITIES.has(cap))
@@ -224,13 +258,14 @@ function capabilityFindings(host: Record<string, unknown>): Finding[] {
   });
 }
 
-function confinementFindings(host: Record<string, unknown>): Finding[] {
+function confinementFindings(host: unknown): Finding[] {
   const out: Finding[] = [];
-  for (const opt of asArray(host.SecurityOpt)) {
+  for (const opt of items(host, 'SecurityOpt')) {
     if (UNCONFINED_SECURITY_OPT.test(String(opt)))
       out.push(privileged(`HostConfig.SecurityOpt ${String(opt)}`, 'confinement switched off'));
   }
-  for (const name of Object.keys(asRecord(host.Sysctls))) {
+  const sysctls = field(host, 'Sysctls').flatMap((m) => Object.keys(asRecord(m)));
+  for (const name of sysctls) {
     if (!SAFE_SYSCTLS.has(name))
       out.push(privileged(`HostConfig.Sysctls ${name}`, 'an unsafe sysctl'));
   }
@@ -239,8 +274,8 @@ function confinementFindings(host: Record<string, unknown>): Finding[] {
 
 /** Pod Security restricted requires a non-root user; an unset User runs as the image's, often root. */
 function userFindings(options: Record<string, unknown>): Finding[] {
-  const user = typeof options.User === 'string' ? options.User.split(':')[0]! : '';
-  if (user !== '' && user !== '0' && user !== 'root') return [];
+  const users = field(options, 'User').map((u) => String(u).split(':')[0]!);
+  if (users.length > 0 && users.every((u) => u !== '' && u !== '0' && u !== 'root')) return [];
   return [{ option: 'User', what: 'root or the image default user', level: 'baseline' }];
 }
 
