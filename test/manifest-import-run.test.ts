@@ -54,12 +54,12 @@ async function importFixture(file: string, selector: string): Promise<string> {
   return stdout;
 }
 
-const device = (name: string, site: string): string =>
+const device = (name: string, site: string, spec: Record<string, unknown> = {}): string =>
   JSON.stringify({
     apiVersion: 'kedge.io/v1alpha1',
     kind: 'EdgeDevice',
     metadata: { name, namespace: 'default', labels: { site } },
-    spec: {},
+    spec,
   });
 
 /** Registry credentials stay out of the import; the user creates the Secret it names. */
@@ -175,7 +175,16 @@ describe('imported IoT Edge manifests run on a device', () => {
   it('the multi-module manifest: modules run, the stopped one stays stopped, a digest-pinned image fails clearly', async () => {
     const yaml = await importFixture('multi-module.json', 'site=paris');
     await createPullSecrets(cluster, yaml);
-    await cluster.kubectlOk(['apply', '-f', '-'], device('paris-1', 'paris'));
+    // ModbusTCP binds a host directory and a serial device: host access the namespace's Pod
+    // Security level and the device must both allow.
+    await cluster.kubectlOk([
+      'label',
+      'namespace',
+      'default',
+      'pod-security.kubernetes.io/enforce=privileged',
+    ]);
+    const hostAccess = { hostPaths: ['/var/lib/modbus'], devices: true };
+    await cluster.kubectlOk(['apply', '-f', '-'], device('paris-1', 'paris', { hostAccess }));
     const node = await startNode(cluster, 'paris-1', hubPort);
     nodes.push(node);
     await cluster.kubectlOk(['apply', '-f', '-'], yaml);

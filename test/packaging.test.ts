@@ -413,6 +413,8 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
       'Role',
       'Role',
       'Role',
+      'Role',
+      'RoleBinding',
       'RoleBinding',
       'RoleBinding',
       'RoleBinding',
@@ -493,6 +495,9 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
       ['get', 'secrets', '-n', 'fleet'],
       ['create', 'secrets', '-n', 'kedge-system'],
       ['update', 'secrets/kedge-gateway-tls', '-n', 'kedge-system'],
+      ['create', 'configmaps', '-n', 'kedge-system'],
+      ['patch', 'configmaps/kedge-ca', '-n', 'kedge-system'],
+      ['list', 'namespaces'],
       ['get', 'configmaps/extension-apiserver-authentication', '-n', 'kube-system'],
       ['create', 'events', '-n', 'fleet'],
       ['create', 'tokenreviews.authentication.k8s.io'],
@@ -573,6 +578,14 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
     expect(await can(['create', 'nodes'])).toBe(true);
     expect(await can(['update', 'leases.coordination.k8s.io', '-n', 'kedge-scoped'])).toBe(true);
     expect(await can(['create', 'secrets', '-n', 'kedge-scoped'])).toBe(true);
+    // Cluster-wide, only what a virtual kubelet needs: Nodes, namespace labels, reviews.
+    expect(await can(['watch', 'namespaces'])).toBe(true);
+    expect(await can(['update', 'namespaces'])).toBe(false);
+    expect(await can(['get', 'configmaps', '-n', 'team-b'])).toBe(false);
+    // Enrolment reads the CA certificate; nobody but the controller reads the CA Secret.
+    const user = 'someone@example.com';
+    expect(await canI(k, ['get', 'configmaps/kedge-ca', '-n', 'kedge-scoped'], user)).toBe(true);
+    expect(await canI(k, ['get', 'secrets/kedge-ca', '-n', 'kedge-scoped'], user)).toBe(false);
     const deployment = JSON.parse(
       await kOk(['get', 'deployment', 'kedge-scoped', '-n', 'kedge-scoped', '-o', 'json']),
     );
@@ -601,6 +614,7 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
       await kOk(['get', 'secret', 'rbac-dev-kedge-key', '-n', 'fleet']);
       await kOk(['get', 'secret', 'kedge-ca', '-n', 'kedge-system']);
       await kOk(['get', 'secret', 'kedge-gateway-tls', '-n', 'kedge-system']);
+      await kOk(['get', 'configmap', 'kedge-ca', '-n', 'kedge-system']);
       await kOk(['get', 'lease', 'kedge-controller', '-n', 'kedge-system']);
       await kOk(['get', 'node', 'rbac-dev.fleet.kedge']);
       await eventually('EdgeDeployment status and module pod', async () => {

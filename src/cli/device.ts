@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { ErrorCode, KedgeError } from '../common/errors.js';
-import { CA_SECRET } from '../controller/certificates.js';
+import { CA_CERT_KEY, CA_CONFIGMAP } from '../controller/certificates.js';
 import { KubeClient, Resources, type KubeObject } from '../controller/kube/client.js';
 import { keySecretName } from '../controller/reconcile-device.js';
 import type { EdgeDevice } from '../crds/index.js';
@@ -37,15 +37,16 @@ export async function bootstrapConfig(
       `EdgeDevice ${flags.namespace}/${name} not found; kubectl apply it first`,
     );
   const key = await waitForKey(client, flags.namespace, keySecretName(device));
-  const ca = await client.find<SecretObject>(
-    Resources.secrets(flags.controllerNamespace),
-    CA_SECRET,
+  // The CA certificate only: enrolment needs no access to the CA Secret and its key.
+  const ca = await client.find<KubeObject & { data?: Record<string, string> }>(
+    Resources.configMaps(flags.controllerNamespace),
+    CA_CONFIGMAP,
   );
-  const caPem = ca?.data?.['ca.crt'];
+  const caPem = ca?.data?.[CA_CERT_KEY];
   if (!caPem)
     throw new KedgeError(
       ErrorCode.NotFound,
-      `Secret ${flags.controllerNamespace}/${CA_SECRET} not found; is kedge controller running?`,
+      `ConfigMap ${flags.controllerNamespace}/${CA_CONFIGMAP} not found; is kedge controller running?`,
     );
   return {
     deviceId: name,
@@ -56,7 +57,7 @@ export async function bootstrapConfig(
       namespace: flags.namespace,
       device: name,
       key,
-      caPem: Buffer.from(caPem, 'base64').toString('utf8'),
+      caPem,
       ...(device.spec.heartbeat?.intervalSecs
         ? { heartbeatSecs: device.spec.heartbeat.intervalSecs }
         : {}),

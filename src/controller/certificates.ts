@@ -8,6 +8,14 @@ import { isConflict, Resources, type KubeClient, type KubeObject } from './kube/
 /** Secret in the controller namespace holding the CA that signs the cloud hub and kubelet API. */
 export const CA_SECRET = 'kedge-ca';
 
+/**
+ * ConfigMap in the controller namespace with only the CA certificate (`ca.crt`), so enrolling a
+ * device needs no access to the CA Secret and its private key.
+ */
+export const CA_CONFIGMAP = 'kedge-ca';
+/** The key of the CA certificate in {@link CA_CONFIGMAP}. */
+export const CA_CERT_KEY = 'ca.crt';
+
 type SecretObject = KubeObject & { data?: Record<string, string> };
 
 /** Loads the controller CA from its Secret, creating both on first start. */
@@ -49,6 +57,35 @@ export const DEFAULT_RENEW_BEFORE_SECS = 30 * 24 * 3600;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Never renew more often than this, whatever the timing asks. */
 const MIN_RENEW_INTERVAL_MS = 1_000;
+
+/** Writes the CA certificate to the {@link CA_CONFIGMAP} ConfigMap when it is missing or differs. */
+export async function publishCaCertificate(
+  client: KubeClient,
+  namespace: string,
+  certPem: string,
+): Promise<void> {
+  const ref = Resources.configMaps(namespace);
+  const existing = await client.find<KubeObject & { data?: Record<string, string> }>(
+    ref,
+    CA_CONFIGMAP,
+  );
+  const data = { [CA_CERT_KEY]: certPem };
+  if (existing?.data?.[CA_CERT_KEY] === certPem) return;
+  const metadata = {
+    name: CA_CONFIGMAP,
+    namespace,
+    labels: { 'app.kubernetes.io/part-of': 'kedge' },
+  };
+  if (existing) {
+    await client.patch(ref, CA_CONFIGMAP, { data });
+    return;
+  }
+  await client
+    .create(ref, { apiVersion: 'v1', kind: 'ConfigMap', metadata, data })
+    .catch((err: unknown) => {
+      if (!isConflict(err)) throw err;
+    });
+}
 
 /** A serving certificate for the cloud hub, the kubelet API or the service API. */
 export function servingCertificate(

@@ -27,6 +27,8 @@ export interface ControllerContext {
     routes: ObjectCache<Route & KubeObject>;
     pods: ObjectCache<PodObject>;
     nodes: ObjectCache<KubeObject>;
+    /** Namespaces, for their Pod Security level (labels). */
+    namespaces: ObjectCache<KubeObject>;
   };
   enqueue: {
     device(key: string): void;

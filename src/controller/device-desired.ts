@@ -16,12 +16,18 @@ import {
 } from './desired.js';
 import type { DeviceState } from './device-state.js';
 import { Resources, type KubeObject } from './kube/client.js';
+import { podRefusal } from './pod-admission.js';
 import { matchesSelector } from './selector.js';
 
 /** Pods bound to the device's node. */
 export function podsOnDevice(ctx: ControllerContext, device: EdgeDevice): PodObject[] {
   const nodeName = nodeNameFor(device.metadata.namespace!, device.metadata.name!);
   return podsOnNode(ctx, nodeName);
+}
+
+/** Pods bound to the device's node that the device accepts (see {@link podRefusal}). */
+export function admittedPodsOnDevice(ctx: ControllerContext, device: EdgeDevice): PodObject[] {
+  return podsOnDevice(ctx, device).filter((pod) => !podRefusal(ctx, pod, device));
 }
 
 /** EdgeDeployments (not being deleted) whose selector targets the device. */
@@ -46,9 +52,17 @@ export async function pushDesired(
   state: DeviceState,
 ): Promise<ModuleOwnership> {
   const namespace = device.metadata.namespace!;
-  const lookup = namespaceLookup(ctx, namespace);
   const pods = podsOnDevice(ctx, device);
-  const bound = await Promise.all(pods.map((pod) => bindPod(pod, lookup)));
+  // Every reference is read in the pod's own namespace, never the device's.
+  const lookups = new Map<string, ObjectLookup>();
+  const lookupFor = (ns: string): ObjectLookup => {
+    if (!lookups.has(ns)) lookups.set(ns, namespaceLookup(ctx, ns));
+    return lookups.get(ns)!;
+  };
+  const admitted = pods.filter((pod) => !podRefusal(ctx, pod, device));
+  const bound = await Promise.all(
+    admitted.map((pod) => bindPod(pod, lookupFor(pod.metadata.namespace!))),
+  );
   const ownership = assignModules(bound);
   const routes = ctx.informers.routes
     .list()
@@ -66,14 +80,15 @@ export async function pushDesired(
   if (hash !== state.desiredHash) {
     state.desiredVersion = Math.max(state.desiredVersion, device.status?.desiredVersion ?? 0) + 1;
     state.desiredHash = hash;
-    for (const pod of pods) {
-      if (pod.metadata.deletionTimestamp && !state.removals.has(pod.metadata.uid!))
-        state.removals.set(pod.metadata.uid!, state.desiredVersion);
-    }
     ctx.log.info(
       { device: `${namespace}/${device.metadata.name}`, version: state.desiredVersion },
       'pushing desired state',
     );
+  }
+  // A terminating pod is gone from this version; one that was refused was never sent at all.
+  for (const pod of pods) {
+    if (pod.metadata.deletionTimestamp && !state.removals.has(pod.metadata.uid!))
+      state.removals.set(pod.metadata.uid!, state.desiredVersion);
   }
   await ctx.backend.publishDesired(namespace, device.metadata.name!, {
     version: state.desiredVersion,
@@ -103,7 +118,7 @@ async function bindPod(pod: PodObject, lookup: ObjectLookup): Promise<BoundPod> 
   return { pod, env, registryCredentials };
 }
 
-/** Reads ConfigMaps and Secrets of one namespace, memoized for one reconcile. */
+/** Reads ConfigMaps and Secrets of one namespace (the pod's), memoized for one reconcile. */
 export function namespaceLookup(ctx: ControllerContext, namespace: string): ObjectLookup {
   const cache = new Map<string, Promise<Record<string, string> | undefined>>();
   const read = (

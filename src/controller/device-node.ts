@@ -1,5 +1,5 @@
-import { buildNode, nodeConditions } from '../provider/node.js';
-import { nodeNameFor } from '../provider/naming.js';
+import { buildNode, isDeviceNode, nodeConditions } from '../provider/node.js';
+import { DEVICE_REF_ANNOTATION, nodeNameFor } from '../provider/naming.js';
 import type { EdgeDevice } from '../crds/index.js';
 import type { ControllerContext } from './context.js';
 import type { DeviceState } from './device-state.js';
@@ -22,23 +22,41 @@ const lastStatusWrite = new Map<string, { signature: string; at: number }>();
 /** Creates or updates the device's Node: labels, taints, capacity, nodeInfo, conditions. */
 export async function ensureNode(
   ctx: ControllerContext,
-  device: EdgeDevice,
+  device: EdgeDevice & KubeObject,
   state: DeviceState,
 ): Promise<void> {
   const desired = buildNode(device, state.report?.facts, ctx.kubelet);
   const name = desired.metadata.name;
-  const existing =
+  let existing =
     ctx.informers.nodes.get(name) ?? (await ctx.client.find<KubeObject>(Resources.nodes, name));
   if (!existing) {
-    await ctx.client
-      .create(Resources.nodes, { ...desired, status: undefined })
-      .catch((err: unknown) => {
+    existing = await ctx.client
+      .create<KubeObject>(Resources.nodes, { ...desired, status: undefined })
+      .catch(async (err: unknown) => {
         if (!isConflict(err)) throw err;
+        return ctx.client.find<KubeObject>(Resources.nodes, name);
       });
-  } else {
+  } else if (isDeviceNode(existing, device.metadata.namespace!, device.metadata.name!)) {
     await syncMeta(ctx, existing, desired);
   }
+  state.nodeRefusal = existing && nodeRefusal(existing, device);
+  if (state.nodeRefusal) {
+    ctx.events.record(device, 'Warning', state.nodeRefusal.reason, state.nodeRefusal.message);
+    return;
+  }
   await writeNodeStatus(ctx, name, desired, state);
+}
+
+/** Why kedge must not touch a Node of the device's name: it is not marked as this device's. */
+function nodeRefusal(
+  node: KubeObject,
+  device: EdgeDevice,
+): { reason: 'NodeNotOwned'; message: string } | undefined {
+  if (isDeviceNode(node, device.metadata.namespace!, device.metadata.name!)) return undefined;
+  return {
+    reason: 'NodeNotOwned',
+    message: `Node ${node.metadata.name} exists but is not this device's (its ${DEVICE_REF_ANNOTATION} annotation is not ${device.metadata.namespace}/${device.metadata.name}); kedge neither changes nor deletes it`,
+  };
 }
 
 interface Taint {
@@ -114,7 +132,12 @@ export async function deleteNode(
 ): Promise<void> {
   const name = nodeNameFor(namespace, device);
   lastStatusWrite.delete(name);
-  await ctx.client.delete(Resources.nodes, name);
+  const node =
+    ctx.informers.nodes.get(name) ?? (await ctx.client.find<KubeObject>(Resources.nodes, name));
+  // A Node of this name that kedge did not make for this device is left alone, with its Lease.
+  if (node && !isDeviceNode(node, namespace, device)) return;
+  if (node)
+    await ctx.client.delete(Resources.nodes, name, { preconditions: { uid: node.metadata.uid } });
   await ctx.client.delete(Resources.leases(NODE_LEASE_NAMESPACE), name);
 }
 

@@ -1,4 +1,5 @@
 import type { ReportedMessage } from '../common/cloudlink/protocol.js';
+import type { KeyRefusal } from './device-keys.js';
 import type { RecentWrite } from './recent-writes.js';
 
 /** What the controller knows about one device beyond its EdgeDevice object. Not persisted. */
@@ -21,6 +22,10 @@ export interface DeviceState {
   statusWrittenAt?: number;
   /** When the keys were last read from their Secret. */
   keysReadAt?: number;
+  /** Why the key Secret cannot be used, when it cannot (shown as Ready=False). */
+  keyRefusal?: KeyRefusal;
+  /** Why the Node of the device's name is not kedge's to manage, when it is not. */
+  nodeRefusal?: { reason: string; message: string };
   /** Terminating pods (by UID) and the desired version that first left them out. */
   removals: Map<string, number>;
 }

@@ -139,13 +139,31 @@ function deviceConditions(state: DeviceState, phase: string, failing: string[]):
           reason: 'ModulesFailing',
           message: `failing: ${failing.join(', ')}`,
         };
+  const credentials: ConditionInput = state.keyRefusal
+    ? { type: 'Credentials', status: 'False', ...state.keyRefusal }
+    : {
+        type: 'Credentials',
+        status: 'True',
+        reason: 'KeyLoaded',
+        message: 'the device key is usable',
+      };
+  const node: ConditionInput = state.nodeRefusal
+    ? { type: 'NodeOwned', status: 'False', ...state.nodeRefusal }
+    : {
+        type: 'NodeOwned',
+        status: 'True',
+        reason: 'NodeOwned',
+        message: "the device Node is kedge's",
+      };
+  // The first failing condition explains Ready: key, Node, connection, then modules.
+  const cause = [credentials, node, connected, healthy].find((c) => c.status !== 'True') ?? healthy;
   const ready: ConditionInput = {
     type: 'Ready',
-    status: connected.status === 'True' && healthy.status === 'True' ? 'True' : 'False',
-    reason: connected.status === 'True' ? healthy.reason : connected.reason,
-    message: connected.status === 'True' ? healthy.message : connected.message,
+    status: cause.status === 'True' ? 'True' : 'False',
+    reason: cause.reason,
+    message: cause.message,
   };
-  return [ready, connected, healthy];
+  return [ready, credentials, node, connected, healthy];
 }
 
 function changed(before: EdgeDeviceStatus | undefined, after: EdgeDeviceStatus): boolean {

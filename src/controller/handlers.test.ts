@@ -41,6 +41,7 @@ function setup(): {
       routes: fakeCache().cache,
       pods: pods.cache,
       nodes: fakeCache().cache,
+      namespaces: fakeCache().cache,
     },
     enqueue: {
       device: (k: string) => calls.push(`device ${k}`),

@@ -1,3 +1,4 @@
+import { POD_SECURITY_ENFORCE_LABEL } from '../provider/host-access.js';
 import { Labels, deviceForNode, nodeNameFor } from '../provider/naming.js';
 import { keyFor, podsOnNode, type ControllerContext, type PodObject } from './context.js';
 import type { KubeObject } from './kube/client.js';
@@ -20,8 +21,14 @@ export function wireHandlers(ctx: ControllerContext): void {
 
   informers.devices.on((event, device, old) => {
     enqueue.device(keyFor(device.metadata.namespace, device.metadata.name));
-    if (event !== 'update' || !old || specChanged(device, old))
+    if (event !== 'update' || !old || specChanged(device, old)) {
       enqueue.desired(keyFor(device.metadata.namespace, device.metadata.name));
+      // Tenancy and host access decide which of its pods the device admits.
+      const node = nodeNameFor(device.metadata.namespace ?? 'default', device.metadata.name!);
+      podsOnNode(ctx, node).forEach((p) =>
+        enqueue.pod(keyFor(p.metadata.namespace, p.metadata.name)),
+      );
+    }
     if (
       event !== 'update' ||
       JSON.stringify(device.metadata.labels) !== JSON.stringify(old?.metadata.labels)
@@ -53,10 +60,27 @@ export function wireHandlers(ctx: ControllerContext): void {
     const owner = pod.metadata.labels?.[Labels.deployment];
     if (owner) enqueue.deployment(keyFor(pod.metadata.namespace, owner));
   });
+  informers.namespaces.on((event, namespace, old) => {
+    // A new Pod Security level may admit or refuse the namespace's pods on devices.
+    if (event !== 'update' || !old) return;
+    const level = (o: KubeObject): string | undefined =>
+      o.metadata.labels?.[POD_SECURITY_ENFORCE_LABEL];
+    if (level(namespace) !== level(old)) podsOnDevicesIn(ctx, namespace.metadata.name);
+  });
   informers.nodes.on((event, node) => {
     const target = deviceForNode(node.metadata.name ?? '');
     if (target && event === 'delete') enqueue.device(keyFor(target.namespace, target.device));
   });
+}
+
+/** Re-examines every pod of `namespace` bound to a kedge node, and those nodes' desired state. */
+function podsOnDevicesIn(ctx: ControllerContext, namespace: string | undefined): void {
+  for (const pod of ctx.informers.pods.list()) {
+    const target = pod.spec.nodeName ? deviceForNode(pod.spec.nodeName) : undefined;
+    if (pod.metadata.namespace !== namespace || !target) continue;
+    ctx.enqueue.pod(keyFor(pod.metadata.namespace, pod.metadata.name));
+    ctx.enqueue.desired(keyFor(target.namespace, target.device));
+  }
 }
 
 /** Whether an update touched more than status: spec (generation), labels or deletion. */

@@ -1,12 +1,14 @@
 import type { Server as HttpServer } from 'node:http';
 import { startHealthServer } from '../common/health-server.js';
 import type { Server as HttpsServer } from 'node:https';
+import { checkReport } from '../common/cloudlink/report-schema.js';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { startKubeletApi } from '../provider/kubelet-api.js';
 import { nodeNameFor } from '../provider/naming.js';
 import {
   ensureControllerCa,
+  publishCaCertificate,
   renewingCertificate,
   type CertificateTiming,
   type RenewingCertificate,
@@ -126,11 +128,8 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     : undefined;
   if (elector) await elector.acquire(() => process.emit('SIGTERM'));
   const ca = await ensureControllerCa(opts.client, opts.namespace);
-  const nc = await connectNats(opts.nats, 'kedge-controller', opts.log);
-  await provisionCloudPlane(nc, { replicas: opts.streamReplicas ?? 1 });
-  const gatewayTls = await ensureGatewayTls(opts.client, opts.namespace, ca, opts.gatewayHostNames);
-  const gateway = await startEmbeddedGateway(opts, nc, gatewayTls);
-  const backend = await NatsDeviceBackend.start(nc, opts.log.child({ component: 'backend' }));
+  await publishCaCertificate(opts.client, opts.namespace, ca.certPem);
+  const { nc, gateway, backend } = await startCloudPlane(opts, ca);
   const ctx = buildContext(opts, metrics, new DeviceStates(), backend);
   const webhooks = new WebhookConsumers(
     nc,
@@ -138,12 +137,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
     opts.log.child({ component: 'webhooks' }),
     () => ctx.informers.devices.list().map((d) => d.metadata.namespace!),
   );
-  // A missing or bad value must never leave the controller without workers.
-  const concurrency =
-    Number.isInteger(opts.concurrency) && opts.concurrency! > 0
-      ? opts.concurrency!
-      : DEFAULT_CONCURRENCY;
-  const queues = createQueues(ctx, concurrency);
+  const queues = createQueues(ctx, concurrencyOf(opts));
   wireHandlers(ctx);
   wireBackend(ctx);
   for (const informer of Object.values(ctx.informers)) informer.start();
@@ -254,6 +248,7 @@ function buildContext(
     routes: namespacedCache<Route & KubeObject>(opts.client, Resources.routes, watched, log),
     pods: namespacedCache<PodObject>(opts.client, Resources.pods, watched, log),
     nodes: new Informer<KubeObject>(opts.client, Resources.nodes, log, 'type=virtual-kubelet'),
+    namespaces: new Informer<KubeObject>(opts.client, Resources.namespaces, log),
   };
   informers.pods.addIndex(POD_NODE_INDEX, (pod) => pod.spec.nodeName);
   const noop = (): void => undefined;
@@ -332,12 +327,32 @@ function wireBackend(ctx: ControllerContext): void {
       ctx.enqueue.device(keyFor(ns, device));
     }
   });
-  backend.on('reported', (ns, device, report) => {
-    const state = ctx.states.get(keyFor(ns, device));
-    state.report = report;
-    state.lastSeen = new Date();
-    onDeviceReport(ctx, ns, device);
-  });
+  backend.on('reported', (ns, device, report) => acceptReport(ctx, ns, device, report));
+}
+
+/**
+ * Keeps a device's report when it matches the report schema. A malformed one is dropped, counted
+ * and logged: every reconcile of the device and of its namespace's deployments reads it.
+ */
+export function acceptReport(
+  ctx: ControllerContext,
+  ns: string,
+  device: string,
+  report: unknown,
+): void {
+  const checked = checkReport(report);
+  if ('problem' in checked) {
+    ctx.metrics.reportsRejected.inc();
+    ctx.log.warn(
+      { device: `${ns}/${device}`, problem: checked.problem },
+      'dropped a malformed device report',
+    );
+    return;
+  }
+  const state = ctx.states.get(keyFor(ns, device));
+  state.report = checked.report;
+  state.lastSeen = new Date();
+  onDeviceReport(ctx, ns, device);
 }
 
 function markOffline(ctx: ControllerContext, ns: string, device: string): void {
@@ -358,7 +373,8 @@ function startLoops(ctx: ControllerContext): NodeJS.Timeout[] {
     const current = slot;
     slot = (slot + 1) % LEASE_SLOTS;
     for (const [key, state] of ctx.states.entries()) {
-      if (!state.connected || leaseSlot(key) !== current || renewing.has(key)) continue;
+      if (!state.connected || state.nodeRefusal || leaseSlot(key) !== current) continue;
+      if (renewing.has(key)) continue;
       const { namespace, name } = splitKey(key);
       renewing.add(key);
       renewLease(ctx, nodeNameFor(namespace, name))
@@ -381,6 +397,26 @@ function startLoops(ctx: ControllerContext): NodeJS.Timeout[] {
     }
   }, LIVENESS_CHECK_MS);
   return [leases, liveness];
+}
+
+/** Reconciles in parallel per kind; a missing or bad value must never leave no workers. */
+function concurrencyOf(opts: ControllerOptions): number {
+  return Number.isInteger(opts.concurrency) && opts.concurrency! > 0
+    ? opts.concurrency!
+    : DEFAULT_CONCURRENCY;
+}
+
+/** Connects to NATS, provisions the streams and buckets, and starts the backend (and gateway). */
+async function startCloudPlane(
+  opts: ControllerOptions,
+  ca: KeyPair,
+): Promise<{ nc: NatsConnection; gateway: Gateway | undefined; backend: NatsDeviceBackend }> {
+  const nc = await connectNats(opts.nats, 'kedge-controller', opts.log);
+  await provisionCloudPlane(nc, { replicas: opts.streamReplicas ?? 1 });
+  const gatewayTls = await ensureGatewayTls(opts.client, opts.namespace, ca, opts.gatewayHostNames);
+  const gateway = await startEmbeddedGateway(opts, nc, gatewayTls);
+  const backend = await NatsDeviceBackend.start(nc, opts.log.child({ component: 'backend' }));
+  return { nc, gateway, backend };
 }
 
 /** The in-process gateway of `--embedded-gateway`, or undefined. */

@@ -27,6 +27,11 @@ export class ControllerMetrics {
     help: 'Devices connected to any gateway, as the gateways announce them.',
     registers: [this.registry],
   });
+  readonly reportsRejected = new Counter({
+    name: 'kedge_controller_reports_rejected_total',
+    help: 'Device reports dropped because they did not match the report schema.',
+    registers: [this.registry],
+  });
   readonly apiRequests = new Counter({
     name: 'kedge_controller_api_requests_total',
     help: 'Kubernetes API requests by method and status code.',

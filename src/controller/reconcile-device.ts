@@ -3,6 +3,7 @@ import { ErrorCode, KedgeError } from '../common/errors.js';
 import type { EdgeDevice } from '../crds/index.js';
 import { FINALIZER, nodeNameFor } from '../provider/naming.js';
 import { keyFor, podsOnNode, splitKey, type ControllerContext } from './context.js';
+import { ownsSecret, readDeviceKeys, type SecretObject } from './device-keys.js';
 import { deleteNode, ensureNode } from './device-node.js';
 import { updateDeviceStatus } from './device-status.js';
 import type { DeviceState } from './device-state.js';
@@ -77,27 +78,32 @@ async function ensureKeys(
       'X.509 device authentication is not supported yet; use SymmetricKey',
     );
   }
-  if (state.keys && Date.now() - (state.keysReadAt ?? 0) < KEY_REFRESH_MS) return;
+  if (state.keysReadAt !== undefined && Date.now() - state.keysReadAt < KEY_REFRESH_MS) return;
   const ref = Resources.secrets(device.metadata.namespace!);
   const name = keySecretName(device);
-  let secret = await ctx.client.find<KubeObject & { data?: Record<string, string> }>(ref, name);
+  let secret = await ctx.client.find<SecretObject>(ref, name);
   if (!secret) {
     secret = await createKeySecret(ctx, device, name);
     ctx.events.record(device, 'Normal', 'KeyGenerated', `generated a device key in Secret ${name}`);
   }
-  const decode = (v: string | undefined): string | undefined =>
-    v ? Buffer.from(v, 'base64').toString('utf8').trim() : undefined;
-  state.keys = [decode(secret.data?.primaryKey), decode(secret.data?.secondaryKey)].filter(
-    (k): k is string => !!k,
-  );
+  const read = readDeviceKeys(device, secret);
   state.keysReadAt = Date.now();
+  if ('keys' in read) {
+    state.keys = read.keys;
+    state.keyRefusal = undefined;
+    return;
+  }
+  // No usable key: the hub refuses the device until the Secret is fixed.
+  state.keys = undefined;
+  state.keyRefusal = read.refusal;
+  ctx.events.record(device, 'Warning', read.refusal.reason, read.refusal.message);
 }
 
 async function createKeySecret(
   ctx: ControllerContext,
   device: EdgeDevice & KubeObject,
   name: string,
-): Promise<KubeObject & { data?: Record<string, string> }> {
+): Promise<SecretObject> {
   const key = randomBytes(DEVICE_KEY_BYTES).toString('base64');
   const body = {
     apiVersion: 'v1',
@@ -134,11 +140,24 @@ async function finalize(ctx: ControllerContext, device: EdgeDevice & KubeObject)
     name: device.metadata.name!,
   };
   await forget(ctx, keyFor(namespace, name));
-  await ctx.client.delete(Resources.secrets(namespace), keySecretName(device));
+  await deleteOwnedKeySecret(ctx, device);
   const finalizers = (device.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
   if (finalizers.length === (device.metadata.finalizers ?? []).length) return;
   await ctx.client.patch(Resources.edgeDevices(namespace), name, {
     metadata: { finalizers, resourceVersion: device.metadata.resourceVersion },
+  });
+}
+
+/** Deletes the key Secret only when the device owns it: `secretName` may name any Secret. */
+async function deleteOwnedKeySecret(
+  ctx: ControllerContext,
+  device: EdgeDevice & KubeObject,
+): Promise<void> {
+  const ref = Resources.secrets(device.metadata.namespace!);
+  const secret = await ctx.client.find<SecretObject>(ref, keySecretName(device));
+  if (!secret || !ownsSecret(device, secret)) return;
+  await ctx.client.delete(ref, secret.metadata.name!, {
+    preconditions: { uid: secret.metadata.uid },
   });
 }
 

@@ -1,11 +1,15 @@
 import type { ModuleReport } from '../common/cloudlink/protocol.js';
+import type { EdgeDevice } from '../crds/index.js';
+import { ADMITTED_CONDITION, type Refusal } from '../provider/admission.js';
 import { deviceForNode } from '../provider/naming.js';
 import { podStatusFromModules } from '../provider/pod-status.js';
 import type { PodStatus } from '../provider/pod-types.js';
 import { podToModules } from '../provider/translate.js';
-import { keyFor, podsOnNode, type ControllerContext, type PodObject } from './context.js';
+import { keyFor, type ControllerContext, type PodObject } from './context.js';
 import { recentlyWritten, type RecentWrite } from './recent-writes.js';
 import { assignModules } from './desired.js';
+import { admittedPodsOnDevice } from './device-desired.js';
+import { podRefusal } from './pod-admission.js';
 import type { DeviceState } from './device-state.js';
 import { Resources } from './kube/client.js';
 import { kubeTime } from './kube/time.js';
@@ -30,9 +34,38 @@ export async function reconcilePod(ctx: ControllerContext, key: string): Promise
   const state = ctx.states.peek(deviceKey);
   if (pod.metadata.deletionTimestamp)
     return finishDeletion(ctx, pod, device === undefined ? undefined : state);
+  if (!device) return {};
+  // A refused pod is told why at once, whether or not its device is online.
+  const refusal = podRefusal(ctx, pod, device);
+  if (refusal) return writeRefusal(ctx, pod, refusal);
   // While the device is offline the last report stands; the node lifecycle controller marks pods not ready.
-  if (!device || !state?.connected) return {};
-  return writeStatus(ctx, pod, state);
+  if (!state?.connected) return {};
+  return writeStatus(ctx, pod, device, state);
+}
+
+/** A refused pod stays Pending with an Admitted=False condition and a Warning Event. */
+async function writeRefusal(
+  ctx: ControllerContext,
+  pod: PodObject,
+  refusal: Refusal,
+): Promise<ReconcileResult> {
+  ctx.events.record(pod, 'Warning', refusal.reason, refusal.message);
+  const status: PodStatus = {
+    phase: 'Pending',
+    reason: refusal.reason,
+    message: refusal.message,
+    conditions: [
+      {
+        type: ADMITTED_CONDITION,
+        status: 'False',
+        reason: refusal.reason,
+        message: refusal.message,
+        lastTransitionTime: kubeTime(),
+      },
+    ],
+  };
+  await patchStatus(ctx, pod, status);
+  return {};
 }
 
 /**
@@ -88,9 +121,10 @@ function deviceOf(pod: PodObject): [string, string] {
 async function writeStatus(
   ctx: ControllerContext,
   pod: PodObject,
+  device: EdgeDevice,
   state: DeviceState,
 ): Promise<ReconcileResult> {
-  const clash = moduleClash(ctx, pod);
+  const clash = moduleClash(ctx, pod, device);
   const unsupported = podToModules(pod, { env: {}, registryCredentials: [] }).unsupported;
   // Something to say already (a clash, ignored features) is said at once.
   const delayMs = clash || unsupported.length > 0 ? 0 : firstStatusDelay(pod, state);
@@ -110,25 +144,36 @@ async function writeStatus(
     ];
     ctx.events.record(pod, 'Warning', 'UnsupportedPodFeatures', message);
   }
+  await patchStatus(ctx, pod, status);
+  return {};
+}
+
+/** Writes `status` unless the pod already has it (timestamps aside) or it was just written. */
+async function patchStatus(
+  ctx: ControllerContext,
+  pod: PodObject,
+  status: PodStatus,
+): Promise<void> {
   const signature = statusSignature(status);
-  if (statusSignature(pod.status) === signature) return {};
+  if (statusSignature(pod.status) === signature) return;
   const key = keyFor(pod.metadata.namespace, pod.metadata.name);
-  if (recentlyWritten(recentWrites.get(key), signature)) return {};
+  if (recentlyWritten(recentWrites.get(key), signature)) return;
   await ctx.client.patch(
     Resources.pods(pod.metadata.namespace),
     pod.metadata.name!,
-    { status },
+    // null clears a refusal's reason and message once the pod is admitted.
+    { status: { ...status, reason: status.reason ?? null, message: status.message ?? null } },
     { subresource: 'status' },
   );
   recentWrites.set(key, { signature, at: Date.now() });
-  return {};
 }
 
 function moduleClash(
   ctx: ControllerContext,
   pod: PodObject,
+  device: EdgeDevice,
 ): { module: string; owner: string } | undefined {
-  const pods = podsOnNode(ctx, pod.spec.nodeName!);
+  const pods = admittedPodsOnDevice(ctx, device);
   const bound = pods.map((p) => ({ pod: p, env: {}, registryCredentials: [] }));
   return assignModules(bound).clashes.find((c) => c.pod.metadata.uid === pod.metadata.uid);
 }

@@ -1,6 +1,6 @@
 import { API_VERSION, CATEGORY, DNS_LABEL_PATTERN, GROUP, conditionsSchema } from './common.js';
 import type { CrdSource } from './crd.js';
-import { arr, int, named, obj, quantity, str, strEnum, stringMap, time } from './schema.js';
+import { arr, bool, int, named, obj, quantity, str, strEnum, stringMap, time } from './schema.js';
 
 /** Per-module runtime states, as IoT Edge reports them. */
 export const RUNTIME_STATUSES = [
@@ -15,6 +15,85 @@ export const RUNTIME_STATUSES = [
 
 /** Connection phases of a device. */
 export const DEVICE_PHASES = ['Pending', 'Connected', 'Disconnected'] as const;
+
+/**
+ * Node label keys a device may not claim: `kubernetes.io/` and `k8s.io/` and their subdomains
+ * (`node-role.kubernetes.io/`, `node-restriction.kubernetes.io/`…). They steer the scheduler and
+ * node isolation; kedge sets the ones it needs (role, hostname, os, arch) itself.
+ */
+export const RESERVED_NODE_LABEL_PATTERN = '^([^/]*[.])?(kubernetes[.]io|k8s[.]io)/';
+/** Reserved keys a device may still set: topology, as the NodeRestriction admission allows a kubelet. */
+export const ALLOWED_RESERVED_NODE_LABELS = [
+  'topology.kubernetes.io/region',
+  'topology.kubernetes.io/zone',
+] as const;
+
+/** Whether a label key is reserved for Kubernetes and kedge on a device's Node. */
+export function isReservedNodeLabel(key: string): boolean {
+  return (
+    new RegExp(RESERVED_NODE_LABEL_PATTERN).test(key) &&
+    !(ALLOWED_RESERVED_NODE_LABELS as readonly string[]).includes(key)
+  );
+}
+
+/** Labels on one Node at most; bounds the CEL rule's cost. */
+const MAX_NODE_LABELS = 64;
+
+const nodeLabels = stringMap(
+  'Extra labels for the device Node, on top of the EdgeDevice labels and the kedge labels. Keys under kubernetes.io/ and k8s.io/ (and their subdomains, such as node-role.kubernetes.io/) are refused, except topology.kubernetes.io/region and zone.',
+  {
+    maxProperties: MAX_NODE_LABELS,
+    'x-kubernetes-validations': [
+      {
+        rule: `self.all(k, !k.matches('${RESERVED_NODE_LABEL_PATTERN}') || k in [${ALLOWED_RESERVED_NODE_LABELS.map((l) => `'${l}'`).join(', ')}])`,
+        message:
+          'nodeLabels may not use the reserved prefixes kubernetes.io/ and k8s.io/ or their subdomains (node-role.kubernetes.io/, node-restriction.kubernetes.io/…); kedge sets those labels itself',
+      },
+    ],
+  },
+);
+
+/** Most namespaces a device may take pods from; bounds the list. */
+const MAX_TENANT_NAMESPACES = 64;
+
+const tenancy = named(
+  'DeviceTenancy',
+  obj('Which namespaces may run pods on the device. By default only its own.', {
+    allowPodsFromNamespaces: arr(
+      "Namespaces besides the device's own whose pods may run on it. Their env, envFrom and imagePullSecrets are always read from the pod's own namespace.",
+      str('A namespace name.', { pattern: DNS_LABEL_PATTERN, maxLength: 63 }),
+      { maxItems: MAX_TENANT_NAMESPACES, 'x-kubernetes-list-type': 'set' },
+    ),
+  }),
+);
+
+const hostAccess = named(
+  'DeviceHostAccess',
+  obj(
+    "Host access the device allows its modules. A module's createOptions (or pod spec) that reach the host also need the namespace's Pod Security level to be privileged: both must allow it. Defaults to none.",
+    {
+      privileged: bool(
+        'Allow HostConfig.Privileged, and host user, cgroup namespaces, unconfined seccomp or AppArmor and unsafe sysctls.',
+      ),
+      hostNetwork: bool('Allow HostConfig.NetworkMode (and UTSMode) host.'),
+      hostPID: bool('Allow HostConfig.PidMode host.'),
+      hostIPC: bool('Allow HostConfig.IpcMode host.'),
+      hostPaths: arr(
+        'Host paths modules may bind (HostConfig.Binds, bind Mounts): the path itself and everything below it. `/` allows every path; the Docker socket gives root on the device.',
+        str('An absolute host path.', { pattern: '^/', maxLength: 4096 }),
+        { maxItems: 32 },
+      ),
+      devices: bool(
+        'Allow host devices: HostConfig.Devices, DeviceRequests and DeviceCgroupRules.',
+      ),
+      capabilities: arr(
+        'Capabilities beyond the Pod Security baseline set modules may add (HostConfig.CapAdd), for example NET_ADMIN.',
+        str('A capability name, without the CAP_ prefix.', { pattern: '^[A-Z_]+$', maxLength: 64 }),
+        { maxItems: 64 },
+      ),
+    },
+  ),
+);
 
 const taint = named(
   'DeviceTaint',
@@ -37,7 +116,7 @@ const authentication = named(
       type: strEnum('Authentication type. Defaults to SymmetricKey.', ['SymmetricKey', 'X509']),
       symmetricKey: obj('Symmetric-key settings.', {
         secretName: str(
-          'Secret holding the device key under `primaryKey`. Defaults to `<device>-kedge-key`; the controller generates it when missing.',
+          'Secret holding the device key under `primaryKey` (base64 of at least 16 bytes). Defaults to `<device>-kedge-key`; the controller generates it when missing. A Secret the controller did not create must carry the label `kedge.io/device-key-for: <device>`.',
           { minLength: 1, maxLength: 253 },
         ),
       }),
@@ -117,9 +196,7 @@ const moduleStatus = named(
 const spec = named(
   'EdgeDeviceSpec',
   obj('Desired state of an edge device.', {
-    nodeLabels: stringMap(
-      'Extra labels for the device Node, on top of the EdgeDevice labels and the kedge labels.',
-    ),
+    nodeLabels,
     taints: arr('Taints added to the device Node besides kedge.io/edge=true:NoSchedule.', taint, {
       maxItems: 16,
     }),
@@ -129,6 +206,8 @@ const spec = named(
       { pattern: DNS_LABEL_PATTERN, maxLength: 63 },
     ),
     heartbeat,
+    tenancy,
+    hostAccess,
   }),
 );
 

@@ -6,6 +6,7 @@ import { route } from './route.js';
 export { API_VERSION, GROUP, VERSION, CATEGORY } from './common.js';
 export { objectSchema, toCrd, type CrdSource } from './crd.js';
 export { edgeDevice, edgeDeployment, route };
+export { isReservedNodeLabel } from './edge-device.js';
 export type * from './types.generated.js';
 
 /** The three kedge resources, in install order. */

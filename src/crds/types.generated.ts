@@ -31,7 +31,7 @@ export type DeviceAuthentication = {
   type?: 'SymmetricKey' | 'X509';
   /** Symmetric-key settings. */
   symmetricKey?: {
-    /** Secret holding the device key under `primaryKey`. Defaults to `<device>-kedge-key`; the controller generates it when missing. */
+    /** Secret holding the device key under `primaryKey` (base64 of at least 16 bytes). Defaults to `<device>-kedge-key`; the controller generates it when missing. A Secret the controller did not create must carry the label `kedge.io/device-key-for: <device>`. */
     secretName?: string;
   };
   /** X.509 settings. */
@@ -49,9 +49,33 @@ export type DeviceHeartbeat = {
   offlineAfterSecs?: number;
 };
 
+/** Which namespaces may run pods on the device. By default only its own. */
+export type DeviceTenancy = {
+  /** Namespaces besides the device's own whose pods may run on it. Their env, envFrom and imagePullSecrets are always read from the pod's own namespace. */
+  allowPodsFromNamespaces?: Array<string>;
+};
+
+/** Host access the device allows its modules. A module's createOptions (or pod spec) that reach the host also need the namespace's Pod Security level to be privileged: both must allow it. Defaults to none. */
+export type DeviceHostAccess = {
+  /** Allow HostConfig.Privileged, and host user, cgroup namespaces, unconfined seccomp or AppArmor and unsafe sysctls. */
+  privileged?: boolean;
+  /** Allow HostConfig.NetworkMode (and UTSMode) host. */
+  hostNetwork?: boolean;
+  /** Allow HostConfig.PidMode host. */
+  hostPID?: boolean;
+  /** Allow HostConfig.IpcMode host. */
+  hostIPC?: boolean;
+  /** Host paths modules may bind (HostConfig.Binds, bind Mounts): the path itself and everything below it. `/` allows every path; the Docker socket gives root on the device. */
+  hostPaths?: Array<string>;
+  /** Allow host devices: HostConfig.Devices, DeviceRequests and DeviceCgroupRules. */
+  devices?: boolean;
+  /** Capabilities beyond the Pod Security baseline set modules may add (HostConfig.CapAdd), for example NET_ADMIN. */
+  capabilities?: Array<string>;
+};
+
 /** Desired state of an edge device. */
 export type EdgeDeviceSpec = {
-  /** Extra labels for the device Node, on top of the EdgeDevice labels and the kedge labels. */
+  /** Extra labels for the device Node, on top of the EdgeDevice labels and the kedge labels. Keys under kubernetes.io/ and k8s.io/ (and their subdomains, such as node-role.kubernetes.io/) are refused, except topology.kubernetes.io/region and zone. */
   nodeLabels?: Record<string, string>;
   /** Taints added to the device Node besides kedge.io/edge=true:NoSchedule. */
   taints?: Array<DeviceTaint>;
@@ -61,6 +85,10 @@ export type EdgeDeviceSpec = {
   parent?: string;
   /** Heartbeat and offline-tolerance settings. */
   heartbeat?: DeviceHeartbeat;
+  /** Which namespaces may run pods on the device. By default only its own. */
+  tenancy?: DeviceTenancy;
+  /** Host access the device allows its modules. A module's createOptions (or pod spec) that reach the host also need the namespace's Pod Security level to be privileged: both must allow it. Defaults to none. */
+  hostAccess?: DeviceHostAccess;
 };
 
 /** Resources the device reports. */

@@ -26,5 +26,8 @@ export const Labels = {
   managedBy: 'app.kubernetes.io/managed-by',
 } as const;
 
+/** Node annotation `namespace/device` that marks a Node as kedge's for that EdgeDevice. */
+export const DEVICE_REF_ANNOTATION = 'kedge.io/device-ref';
+
 export const EDGE_TAINT = { key: 'kedge.io/edge', value: 'true', effect: 'NoSchedule' } as const;
 export const FINALIZER = 'kedge.io/cleanup';

@@ -1,8 +1,8 @@
 import type { DeviceFacts } from '../common/cloudlink/facts.js';
 import { KEDGE_VERSION } from '../common/version.js';
 import type { KubeObject } from '../controller/kube/client.js';
-import type { EdgeDevice } from '../crds/index.js';
-import { EDGE_TAINT, Labels, nodeNameFor } from './naming.js';
+import { isReservedNodeLabel, type EdgeDevice } from '../crds/index.js';
+import { DEVICE_REF_ANNOTATION, EDGE_TAINT, Labels, nodeNameFor } from './naming.js';
 
 /** Pods a device accepts when it does not say (the kubelet default). */
 export const DEFAULT_MAX_PODS = 110;
@@ -35,7 +35,7 @@ export function buildNode(
     metadata: {
       name,
       labels: nodeLabels(device, name, facts),
-      annotations: { 'kedge.io/device-ref': `${namespace}/${device.metadata.name}` },
+      annotations: { [DEVICE_REF_ANNOTATION]: deviceRef(namespace, device.metadata.name!) },
     },
     spec: {
       taints: [
@@ -51,14 +51,33 @@ export function buildNode(
   };
 }
 
+/** The value of {@link DEVICE_REF_ANNOTATION} on a device's Node. */
+export function deviceRef(namespace: string, device: string): string {
+  return `${namespace}/${device}`;
+}
+
+/** Whether a Node is the one kedge made for this device (its device-ref annotation says so). */
+export function isDeviceNode(
+  node: { metadata: { annotations?: Record<string, string> } },
+  namespace: string,
+  device: string,
+): boolean {
+  return node.metadata.annotations?.[DEVICE_REF_ANNOTATION] === deviceRef(namespace, device);
+}
+
+/** The user's labels minus reserved keys (the CRD refuses them in spec.nodeLabels; CEL cannot see metadata.labels). */
+function userLabels(labels: Record<string, string> | undefined): Record<string, string> {
+  return Object.fromEntries(Object.entries(labels ?? {}).filter(([k]) => !isReservedNodeLabel(k)));
+}
+
 export function nodeLabels(
   device: EdgeDevice,
   nodeName: string,
   facts?: DeviceFacts,
 ): Record<string, string> {
   return {
-    ...device.metadata.labels,
-    ...device.spec.nodeLabels,
+    ...userLabels(device.metadata.labels),
+    ...userLabels(device.spec.nodeLabels),
     [Labels.role]: 'edge',
     'node-role.kubernetes.io/edge': '',
     [Labels.type]: 'virtual-kubelet',
@@ -96,9 +115,11 @@ function nodeStatus(
   return {
     capacity,
     allocatable: capacity,
+    // Only the controller's own address: the API server dials the preferred address (Hostname
+    // first) with its kubelet client credentials, so a device must not choose it.
     addresses: [
       { type: 'InternalIP', address: kubelet.address },
-      { type: 'Hostname', address: facts.hostname ?? kubelet.address },
+      { type: 'Hostname', address: kubelet.address },
     ],
     daemonEndpoints: { kubeletEndpoint: { Port: kubelet.port } },
     nodeInfo: {

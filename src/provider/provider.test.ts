@@ -61,6 +61,56 @@ describe('buildNode', () => {
     expect(node.status.daemonEndpoints).toEqual({ kubeletEndpoint: { Port: 10250 } });
   });
 
+  it('advertises only the controller address, whatever hostname the device reports', () => {
+    const facts = {
+      os: 'linux',
+      arch: 'amd64',
+      cpus: 1,
+      memoryBytes: 1,
+      diskBytes: 1,
+      containerRuntimeVersion: 'docker://27.0.0',
+      agentVersion: '0.1.0',
+      hostname: 'kube-apiserver.attacker.example',
+    };
+    const node = buildNode(device, facts, { address: '10.0.0.5', port: 10250 }) as any;
+    expect(node.status.addresses).toEqual([
+      { type: 'InternalIP', address: '10.0.0.5' },
+      { type: 'Hostname', address: '10.0.0.5' },
+    ]);
+  });
+
+  it('drops reserved label keys from the EdgeDevice labels and nodeLabels', () => {
+    const claiming: EdgeDevice = {
+      ...device,
+      metadata: {
+        ...device.metadata,
+        labels: {
+          site: 'berlin',
+          'node-role.kubernetes.io/control-plane': '',
+          'node-restriction.kubernetes.io/pci': 'true',
+          'kubernetes.io/hostname': 'worker-1',
+          'topology.kubernetes.io/zone': 'eu-1',
+        },
+      },
+      spec: { nodeLabels: { 'k8s.io/x': 'y', 'example.com/ok': 'y' } },
+    };
+    const labels = buildNode(claiming, undefined, { address: '10.0.0.5', port: 1 }).metadata
+      .labels!;
+    expect(
+      Object.keys(labels)
+        .filter((k) => /kubernetes\.io|k8s\.io/.test(k))
+        .sort(),
+    ).toEqual([
+      'kubernetes.io/hostname',
+      'kubernetes.io/os',
+      'kubernetes.io/role',
+      'node-role.kubernetes.io/edge',
+      'topology.kubernetes.io/zone',
+    ]);
+    expect(labels['kubernetes.io/hostname']).toBe('sensor-1.factory.kedge');
+    expect(labels['example.com/ok']).toBe('y');
+  });
+
   it('is Ready only while the device is connected', () => {
     const now = '2026-01-01T00:00:00Z';
     expect(nodeConditions({ connected: true }, now)[0]).toMatchObject({

@@ -1,7 +1,10 @@
 import type { RegistryCredential } from '../common/manifest/index.js';
 import type { Container, EnvFromSource, EnvVarSource } from './pod-types.js';
 
-/** Reads ConfigMap and Secret data from the pod's namespace; undefined when missing. */
+/**
+ * Reads ConfigMap and Secret data from the pod's own namespace (never the device's, which may
+ * belong to another tenant); undefined when missing.
+ */
 export interface ObjectLookup {
   configMap(name: string): Promise<Record<string, string> | undefined>;
   /** Secret data, already base64-decoded. */

@@ -86,14 +86,18 @@ export interface NodeProcess {
   kill(signal?: NodeJS.Signals): Promise<void>;
 }
 
-/** Bootstraps a device and starts a real `kedge node` process for it. */
+/** Bootstraps a device (`name`, or `namespace/name`) and starts a real `kedge node` process for it. */
 export async function startNode(
   cluster: TestCluster,
-  device: string,
+  deviceRef: string,
   hubPort: number,
   options: { namespace?: string; config?: Record<string, unknown> } = {},
 ): Promise<NodeProcess> {
-  const { namespace = 'default', config: extra = {} } = options;
+  // `namespace/device`, or a device of `options.namespace` (default `default`).
+  const [refNamespace, device] = deviceRef.includes('/')
+    ? (deviceRef.split('/') as [string, string])
+    : [undefined, deviceRef];
+  const { namespace = refNamespace ?? 'default', config: extra = {} } = options;
   const dataDir = await mkdtemp(path.join(tmpdir(), `kedge-node-${device}-`));
   const client = KubeClient.fromConfig(cluster.cp.kubeconfigPath);
   const config = await bootstrapConfig(client, device, {

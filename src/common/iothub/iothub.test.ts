@@ -1,6 +1,6 @@
 import common from 'azure-iot-common';
 import { decodePropertyBag, encodePropertyBag } from './property-bag.js';
-import { createSasToken, parseSasToken, resourceUri, verifySasToken } from './sas.js';
+import { createSasToken, keyProblem, parseSasToken, resourceUri, verifySasToken } from './sas.js';
 import { inputTopic, parseInboundTopic, twinResponseTopic } from './topics.js';
 
 const KEY = Buffer.alloc(32, 7).toString('base64');
@@ -38,6 +38,20 @@ describe('SAS tokens', () => {
     );
     expect(() => verifySasToken(tampered, ok)).toThrow(/signature/);
     expect(() => parseSasToken('Bearer x')).toThrow(/SharedAccessSignature/);
+  });
+
+  it('refuses empty, short and non-base64 keys: a token signed with an empty key never verifies', () => {
+    const now = 1_000_000;
+    const forged = createSasToken({ resource, keyBase64: '', expirySecs: now + 60 });
+    for (const key of ['!!!!', '', Buffer.alloc(8, 1).toString('base64')]) {
+      const signed = createSasToken({ resource, keyBase64: key, expirySecs: now + 60 });
+      const opts = { audiences: [resource], keysBase64: [key], nowSecs: now };
+      expect(() => verifySasToken(forged, opts)).toThrow(/signature/);
+      expect(() => verifySasToken(signed, opts)).toThrow(/signature/);
+    }
+    expect(keyProblem('!!!!')).toBe('the key is not base64');
+    expect(keyProblem('AAAA')).toMatch(/decodes to 3 bytes; at least 16/);
+    expect(keyProblem(KEY)).toBeUndefined();
   });
 });
 

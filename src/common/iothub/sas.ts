@@ -7,6 +7,22 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import { ErrorCode, KedgeError } from '../errors.js';
 
 const PREFIX = 'SharedAccessSignature ';
+/**
+ * Shortest symmetric key accepted, in decoded bytes: IoT Hub's own minimum. A key that decodes to
+ * nothing (`!!!!` does) would let anyone sign a valid token.
+ */
+export const MIN_KEY_BYTES = 16;
+/** Canonical base64 with padding, nothing else (Buffer.from silently skips invalid characters). */
+const STRICT_BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+/** Why a base64 symmetric key cannot be used, or undefined when it can. */
+export function keyProblem(keyBase64: string): string | undefined {
+  if (!STRICT_BASE64.test(keyBase64)) return 'the key is not base64';
+  const bytes = Buffer.from(keyBase64, 'base64').length;
+  if (bytes < MIN_KEY_BYTES)
+    return `the key decodes to ${bytes} bytes; at least ${MIN_KEY_BYTES} are needed`;
+  return undefined;
+}
 /** The SDK's default token lifetime; used when the caller gives none. */
 export const DEFAULT_SAS_TTL_SECS = 3600;
 
@@ -114,7 +130,9 @@ export interface VerifySasOptions {
 
 function signatureMatches(parsed: ParsedSasToken, keys: string[], se: number): boolean {
   const given = Buffer.from(parsed.signature, 'base64');
+  // An unusable key (empty, short, not base64) never verifies anything.
   return keys.some((key) => {
+    if (keyProblem(key)) return false;
     const expected = Buffer.from(signBase64(key, `${parsed.srRaw}\n${se}`), 'base64');
     return expected.length === given.length && timingSafeEqual(expected, given);
   });

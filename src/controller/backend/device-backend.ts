@@ -9,7 +9,6 @@ import type {
   DesiredMessage,
   LogRequest,
   MethodResponse,
-  ReportedMessage,
 } from '../../common/cloudlink/protocol.js';
 
 /** A direct-method call on one module of a device. */
@@ -33,7 +32,8 @@ export interface DeviceBackendEvents {
   connected: [namespace: string, device: string];
   disconnected: [namespace: string, device: string];
   heartbeat: [namespace: string, device: string];
-  reported: [namespace: string, device: string, report: ReportedMessage];
+  /** A device's report as it came; the controller validates it before use. */
+  reported: [namespace: string, device: string, report: unknown];
 }
 
 /** What the controller asks of devices. Every call names the device by namespace and name. */

@@ -21,7 +21,6 @@ import type {
   DesiredMessage,
   LogRequest,
   MethodResponse,
-  ReportedMessage,
 } from '../../common/cloudlink/protocol.js';
 import {
   Buckets,
@@ -196,14 +195,7 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
         onEntry: (e) => {
           const target = parseDeviceKey(e.key);
           if (!target || e.operation !== 'PUT') return;
-          try {
-            this.emit('reported', target.namespace, target.device, e.json<ReportedMessage>());
-          } catch (err) {
-            this.#log.warn(
-              { device: e.key, reason: errorMessage(err) },
-              'unreadable device report',
-            );
-          }
+          this.emit('reported', target.namespace, target.device, parseReport(e.string()));
         },
         log: this.#log,
       }),
@@ -242,4 +234,13 @@ function requestError(err: unknown, namespace: string, device: string): KedgeErr
       { cause },
     );
   return new KedgeError(ErrorCode.Unavailable, errorMessage(cause), { cause });
+}
+
+/** The report's JSON, or its text when it is not JSON (the controller's schema check refuses it). */
+function parseReport(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
 }

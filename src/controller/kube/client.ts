@@ -324,6 +324,7 @@ function apiError(status: number, text: string, req: KubeRequest): KubeApiError 
 /** Resource references kedge uses. */
 export const Resources = {
   nodes: { apiPath: '/api/v1', plural: 'nodes' },
+  namespaces: { apiPath: '/api/v1', plural: 'namespaces' },
   pods: (namespace?: string): ResourceRef => ({ apiPath: '/api/v1', plural: 'pods', namespace }),
   secrets: (namespace: string): ResourceRef => ({
     apiPath: '/api/v1',
