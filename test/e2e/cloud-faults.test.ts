@@ -146,14 +146,17 @@ describe('cloud plane faults: 3 NATS nodes, 2 controllers, 2 gateways, 50 device
   }, 180_000);
 
   afterAll(async () => {
-    await Promise.all(devices.map((d) => d.stop().catch(() => undefined)));
+    // Processes first: whatever else fails here, nothing of this test may outlive it.
     for (const p of procs) await kill9(p);
+    await Promise.all(
+      devices.map((d) => Promise.race([d.stop().catch(() => undefined), sleep(5_000)])),
+    );
     await balancer?.close();
     webhook?.server.close();
     await nc?.close();
     await nats?.stop();
     await cluster?.cp.stop();
-  }, 120_000);
+  }, 180_000);
 
   it(
     'loses no handed-over message through leader, gateway and NATS-node crashes during a rollout, then through a 10-minute webhook outage and restarts',
