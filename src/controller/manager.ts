@@ -314,7 +314,9 @@ function wireBackend(ctx: ControllerContext): void {
     state.connected = true;
     state.since = new Date();
     state.lastSeen = new Date();
-    ctx.enqueue.device(keyFor(ns, device));
+    // Reports and presence travel apart: a report that came while the device counted as offline
+    // updated no pod, so the pods look again now.
+    onDeviceReport(ctx, ns, device);
     ctx.enqueue.desired(keyFor(ns, device));
   });
   backend.on('disconnected', (ns, device) => markOffline(ctx, ns, device));
@@ -324,7 +326,7 @@ function wireBackend(ctx: ControllerContext): void {
     if (!state.connected && backend.isConnected(ns, device)) {
       state.connected = true;
       state.since = new Date();
-      ctx.enqueue.device(keyFor(ns, device));
+      onDeviceReport(ctx, ns, device);
     }
   });
   backend.on('reported', (ns, device, report) => acceptReport(ctx, ns, device, report));
