@@ -41,6 +41,9 @@ export const MAX_PACKET_BYTES = 2 * 1024 * 1024;
 const MAX_CLIENT_ID_LENGTH = 63 + 1 + 253;
 /** From TLS established to an MQTT CONNECT, at most. */
 const CONNECT_TIMEOUT_MS = 10_000;
+/** Retry delays for sending desired state while JetStream is failing over. */
+const PUSH_RETRY_MS = 500;
+const PUSH_RETRY_MAX_MS = 5_000;
 /** A device that does not read its deliveries for this long is dropped. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -265,7 +268,7 @@ export class Gateway {
     a.on('subscribe', (subs, client) => {
       const session = this.#sessionOf(client);
       if (session && subs.some((s) => s.topic.endsWith(`/${Leaf.desired}`)))
-        void this.#pushDesired(session.who);
+        void this.#pushDesired(session);
     });
   }
 
@@ -356,9 +359,28 @@ export class Gateway {
     );
   }
 
-  async #pushDesired(who: CloudIdentity): Promise<void> {
-    const entry = await this.#buckets.desired.get(deviceKey(who.namespace, who.device));
-    if (entry?.operation === 'PUT') await this.#push(who, Leaf.desired, entry.value);
+  /**
+   * Sends the device its desired state, retrying while JetStream cannot answer (a NATS server
+   * failing over) for as long as this session lasts: it is the device's only copy until the
+   * next change.
+   */
+  async #pushDesired(session: Session): Promise<void> {
+    const key = deviceKey(session.who.namespace, session.who.device);
+    for (let attempt = 0; this.#sessions.get(key) === session; attempt++) {
+      try {
+        const entry = await this.#buckets.desired.get(key);
+        if (entry?.operation === 'PUT') await this.#push(session.who, Leaf.desired, entry.value);
+        return;
+      } catch (err) {
+        this.#opts.log.info(
+          { device: key, reason: errorMessage(err) },
+          'desired state read failed; retrying',
+        );
+        await new Promise((r) =>
+          setTimeout(r, Math.min(PUSH_RETRY_MS * 2 ** attempt, PUSH_RETRY_MAX_MS)),
+        );
+      }
+    }
   }
 
   async #push(who: CloudIdentity, leaf: string, payload: Uint8Array | string): Promise<void> {
