@@ -4,13 +4,18 @@
  * again after every end and every reconnect, resuming after the last revision it delivered, so
  * no update is missed and none is delivered twice.
  */
-import type { KV, KvEntry, KvWatchInclude } from '@nats-io/kv';
+import { KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
 
 /** Pause before a watch that ended is started again. */
 const RESTART_DELAY_MS = 500;
+/**
+ * How often the bucket's last revision is compared with the watch's: a watch whose consumer lived
+ * on a server that died can stay open and quiet, and is started again when it falls behind.
+ */
+const STALL_CHECK_MS = 5_000;
 
 /** A running {@link watchBucket}. */
 export interface BucketWatch {
@@ -26,8 +31,10 @@ export function watchBucket(
   const { include, onEntry, log } = watch;
   let stopped = false;
   let lastRevision = 0;
+  let behindSince = 0;
   let current: { stop(): void } | undefined;
   const run = async (): Promise<void> => {
+    if (include === KvWatchInclude.UpdatesOnly) lastRevision = await lastSeq(kv).catch(() => 0);
     while (!stopped) {
       try {
         const iter = await kv.watch(
@@ -45,6 +52,21 @@ export function watchBucket(
     }
   };
   void run();
+  const stall = setInterval(() => {
+    void lastSeq(kv)
+      .then((last) => {
+        if (last <= lastRevision) return void (behindSince = 0);
+        if (!behindSince) return void (behindSince = Date.now());
+        if (Date.now() - behindSince < STALL_CHECK_MS) return;
+        behindSince = 0;
+        log.info(
+          { bucket: kv.toString(), last, lastRevision },
+          'bucket watch fell behind; restarting',
+        );
+        current?.stop();
+      })
+      .catch(() => undefined);
+  }, STALL_CHECK_MS);
   void (async () => {
     for await (const s of nc.status()) {
       if (stopped) return;
@@ -54,7 +76,13 @@ export function watchBucket(
   return {
     stop: () => {
       stopped = true;
+      clearInterval(stall);
       current?.stop();
     },
   };
+}
+
+/** The bucket's last revision (its stream's last sequence). */
+async function lastSeq(kv: KV): Promise<number> {
+  return (await kv.status()).streamInfo.state.last_seq;
 }
