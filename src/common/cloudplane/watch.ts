@@ -59,10 +59,7 @@ export function watchBucket(
         if (!behindSince) return void (behindSince = Date.now());
         if (Date.now() - behindSince < STALL_CHECK_MS) return;
         behindSince = 0;
-        log.info(
-          { bucket: kv.toString(), last, lastRevision },
-          'bucket watch fell behind; restarting',
-        );
+        log.info({ last, lastRevision }, 'bucket watch fell behind; restarting');
         current?.stop();
       })
       .catch(() => undefined);
