@@ -2,11 +2,16 @@
 // promises per message. The broker under test, not the generator, should set the pace and the tail.
 import mqttPacket, { type IPublishPacket, type Packet } from 'mqtt-packet';
 import net from 'node:net';
+import tls from 'node:tls';
 
 export interface RawConnectOptions {
   clientId: string;
   username?: string;
   password?: string;
+  /** Clean session; defaults to false (a persistent session). */
+  clean?: boolean;
+  /** Dial TLS, trusting this CA (PEM), with SNI `localhost`. */
+  tlsCaPem?: string;
 }
 
 export class RawMqttClient {
@@ -27,9 +32,12 @@ export class RawMqttClient {
   }
 
   static async connect(port: number, options: RawConnectOptions): Promise<RawMqttClient> {
-    const socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+    const socket = options.tlsCaPem
+      ? tls.connect({ port, host: '127.0.0.1', ca: options.tlsCaPem, servername: 'localhost' })
+      : net.connect({ port, host: '127.0.0.1', noDelay: true });
+    if (options.tlsCaPem) socket.setNoDelay(true);
     await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve);
+      socket.once(options.tlsCaPem ? 'secureConnect' : 'connect', resolve);
       socket.once('error', reject);
     });
     const client = new RawMqttClient(socket);
@@ -40,7 +48,7 @@ export class RawMqttClient {
         protocolId: 'MQTT',
         protocolVersion: 4,
         clientId: options.clientId,
-        clean: false,
+        clean: options.clean ?? false,
         keepalive: 60,
         username: options.username,
         password: options.password === undefined ? undefined : Buffer.from(options.password),
