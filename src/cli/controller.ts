@@ -114,7 +114,9 @@ export function registerControllerCommand(program: Command): void {
       serviceApiService: flags.serviceApiService,
       certificates: {
         ...(flags.certValiditySecs ? { validitySecs: Number(flags.certValiditySecs) } : {}),
-        ...(flags.certRenewBeforeSecs ? { renewBeforeSecs: Number(flags.certRenewBeforeSecs) } : {}),
+        ...(flags.certRenewBeforeSecs
+          ? { renewBeforeSecs: Number(flags.certRenewBeforeSecs) }
+          : {}),
       },
     });
     await new Promise<void>((resolve) => {
