@@ -40,7 +40,7 @@ export const Headers = {
 
 /** A name as one subject token or key segment. */
 export function token(name: string): string {
-  return name.replace(/[^A-Za-z0-9-]/g, (c) =>
+  return name.replace(/[^A-Za-z0-9-]/gu, (c) =>
     [...Buffer.from(c, 'utf8')].map((b) => `=${b.toString(16).padStart(2, '0')}`).join(''),
   );
 }
