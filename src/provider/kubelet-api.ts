@@ -103,7 +103,7 @@ const NODE_PROXY_PATH = /^\/api\/v1\/nodes\/([^/]+)\/proxy(?:\/|$)/;
 
 /**
  * Every kedge Node shares this endpoint, so the request itself must say which node it was sent
- * to (docs/adr/0009-trust-service-api.md). The API server's node proxy (`nodes/{name}/proxy`)
+ * to (docs/adr/0011-service-api.md). The API server's node proxy (`nodes/{name}/proxy`)
  * always sets `X-Forwarded-Uri` to the path it was called on, overwriting any client value, and
  * always adds `X-Forwarded-For`. Its upgrade path adds only `X-Forwarded-For` and passes client
  * headers through, so it is refused here. `pods/{name}/log` requests carry neither header: they

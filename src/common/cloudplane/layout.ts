@@ -1,6 +1,6 @@
 /**
  * Where the cloud plane keeps things in NATS: stream, bucket and subject names, shared by the
- * controller and the gateways. docs/adr/0009-cloud-plane-layout.md explains the layout.
+ * controller and the gateways. docs/adr/0009-cloud-plane-on-nats.md explains the layout.
  *
  * Subject tokens and key segments: any character outside `[A-Za-z0-9-]` (a device name's dots,
  * which NATS reads as separators, or a module id's punctuation) is written `=XX`, its hex code.
