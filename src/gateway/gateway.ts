@@ -273,6 +273,7 @@ export class Gateway {
   }
 
   #onReady(client: Client): void {
+    if (this.#current(client)) return;
     const pending = this.#pending.get(client);
     if (!pending) return client.close();
     this.#pending.delete(client);
@@ -318,6 +319,13 @@ export class Gateway {
 
   /** The live session of a client (not of an older connection with the same id). */
   #sessionOf(client: Client): Session | undefined {
+    // A reconnecting device replays its unacknowledged publishes right after CONNACK, which can
+    // come before aedes' `clientReady`: an authenticated client gets its session at once.
+    if (!this.#current(client) && this.#pending.has(client)) this.#onReady(client);
+    return this.#current(client);
+  }
+
+  #current(client: Client): Session | undefined {
     const key = this.#keyOfClient(client);
     const session = key ? this.#sessions.get(key) : undefined;
     return session?.client === client ? session : undefined;
