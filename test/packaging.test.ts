@@ -228,6 +228,7 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
     const controller = find(text, 'Deployment', 'kedge');
     expect(controller.spec.template.spec.containers[0].ports.map((p: any) => p.name)).toEqual([
       'kubelet',
+      'service-api',
       'metrics',
     ]);
     expect(envOf(controller)).toMatchObject({
