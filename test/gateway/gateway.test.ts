@@ -281,42 +281,6 @@ describe('gateway delivery', () => {
       await hub.stop();
     }
   });
-
-  it('refuses a publish while JetStream is down, then takes the copy the device replays right after reconnecting', async () => {
-    const key = await rig.register('replay');
-    const client = await connectDevice(rig, 'replay', deviceToken('replay', key));
-    const message = {
-      seq: 7,
-      body: Buffer.from('{"replay":1}').toString('base64'),
-      properties: {},
-      systemProperties: {},
-      enqueuedAt: new Date().toISOString(),
-    };
-    await nats.server.stop();
-    const closed = closedWithin(client);
-    // Not acknowledged: the gateway drops the session instead, and MQTT.js keeps the publish.
-    const acked = client.publishAsync(
-      deviceTopic(NS, 'replay', Leaf.telemetry),
-      JSON.stringify({ messages: [message] }),
-      { qos: 1 },
-    );
-    await closed;
-    await nats.server.restart();
-    await eventually(() => !rig.nc.isClosed() && rig.nc.info !== undefined, 30_000);
-    // MQTT.js replays the stored publish as soon as CONNACK arrives, before anything else.
-    client.reconnect();
-    await acked;
-    const jsm = await jetstreamManager(rig.nc);
-    const subject = Subjects.telemetry(NS, 'replay');
-    await eventually(
-      async () =>
-        ((await jsm.streams.info(Streams.telemetry, { subjects_filter: subject })).state.subjects?.[
-          subject
-        ] ?? 0) === 1,
-      30_000,
-    );
-    client.end(true);
-  });
 });
 
 /** The first bytes a TLS client sends: a complete ClientHello. */
