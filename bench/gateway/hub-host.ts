@@ -10,18 +10,26 @@
  * KEDGE_BENCH_DEVICES (how many device credentials to provision).
  */
 import { Kvm } from '@nats-io/kv';
-import { connect } from '@nats-io/transport-node';
 import { createInterface } from 'node:readline';
 import { writeHeapSnapshot } from 'node:v8';
 import { Buckets, deviceKey as kvKey } from '../../src/common/cloudplane/layout.js';
-import { provisionCloudPlane } from '../../src/common/cloudplane/nats.js';
+import {
+  connectNats,
+  natsSettings,
+  provisionCloudPlane,
+} from '../../src/common/cloudplane/nats.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { Gateway } from '../../src/gateway/gateway.js';
 import { BENCH_NAMESPACE, deviceKey, deviceName } from './fleet-keys.js';
 
 const secret = process.env.KEDGE_BENCH_SECRET!;
 const tls = JSON.parse(process.env.KEDGE_BENCH_TLS!) as { certPem: string; keyPem: string };
-const nc = await connect({ servers: process.env.KEDGE_BENCH_NATS_URL! });
+// Connected as `kedge gateway` connects, with the same client options.
+const nc = await connectNats(
+  natsSettings({ natsUrl: process.env.KEDGE_BENCH_NATS_URL! }),
+  'kedge-gateway',
+  silentLogger(),
+);
 await provisionCloudPlane(nc, { replicas: 1 });
 const credentials = await new Kvm(nc).open(Buckets.credentials);
 const devices = Number(process.env.KEDGE_BENCH_DEVICES ?? '0');
