@@ -16,6 +16,9 @@ import type { HubLimits } from './options.js';
 import { PreAuthGuard } from './preauth-guard.js';
 import type { Protocol } from './protocol.js';
 
+/** How long after the pre-auth deadline Node's own TLS handshake timeout fires. */
+const HANDSHAKE_BACKSTOP_MS = 1_000;
+
 /** aedes CONNACK codes (its const enum is not importable at runtime). */
 const BAD_USERNAME_OR_PASSWORD = 4;
 /** TLS 1.0 and 1.1 are deprecated (RFC 8996); the Azure IoT SDKs speak 1.2. */
@@ -199,7 +202,8 @@ export class HubBroker {
           cert: options.cert,
           key: options.key,
           minVersion: TLS_MIN_VERSION,
-          handshakeTimeout: this.#d.limits.connectTimeoutMs,
+          // The pre-auth guard enforces the deadline (and counts it); this is only a backstop.
+          handshakeTimeout: this.#d.limits.connectTimeoutMs + HANDSHAKE_BACKSTOP_MS,
         },
         (s) => this.#handle(s),
       );
