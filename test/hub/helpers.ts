@@ -2,13 +2,16 @@
 import deviceSdk from 'azure-iot-device';
 import mqttTransport from 'azure-iot-device-mqtt';
 import mqtt, { type MqttClient } from 'mqtt';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { createSasToken, resourceUri } from '../../src/common/iothub/index.js';
 import { createLogger, silentLogger } from '../../src/common/logger.js';
 import { Hub } from '../../src/edgenode/hub/index.js';
+import { PACKAGE_ROOT } from '../../src/localcluster/kubectl.js';
 import type { HubOptionsInput } from '../../src/edgenode/hub/index.js';
 import type { Upstream } from '../../src/edgenode/hub/upstream/upstream.js';
 
@@ -170,4 +173,39 @@ export function jsonMessage(body: unknown): SdkMessage {
   m.contentType = 'application/json';
   m.contentEncoding = 'utf-8';
   return m;
+}
+
+/** Ports a standalone hub process prints when it is ready. */
+export interface HubProcessPorts {
+  tls: number;
+  metrics: number;
+}
+
+/** The built hub as its own process (so it can be `kill -9`'d), with a metrics port. */
+export async function spawnHub(
+  config: string,
+): Promise<{ child: ChildProcess; ports: HubProcessPorts; startMs: number }> {
+  const started = Date.now();
+  const child = spawn(
+    process.execPath,
+    [path.join(PACKAGE_ROOT, 'dist/edgenode/hub/standalone.js'), config],
+    {
+      env: { ...process.env, KEDGE_HUB_METRICS_PORT: '0', KEDGE_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  const lines = readline.createInterface({ input: child.stdout });
+  for await (const line of lines) {
+    if (!line.startsWith('KEDGE_HUB_READY ')) continue;
+    const ports = JSON.parse(line.slice('KEDGE_HUB_READY '.length)) as HubProcessPorts;
+    return { child, ports, startMs: Date.now() - started };
+  }
+  throw new Error('hub exited before it was ready');
+}
+
+/** One sample from a hub process' /metrics (`name` may include labels); 0 when absent. */
+export async function hubMetric(port: number, name: string): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `));
+  return line ? Number(line.split(' ').pop()) : 0;
 }

@@ -1,51 +1,25 @@
 // Store-and-forward across a crash: the upstream sink (real Mosquitto) is down, 100k QoS1 messages
 // are acknowledged, the hub process is kill -9'd and restarted, and once the sink returns every
 // acknowledged message arrives in order within its priority; expired ones are counted, not sent.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import readline from 'node:readline';
 import mqtt, { type MqttClient } from 'mqtt';
-import { readFileSync } from 'node:fs';
 import { freePort, startMosquitto } from '../../src/localcluster/mosquitto.js';
-import { PACKAGE_ROOT } from '../../src/localcluster/kubectl.js';
-import { eventually, IOTHUB, LEAF_KEY, leafToken, sleep, tempDir } from './helpers.js';
+import {
+  eventually,
+  hubMetric as metric,
+  IOTHUB,
+  LEAF_KEY,
+  leafToken,
+  sleep,
+  spawnHub,
+  tempDir,
+} from './helpers.js';
 
 const TOTAL = 100_000;
 const WINDOW = 1_000;
 const EPHEMERAL_TTL_SECS = 2;
-
-interface Ports {
-  tls: number;
-  metrics: number;
-}
-
-async function spawnHub(
-  config: string,
-): Promise<{ child: ChildProcess; ports: Ports; startMs: number }> {
-  const started = Date.now();
-  const child = spawn(
-    process.execPath,
-    [path.join(PACKAGE_ROOT, 'dist/edgenode/hub/standalone.js'), config],
-    {
-      env: { ...process.env, KEDGE_HUB_METRICS_PORT: '0', KEDGE_LOG_LEVEL: 'warn' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    },
-  );
-  const lines = readline.createInterface({ input: child.stdout });
-  for await (const line of lines) {
-    if (!line.startsWith('KEDGE_HUB_READY ')) continue;
-    const ports = JSON.parse(line.slice('KEDGE_HUB_READY '.length)) as Ports;
-    return { child, ports, startMs: Date.now() - started };
-  }
-  throw new Error('hub exited before it was ready');
-}
-
-async function metric(port: number, name: string): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(name));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
 
 function kindOf(seq: number): 'keep' | 'eph' | 'bulk' {
   if (seq % 10 === 0) return 'keep';

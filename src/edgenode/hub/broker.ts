@@ -15,6 +15,7 @@ import { listenOn } from './listen.js';
 import type { HubLimits } from './options.js';
 import { PreAuthGuard } from './preauth-guard.js';
 import type { Protocol } from './protocol.js';
+import type { SessionStore } from './sessions/session-store.js';
 
 /** How long after the pre-auth deadline Node's own TLS handshake timeout fires. */
 const HANDSHAKE_BACKSTOP_MS = 1_000;
@@ -47,6 +48,8 @@ export interface HubBrokerDeps {
   metrics: HubMetrics;
   log: Logger;
   limits: HubLimits;
+  /** Subscriptions and queued messages of clean:false clients. */
+  sessions: SessionStore;
 }
 
 export class HubBroker {
@@ -82,6 +85,7 @@ export class HubBroker {
       maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
       drainTimeout: deps.limits.connectTimeoutMs,
       concurrency: 1000,
+      persistence: deps.sessions,
     });
     const broker = new HubBroker(aedes, deps);
     broker.#hook();
@@ -149,6 +153,7 @@ export class HubBroker {
     aedes.on('clientDisconnect', (client) => {
       if (this.#clients.get(client.id) === client) this.#clients.delete(client.id);
       if (this.#counted.delete(client)) this.#d.metrics.connections.dec();
+      if (!client.clean) this.#d.sessions.keep(client.id);
     });
     aedes.on('clientError', (client, err) => {
       this.#d.log.debug({ client: client.id, err: err.message }, 'client error');

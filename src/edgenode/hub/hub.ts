@@ -22,6 +22,8 @@ import { Protocol } from './protocol.js';
 import type { DurableQueue } from './queue/durable-queue.js';
 import { MemoryQueue } from './queue/memory-queue.js';
 import { SqliteQueue } from './queue/sqlite-queue.js';
+import { SessionJournal } from './sessions/session-journal.js';
+import { SessionStore } from './sessions/session-store.js';
 import { Router, routeSpecs } from './router.js';
 import { TwinStore } from './twins.js';
 import { Forwarder } from './upstream/forwarder.js';
@@ -59,6 +61,7 @@ interface Running {
   identities: IdentityRegistry;
   twins: TwinStore;
   queue: DurableQueue;
+  journal: SessionJournal | undefined;
   broker: HubBroker;
   protocol: Protocol;
   workload: WorkloadApi;
@@ -125,11 +128,24 @@ export class Hub {
     const twins = new TwinStore(o.dataDir);
     const queue = this.#openQueue();
     this.metrics.watchQueue(() => queue.stats());
+    const journal =
+      o.storeAndForward.backend === 'memory'
+        ? undefined
+        : new SessionJournal(path.join(o.dataDir, 'sessions.db'));
+    const sessions = new SessionStore({
+      journal,
+      maxMessages: o.limits.maxSessionMessages,
+      maxBytes: o.limits.maxSessionBytes,
+      ttlSecs: () => this.options.storeAndForward.timeToLiveSecs,
+      onDropped: (reason, count) => this.metrics.dropped.inc({ reason }, count),
+    });
+    this.metrics.watchSessions(() => sessions.stats);
     const broker = await HubBroker.create({
       identities,
       metrics: this.metrics,
       log: this.log,
       limits: o.limits,
+      sessions,
     });
     const protocol = new Protocol({
       deviceId: o.deviceId,
@@ -143,6 +159,7 @@ export class Hub {
       limits: o.limits,
       defaultTtlSecs: () => this.options.storeAndForward.timeToLiveSecs,
       identityOf: (c) => broker.identityOf(c),
+      isConnected: (id) => broker.client(id) !== undefined,
     });
     broker.attach(protocol);
     const hosts = addressList(o.host);
@@ -179,6 +196,7 @@ export class Hub {
       identities,
       twins,
       queue,
+      journal,
       broker,
       protocol,
       workload,
@@ -432,6 +450,7 @@ export class Hub {
     await r.workload.close();
     await r.methodApi?.close();
     await r.broker.close();
+    r.journal?.close();
     await r.queue.close();
     this.log.info('hub stopped');
   }

@@ -115,6 +115,27 @@ export class HubMetrics {
     });
   }
 
+  /** Registers the gauges of messages queued for stopped or slow modules, read on scrape. */
+  watchSessions(stats: () => { messages: number; bytes: number }): void {
+    const registers = [this.registry];
+    new Gauge({
+      name: 'kedge_hub_session_queue_depth',
+      help: 'QoS 1 messages queued for clean-session-false clients (modules) not yet acknowledged',
+      registers,
+      collect() {
+        this.set(stats().messages);
+      },
+    });
+    new Gauge({
+      name: 'kedge_hub_session_queue_bytes',
+      help: 'Bytes queued for clean-session-false clients (modules)',
+      registers,
+      collect() {
+        this.set(stats().bytes);
+      },
+    });
+  }
+
   /** A counter value, for tests and the CLI. */
   async value(name: string, labels: Record<string, string> = {}): Promise<number> {
     const metric = await this.registry.getSingleMetric(name)?.get();

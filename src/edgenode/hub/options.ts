@@ -41,7 +41,10 @@ export interface StoreAndForwardOptions {
    * `drop-oldest`.
    */
   dropPolicy: 'drop-oldest' | 'reject-new';
-  /** `sqlite` (durable, WAL + synchronous=FULL) or `memory` (tests only). Default `sqlite`. */
+  /**
+   * `sqlite` (durable, WAL + synchronous=FULL) or `memory` (tests only), for this queue and for
+   * the messages queued for stopped modules. Default `sqlite`.
+   */
   backend: 'sqlite' | 'memory';
 }
 
@@ -67,6 +70,14 @@ export interface HubLimits {
   maxPendingPerSource: number;
   /** Default direct-method response timeout (seconds). Default 30. */
   methodTimeoutSecs: number;
+  /**
+   * QoS 1 messages kept for one clean:false client (a module) while it is stopped or slow; beyond
+   * it the oldest is dropped (`queue_full`). They expire with the store-and-forward TTL and are on
+   * disk with the `sqlite` backend. Default 10,000.
+   */
+  maxSessionMessages: number;
+  /** Bytes (topic and payload) kept for one such client, as `maxSessionMessages`. Default 64 MiB. */
+  maxSessionBytes: number;
 }
 
 /** Hub options. Everything except `deviceId` and `dataDir` has a default in {@link HUB_DEFAULTS}. */
@@ -167,6 +178,8 @@ export const HUB_DEFAULTS: Omit<HubOptions, 'deviceId' | 'dataDir' | 'workloadSo
     // 64 covers a large device's modules at once, and is a tiny share of the descriptor limit.
     maxPendingPerSource: 64,
     methodTimeoutSecs: 30,
+    maxSessionMessages: 10_000,
+    maxSessionBytes: 64 * 1024 * 1024,
   },
   // Short-lived relative to the 10-year device CA; two weeks of margin covers a device that was
   // off, since the hub re-issues at start too.
@@ -282,6 +295,8 @@ export const hubOptionsSchema = {
         connectTimeoutMs: { type: 'integer', minimum: 100 },
         maxPendingPerSource: { type: 'integer', minimum: 1 },
         methodTimeoutSecs: { type: 'integer', minimum: 1 },
+        maxSessionMessages: { type: 'integer', minimum: 1 },
+        maxSessionBytes: { type: 'integer', minimum: 1024 },
       },
     },
     serverCert: {

@@ -41,6 +41,8 @@ export interface ProtocolDeps {
   /** Store-and-forward default TTL (seconds). */
   defaultTtlSecs: () => number;
   identityOf: (client: Client) => Identity | undefined;
+  /** Whether a client id (`d/m` for a module) has a live connection. */
+  isConnected: (clientId: string) => boolean;
 }
 
 /**
@@ -204,7 +206,10 @@ export class Protocol {
         continue;
       }
       const input = this.#inputTopic(identity, topic.properties, t.sink);
-      if (forward === undefined) forward = input;
+      if (!this.#d.isConnected(`${this.#d.deviceId}/${t.sink.moduleId}`)) {
+        // A stopped module's session journals it; the sender's PUBACK waits for that commit.
+        durable.push(this.#publishToStoppedInput(input, body));
+      } else if (forward === undefined) forward = input;
       else this.#publishToInput(input, body);
     }
     if (durable.length === 0) return forward;
@@ -228,6 +233,15 @@ export class Protocol {
       (err) => {
         if (err) this.#d.log.warn({ err: err.message, topic }, 'input delivery failed');
       },
+    );
+  }
+
+  #publishToStoppedInput(topic: string, body: Buffer): Promise<void> {
+    return new Promise((resolve, reject) =>
+      this.#d.broker.publish(
+        { cmd: 'publish', topic, payload: body, qos: 1, retain: false, dup: false },
+        (err) => (err ? reject(err) : resolve()),
+      ),
     );
   }
 
