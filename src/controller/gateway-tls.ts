@@ -5,27 +5,48 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type { KeyPair } from '../common/pki.js';
-import { servingCertificate } from './certificates.js';
+import {
+  DEFAULT_RENEW_BEFORE_SECS,
+  DEFAULT_SERVING_VALIDITY_SECS,
+  servingCertificate,
+  type CertificateTiming,
+} from './certificates.js';
 import { isConflict, Resources, type KubeClient, type KubeObject } from './kube/client.js';
 
 export const GATEWAY_TLS_SECRET = 'kedge-gateway-tls';
-/** Re-issued when less than this is left; gateways re-read the mounted files well before. */
-const RENEW_BEFORE_MS = 30 * 24 * 3600 * 1000;
+/** Longest wait between two checks of the Secret. */
+const MAX_CHECK_INTERVAL_MS = 12 * 3600 * 1000;
 
 type SecretObject = KubeObject & { type?: string; data?: Record<string, string> };
+
+/** Validity and renewal margin (ms) of the gateway certificate, as for the other serving ones. */
+export function gatewayTlsTiming(timing: CertificateTiming = {}): {
+  validitySecs: number;
+  renewBeforeMs: number;
+  checkEveryMs: number;
+} {
+  const validitySecs = timing.validitySecs ?? DEFAULT_SERVING_VALIDITY_SECS;
+  const renewBeforeMs =
+    Math.min(timing.renewBeforeSecs ?? DEFAULT_RENEW_BEFORE_SECS, validitySecs / 2) * 1000;
+  // Gateways poll the mounted files every few seconds, so a quarter of the margin is plenty.
+  const checkEveryMs = Math.max(1_000, Math.min(MAX_CHECK_INTERVAL_MS, renewBeforeMs / 4));
+  return { validitySecs, renewBeforeMs, checkEveryMs };
+}
 
 /** Returns the gateway certificate, issuing or renewing the Secret when needed. */
 export async function ensureGatewayTls(
   client: KubeClient,
   namespace: string,
   ca: KeyPair,
-  hostNames: string[],
+  want: { hostNames: string[]; timing?: CertificateTiming | undefined },
 ): Promise<KeyPair> {
+  const { hostNames } = want;
+  const { validitySecs, renewBeforeMs } = gatewayTlsTiming(want.timing);
   const ref = Resources.secrets(namespace);
   const existing = await client.find<SecretObject>(ref, GATEWAY_TLS_SECRET);
   const current = existing && fromSecret(existing);
-  if (current && stillGood(current, ca, hostNames)) return current;
-  const issued = servingCertificate(ca, 'kedge-gateway', hostNames);
+  if (current && stillGood(current, ca, hostNames, renewBeforeMs)) return current;
+  const issued = servingCertificate(ca, 'kedge-gateway', hostNames, validitySecs);
   const body: SecretObject = {
     apiVersion: 'v1',
     kind: 'Secret',
@@ -53,12 +74,17 @@ export async function ensureGatewayTls(
   }
 }
 
-function stillGood(pair: KeyPair, ca: KeyPair, hostNames: string[]): boolean {
+function stillGood(
+  pair: KeyPair,
+  ca: KeyPair,
+  hostNames: string[],
+  renewBeforeMs: number,
+): boolean {
   const cert = new X509Certificate(pair.certPem);
   const names = cert.subjectAltName ?? '';
   return (
     cert.checkIssued(new X509Certificate(ca.certPem)) &&
-    new Date(cert.validTo).getTime() - Date.now() > RENEW_BEFORE_MS &&
+    new Date(cert.validTo).getTime() - Date.now() > renewBeforeMs &&
     hostNames.every((h) => names.includes(h))
   );
 }

@@ -18,7 +18,7 @@ import { connectNats, provisionCloudPlane, type NatsSettings } from '../common/c
 import { Gateway } from '../gateway/gateway.js';
 import type { DeviceBackend } from './backend/device-backend.js';
 import { NatsDeviceBackend } from './backend/nats-backend.js';
-import { ensureGatewayTls } from './gateway-tls.js';
+import { ensureGatewayTls, gatewayTlsTiming } from './gateway-tls.js';
 import type { KeyPair } from '../common/pki.js';
 import { WebhookConsumers } from './webhooks.js';
 import { assignModules } from './desired.js';
@@ -96,7 +96,7 @@ export interface ControllerOptions {
   serviceApiPort?: number;
   /** The Service in `namespace` the APIService points at (certificate SANs). Defaults to `kedge-api`. */
   serviceApiService?: string;
-  /** Validity and renewal of the kubelet API and service API certificates. */
+  /** Validity and renewal of the kubelet API, service API and gateway certificates. */
   certificates?: CertificateTiming;
 }
 
@@ -415,7 +415,7 @@ async function startCloudPlane(
 ): Promise<{ nc: NatsConnection; gateway: Gateway | undefined; backend: NatsDeviceBackend }> {
   const nc = await connectNats(opts.nats, 'kedge-controller', opts.log);
   await provisionCloudPlane(nc, { replicas: opts.streamReplicas ?? 1 });
-  const gatewayTls = await ensureGatewayTls(opts.client, opts.namespace, ca, opts.gatewayHostNames);
+  const gatewayTls = await ensureGatewayTls(opts.client, opts.namespace, ca, gatewayTlsWant(opts));
   const gateway = await startEmbeddedGateway(opts, nc, gatewayTls);
   const backend = await NatsDeviceBackend.start(nc, opts.log.child({ component: 'backend' }));
   return { nc, gateway, backend };
@@ -432,8 +432,9 @@ async function startEmbeddedGateway(
   return Gateway.start({ nc, port, host, tls, log: opts.log.child({ component: 'gateway' }) });
 }
 
-/** How often the gateways' certificate is checked; it is re-issued 30 days before it expires. */
-const GATEWAY_TLS_CHECK_MS = 12 * 3600 * 1000;
+function gatewayTlsWant(opts: ControllerOptions): Parameters<typeof ensureGatewayTls>[3] {
+  return { hostNames: opts.gatewayHostNames, timing: opts.certificates };
+}
 
 /** Keeps Secret kedge-gateway-tls current; the embedded gateway serves a renewal at once. */
 function renewGatewayTls(
@@ -442,12 +443,12 @@ function renewGatewayTls(
   onRenewed: (tls: KeyPair) => void,
 ): NodeJS.Timeout {
   return setInterval(() => {
-    ensureGatewayTls(opts.client, opts.namespace, ca, opts.gatewayHostNames)
+    ensureGatewayTls(opts.client, opts.namespace, ca, gatewayTlsWant(opts))
       .then(onRenewed)
       .catch((err: unknown) =>
         opts.log.warn({ reason: errorMessage(err) }, 'renewing the gateway certificate failed'),
       );
-  }, GATEWAY_TLS_CHECK_MS);
+  }, gatewayTlsTiming(opts.certificates).checkEveryMs);
 }
 
 /** Keeps kedge_controller_queue_depth current, so a backlog shows on /metrics. */
@@ -469,9 +470,8 @@ export function leaseSlot(key: string): number {
 }
 
 /**
- * The kubelet API and service API certificates, renewed while the controller runs. The cloud hub
- * keeps a one-year certificate issued at start; its successor, the gateway, adopts
- * {@link renewingCertificate} the same way.
+ * The kubelet API and service API certificates, renewed while the controller runs. The gateways'
+ * certificate is renewed through its Secret (gateway-tls.ts), with the same timing.
  */
 function servingCertificates(
   opts: ControllerOptions,
