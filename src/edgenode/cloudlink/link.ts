@@ -131,6 +131,8 @@ export class CloudLink implements DesiredStateSource {
       leaves.map((l) => this.#topic(l)),
       { qos: 1 },
     ).catch(() => undefined);
+    // The link may have closed while subscribing; the next `connect` brings it up.
+    if (!this.connected) return;
     this.upstream.setLinkUp(true);
     this.#scheduleReport();
     this.#startHeartbeat();
