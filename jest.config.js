@@ -23,10 +23,6 @@ export default {
       ...common,
       displayName: 'integration',
       testMatch: ['<rootDir>/test/**/*.test.ts'],
-      // The cloud-plane fault scenario (over 12 minutes) runs on its own: `npm run test:faults`.
-      testPathIgnorePatterns: process.env.KEDGE_TEST_FAULTS
-        ? ['/node_modules/']
-        : ['/node_modules/', '<rootDir>/test/e2e/cloud-faults.test.ts'],
       globalSetup: '<rootDir>/test/setup/global-setup.mjs',
       slowTestThreshold: 60,
     },

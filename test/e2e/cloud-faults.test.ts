@@ -395,7 +395,7 @@ describe('cloud plane faults: 3 NATS nodes, 2 controllers, 2 gateways, 50 device
       ).catch((err: unknown) => {
         const stuck = devices
           .filter((d) => d.queued() > 0)
-          .map((d) => `${d.device}: ${d.queued()}`);
+          .map((d) => `${d.device}: ${d.queued()} (${d.state()})`);
         throw new Error(`${String(err)}; still queued: ${stuck.join(', ')}`);
       });
       const expected = devices.flatMap((d) => [...d.handedOver].map((n) => `${d.device}/${n}`));

@@ -10,6 +10,9 @@ import { Buckets, deviceKey, Streams, Subjects } from '../../src/common/cloudpla
 import { silentLogger } from '../../src/common/logger.js';
 import { NatsDeviceBackend } from '../../src/controller/backend/nats-backend.js';
 import { CloudLink } from '../../src/edgenode/cloudlink/link.js';
+import { HubMetrics } from '../../src/edgenode/hub/metrics.js';
+import { MemoryQueue } from '../../src/edgenode/hub/queue/memory-queue.js';
+import { Forwarder, type QueueHeader } from '../../src/edgenode/hub/upstream/forwarder.js';
 import { eventually, jsonMessage, Message, sdkLeaf, startHub } from '../hub/helpers.js';
 import { startTestNats, type TestNats } from '../support/nats.js';
 import {
@@ -279,6 +282,58 @@ describe('gateway delivery', () => {
       await leaf.close();
       await link.stop();
       await hub.stop();
+    }
+  });
+
+  it('sends a batch again when the gateway drops the link before its PUBACK (JetStream down), instead of waiting for the PUBACK forever', async () => {
+    const key = await rig.register('inflight');
+    const log = silentLogger();
+    const link = new CloudLink({
+      url: rig.url,
+      namespace: NS,
+      device: 'inflight',
+      keyBase64: key,
+      caPem: rig.ca.certPem,
+      log,
+    });
+    const queue = new MemoryQueue({
+      maxBytes: 1024 * 1024,
+      maxMessages: 1_000,
+      dropPolicy: 'reject-new',
+    });
+    const forwarder = new Forwarder(queue, link.upstream, new HubMetrics(), log);
+    const drops: number[] = [];
+    link.upstream.onLinkChange((up) => (up ? undefined : drops.push(Date.now())));
+    const jsm = await jetstreamManager(rig.nc);
+    const subject = Subjects.telemetry(NS, 'inflight');
+    const count = async (): Promise<number> =>
+      (await jsm.streams.info(Streams.telemetry, { subjects_filter: subject })).state.subjects?.[
+        subject
+      ] ?? 0;
+    try {
+      await link.start(() => undefined);
+      await eventually(() => link.upstream.connected, 10_000);
+      forwarder.start();
+      await nats.server.stop();
+      const header: QueueHeader = { kind: 'telemetry', deviceId: 'inflight', properties: [] };
+      await queue.enqueue([
+        {
+          priority: 0,
+          expiresAtMs: Date.now() + 600_000,
+          header: JSON.stringify(header),
+          body: Buffer.from('{"inflight":1}'),
+        },
+      ]);
+      // JetStream cannot answer: the gateway's publish times out and it drops the session while
+      // the device still waits for the PUBACK.
+      await eventually(() => drops.length > 0, 30_000);
+      await nats.server.restart();
+      await eventually(() => !rig.nc.isClosed() && rig.nc.info !== undefined, 30_000);
+      await eventually(() => queue.stats().depth === 0, 30_000);
+      expect(await count()).toBe(1);
+    } finally {
+      await forwarder.stop();
+      await link.stop();
     }
   });
 });

@@ -33,6 +33,8 @@ export interface HollowDevice {
   generated(): number;
   /** Messages still queued on the device. */
   queued(): number;
+  /** What the device's link and forwarder are doing, for a failure message. */
+  state(): string;
   stopTelemetry(): void;
   stop(): Promise<void>;
 }
@@ -66,6 +68,7 @@ export async function startHollowDevice(o: HollowDeviceOptions): Promise<HollowD
     dropPolicy: 'reject-new',
   });
   const handedOver = new Set<number>();
+  let sendingSince: number | undefined;
   const counting: Upstream = {
     name: 'counting',
     get connected() {
@@ -75,7 +78,8 @@ export async function startHollowDevice(o: HollowDeviceOptions): Promise<HollowD
     stop: () => Promise.resolve(),
     onLinkChange: (l) => link.upstream.onLinkChange(l),
     send: async (batch) => {
-      const result = await link.upstream.send(batch);
+      sendingSince = Date.now();
+      const result = await link.upstream.send(batch).finally(() => (sendingSince = undefined));
       const sent = new Set(result.sent);
       for (const m of batch)
         if (sent.has(m.seq)) handedOver.add((JSON.parse(m.body.toString()) as { n: number }).n);
@@ -105,6 +109,10 @@ export async function startHollowDevice(o: HollowDeviceOptions): Promise<HollowD
     handedOver,
     generated: () => n,
     queued: () => queue.stats().depth,
+    state: () =>
+      `link ${link.upstream.connected ? 'up' : 'down'}, ${
+        sendingSince === undefined ? 'no send' : `a send pending ${Date.now() - sendingSince} ms`
+      }`,
     stopTelemetry: () => clearInterval(timer),
     stop: async () => {
       clearInterval(timer);

@@ -131,12 +131,15 @@ export class CloudLink implements DesiredStateSource {
       leaves.map((l) => this.#topic(l)),
       { qos: 1 },
     ).catch(() => undefined);
+    // The link may have closed while subscribing; the next `connect` brings it up.
+    if (!this.connected) return;
     this.upstream.setLinkUp(true);
     this.#scheduleReport();
     this.#startHeartbeat();
   }
 
   #onClose(): void {
+    failUnacknowledged(this.#client!);
     this.upstream.setLinkUp(false);
     clearInterval(this.#timers.heartbeat);
     if (this.#stopped) return;
@@ -146,6 +149,8 @@ export class CloudLink implements DesiredStateSource {
     clearTimeout(this.#timers.reconnect);
     this.#timers.reconnect = setTimeout(() => {
       if (this.#stopped || !this.#client) return;
+      // Anything published while the link was down is in the store reconnect() discards.
+      failUnacknowledged(this.#client);
       this.#client.options.password = this.#token();
       this.#client.reconnect();
     }, delayMs);
@@ -242,6 +247,21 @@ export class CloudLink implements DesiredStateSource {
         { qos: 1 },
       )
       .catch(() => undefined);
+  }
+}
+
+/**
+ * Fails every QoS 1 publish still waiting for its PUBACK. MQTT.js's `reconnect()` starts over with
+ * an empty outgoing store, so those publishes are never sent again and their callbacks would never
+ * be called: the hub's forwarder waited for its batch forever (devices whose gateway dropped them
+ * mid-publish, e.g. while a NATS server died, never drained again), and `endAsync()` waited for
+ * them too. Failed, they stay in the hub's queue and the forwarder sends them again once the link
+ * is back; the gateway stores a re-sent message once (JetStream de-duplicates it by queue seq).
+ */
+function failUnacknowledged(client: MqttClient): void {
+  for (const [id, pending] of Object.entries(client.outgoing)) {
+    delete client.outgoing[Number(id)];
+    pending.cb(new Error('the cloud link closed before the PUBACK'));
   }
 }
 

@@ -46,21 +46,18 @@ export class CloudUpstream extends UpstreamBase {
    * and reports what went over; a message that cannot fit any publish is rejected.
    */
   async send(batch: UpstreamMessage[]): Promise<SendResult> {
-    const client = this.#client;
-    if (!client?.connected) throw new KedgeError(ErrorCode.Unavailable, 'cloud link is down');
     const result: SendResult = { sent: [], rejected: [] };
     try {
       for (const chunk of telemetryChunks(batch, result)) {
         const body = `{"messages":[${chunk.map((c) => c.json).join(',')}]}`;
-        await client.publishAsync(this.topic(Leaf.telemetry), body, { qos: 1 });
+        await this.#publish(Leaf.telemetry, body);
         result.sent.push(...chunk.map((c) => c.seq));
       }
       for (const m of batch.filter((b) => b.kind === 'reportedProperties')) {
         const patch = JSON.parse(m.body.toString('utf8')) as Record<string, unknown>;
-        await client.publishAsync(
-          this.topic(Leaf.twinReported),
+        await this.#publish(
+          Leaf.twinReported,
           JSON.stringify({ module: m.source.moduleId ?? '', patch, version: m.seq }),
-          { qos: 1 },
         );
         result.sent.push(m.seq);
       }
@@ -69,6 +66,16 @@ export class CloudUpstream extends UpstreamBase {
       this.log.info({ reason: errorMessage(err) }, 'cloud link failed part-way through a batch');
     }
     return result;
+  }
+
+  /**
+   * One QoS 1 publish, only over a live link: MQTT.js would hold a publish made while the link is
+   * down for a session the gateway does not keep, so the rest of a batch waits for the next send.
+   */
+  async #publish(leaf: string, body: string): Promise<void> {
+    const client = this.#client;
+    if (!client?.connected) throw new KedgeError(ErrorCode.Unavailable, 'cloud link is down');
+    await client.publishAsync(this.topic(leaf), body, { qos: 1 });
   }
 
   /** Runs a direct method from the cloud on a local module through the hub. */
