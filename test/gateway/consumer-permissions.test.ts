@@ -3,7 +3,7 @@
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -69,7 +69,7 @@ describe('the documented per-namespace telemetry consumer', () => {
     );
     server = spawn(await ensureNatsServer(), ['-c', config], {
       env: { ...process.env, FACTORY_A_PASSWORD: APP_PASSWORD },
-      stdio: ['ignore', 'ignore', 'inherit'],
+      stdio: ['ignore', 'ignore', openSync(path.join(dir, 'nats-server.log'), 'a')],
     });
     admin = await connectAs(port, ADMIN.user, ADMIN.pass);
     await provisionCloudPlane(admin, { replicas: 1 });
