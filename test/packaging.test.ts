@@ -128,7 +128,24 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
     const pdb = find((await template()).stdout, 'PodDisruptionBudget', 'kedge');
     expect(pdb.spec.maxUnavailable).toBe(1);
     const monitor = await template(['--set', 'metrics.serviceMonitor.enabled=true']);
-    expect(docsOf(monitor.stdout).map((d) => d.kind)).toContain('ServiceMonitor');
+    const selector = find(monitor.stdout, 'ServiceMonitor', 'kedge').spec.selector;
+    // It scrapes every Service of the release with a metrics port: the controller's and the gateways'.
+    const scraped = docsOf(monitor.stdout).filter(
+      (d) =>
+        d.kind === 'Service' &&
+        Object.entries(selector.matchLabels).every(([k, v]) => d.metadata.labels?.[k] === v) &&
+        selector.matchExpressions[0].values.includes(
+          d.metadata.labels?.['app.kubernetes.io/component'],
+        ) &&
+        d.spec.ports.some((p: { name: string }) => p.name === 'metrics'),
+    );
+    expect(scraped.map((d) => d.metadata.name).sort()).toEqual([
+      'kedge-gateway-metrics',
+      'kedge-kubelet',
+    ]);
+    expect(find(monitor.stdout, 'Service', 'kedge-gateway-metrics').spec.selector).toEqual(
+      find(monitor.stdout, 'Deployment', 'kedge-gateway').spec.selector.matchLabels,
+    );
   });
 
   it('bundled NATS: a 3-server JetStream StatefulSet that the controller and gateways use with R3', async () => {
@@ -419,6 +436,7 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
       'RoleBinding',
       'RoleBinding',
       'RoleBinding',
+      'Service',
       'Service',
       'Service',
       'Service',
