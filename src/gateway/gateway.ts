@@ -28,7 +28,7 @@ import { authenticate, mayPublish, maySubscribe, type CloudIdentity } from './au
 import { DeviceIo } from './device-io.js';
 import { GuardedTlsListener, type ListenerLimits } from './listener.js';
 import { GatewayMetrics } from './metrics.js';
-import { guardPacketSize } from './packet-guard.js';
+import { guardPacketSize } from '../common/mqtt/packet-guard.js';
 import { SessionRequests } from './requests.js';
 
 /** aedes CONNACK return code for bad credentials. */

@@ -7,6 +7,7 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import net from 'node:net';
 import tls from 'node:tls';
 import { isKedgeError } from '../../common/errors.js';
+import { guardPacketSize } from '../../common/mqtt/packet-guard.js';
 import { allowedSubscriptions } from '../../common/iothub/index.js';
 import type { Logger } from '../../common/logger.js';
 import type { Identity, IdentityRegistry } from './identities.js';
@@ -35,12 +36,6 @@ const MAX_STALL_MS = 2_000;
 const PACKET_OVERHEAD_BYTES = 8 * 1024;
 /** Client ids are `device/module`; IoT Hub allows 128 characters for each part. */
 const MAX_CLIENT_ID_LENGTH = 257;
-
-interface ParserInternals {
-  packet: { length: number };
-  _parseLength: () => boolean;
-  _emitError: (err: Error) => void;
-}
 
 /** Options for {@link HubBroker}. */
 export interface HubBrokerDeps {
@@ -166,28 +161,17 @@ export class HubBroker {
 
   /** Hands a new socket to aedes, behind the packet-size guard. */
   #handle(socket: net.Socket | tls.TLSSocket): void {
-    const client = this.aedes.handle(socket) as Client & { _parser?: ParserInternals };
-    const parser = client._parser;
-    if (!parser) return;
+    const client = this.aedes.handle(socket);
     const maxPacket =
       this.#d.limits.maxMessageBytes + this.#d.limits.maxTopicLength + PACKET_OVERHEAD_BYTES;
-    const parseLength = parser._parseLength.bind(parser);
-    // Refuse an oversized packet as soon as its length header arrives, before buffering it.
-    parser._parseLength = () => {
-      const ok = parseLength();
-      if (ok && parser.packet.length > maxPacket) {
+    guardPacketSize(
+      client,
+      () => maxPacket,
+      (bytes) => {
         this.#d.metrics.dropped.inc({ reason: 'too_large' });
-        this.#d.log.warn(
-          { client: client.id, bytes: parser.packet.length },
-          'packet too large, disconnecting',
-        );
-        parser._emitError(
-          new Error(`packet of ${parser.packet.length} bytes exceeds ${maxPacket}`),
-        );
-        return false;
-      }
-      return ok;
-    };
+        this.#d.log.warn({ client: client.id, bytes }, 'packet too large, disconnecting');
+      },
+    );
   }
 
   /**

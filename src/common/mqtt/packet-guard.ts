@@ -1,7 +1,7 @@
 /**
  * The one place that reaches into aedes' MQTT parser (aedes 1.x, mqtt-packet 9): it refuses a
  * packet as soon as its length header arrives, before the body is buffered, so a client cannot
- * make the gateway hold a large packet in memory. The limit is a function, so it can be small
+ * make the gateway or the device hub hold a large packet in memory. The limit is a function, so it can be small
  * before authentication and larger after.
  */
 import type { Client } from 'aedes';
