@@ -15,18 +15,18 @@
  */
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Streams, Subjects } from '../src/common/cloudplane/layout.js';
 import { createCa, issueCertificate } from '../src/common/pki.js';
 import { PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
 import { ensureNatsServer, startNats } from '../src/localcluster/nats.js';
+import { lineReader, spawnNode } from './lib/child-process.js';
 import { say } from './fleet/stages.js';
 import { BENCH_NAMESPACE } from './gateway/fleet-keys.js';
 
@@ -53,44 +53,6 @@ interface DeviceResult {
   ackP50Ms: number;
   ackP99Ms: number;
   ackMaxMs: number;
-}
-
-type Lines = (prefix: string, limitMs: number) => Promise<string>;
-
-/** Spawns node with the open-files limit raised to the hard limit. */
-function spawnNode(script: string, nodeArgs: string[], env: Record<string, string>): ChildProcess {
-  const command = `ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"`;
-  return spawn('sh', ['-c', command, process.execPath, ...nodeArgs, script], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, ...env },
-  });
-}
-
-function lineReader(child: ChildProcess): Lines {
-  const waiting: { prefix: string; resolve: (line: string) => void }[] = [];
-  const seen: string[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    const i = waiting.findIndex((w) => line.startsWith(w.prefix));
-    if (i >= 0) waiting.splice(i, 1)[0]!.resolve(line);
-    else seen.push(line);
-  });
-  return (prefix, limitMs) => {
-    const early = seen.findIndex((l) => l.startsWith(prefix));
-    if (early >= 0) return Promise.resolve(seen.splice(early, 1)[0]!);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`no "${prefix}" within ${limitMs} ms`)),
-        limitMs,
-      );
-      waiting.push({
-        prefix,
-        resolve: (line) => {
-          clearTimeout(timer);
-          resolve(line);
-        },
-      });
-    });
-  };
 }
 
 /** CPU seconds (user + system) a process has used. */

@@ -18,18 +18,18 @@
  * Usage: npm run bench -- gateway-connections [N …]   (default 1000 5000)
  *        KEDGE_BENCH_HEAP_SNAPSHOT=<prefix> also writes a heap snapshot of the gateway at each step.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCa, issueCertificate } from '../src/common/pki.js';
 import { PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
 import { freePort, startMosquitto } from '../src/localcluster/mosquitto.js';
 import { ensureNatsServer, startNats } from '../src/localcluster/nats.js';
+import { lineReader, spawnNode } from './lib/child-process.js';
 import { say } from './fleet/stages.js';
 
 const BENCH = path.join(PACKAGE_ROOT, 'dist-bench/bench');
@@ -47,8 +47,6 @@ const GC_WAIT_MS = 500;
 const TARGET_RATIO = 1.25;
 const TAG = 'gateway-connections';
 
-type Lines = (prefix: string, limitMs: number) => Promise<string>;
-
 /** A server under test: how to read its RSS and how the swarm reaches it. */
 interface Subject {
   name: string;
@@ -64,51 +62,6 @@ interface Subject {
 
 /** RSS in KB per step, with the baseline at 0 devices. */
 type Readings = Map<number, number>;
-
-/**
- * Spawns a node process with the open-files limit raised to the hard limit: each connection is
- * a socket on both sides, and 5,000 of them pass the usual soft limit of 1,024.
- */
-function spawnNode(
-  script: string,
-  nodeArgs: string[],
-  env: Record<string, string>,
-  scriptArgs: string[] = [],
-): ChildProcess {
-  const command = `ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"`;
-  return spawn('sh', ['-c', command, process.execPath, ...nodeArgs, script, ...scriptArgs], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-    env: { ...process.env, ...env },
-  });
-}
-
-/** Lines a child prints, awaited one prefix at a time. */
-function lineReader(child: ChildProcess): Lines {
-  const waiting: { prefix: string; resolve: (line: string) => void }[] = [];
-  const seen: string[] = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => {
-    const i = waiting.findIndex((w) => line.startsWith(w.prefix));
-    if (i >= 0) waiting.splice(i, 1)[0]!.resolve(line);
-    else seen.push(line);
-  });
-  return (prefix, limitMs) => {
-    const early = seen.findIndex((l) => l.startsWith(prefix));
-    if (early >= 0) return Promise.resolve(seen.splice(early, 1)[0]!);
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`no "${prefix}" within ${limitMs} ms`)),
-        limitMs,
-      );
-      waiting.push({
-        prefix,
-        resolve: (line) => {
-          clearTimeout(timer);
-          resolve(line);
-        },
-      });
-    });
-  };
-}
 
 function procRssKb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);

@@ -1,0 +1,51 @@
+/** Child processes for benches: node with a raised open-files limit, and its stdout awaited by line. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+
+/** Resolves with the next line starting with `prefix`, or rejects after `limitMs`. */
+export type Lines = (prefix: string, limitMs: number) => Promise<string>;
+
+/**
+ * Spawns node with the open-files limit raised to the hard limit: every device is a socket on both
+ * sides, and thousands of them pass the usual soft limit of 1,024.
+ */
+export function spawnNode(
+  script: string,
+  nodeArgs: string[],
+  env: Record<string, string>,
+  scriptArgs: string[] = [],
+): ChildProcess {
+  const command = `ulimit -n "$(ulimit -Hn)" && exec "$0" "$@"`;
+  return spawn('sh', ['-c', command, process.execPath, ...nodeArgs, script, ...scriptArgs], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, ...env },
+  });
+}
+
+/** Lines a child prints, awaited one prefix at a time; lines nobody awaits yet are kept. */
+export function lineReader(child: ChildProcess): Lines {
+  const waiting: { prefix: string; resolve: (line: string) => void }[] = [];
+  const seen: string[] = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => {
+    const i = waiting.findIndex((w) => line.startsWith(w.prefix));
+    if (i >= 0) waiting.splice(i, 1)[0]!.resolve(line);
+    else seen.push(line);
+  });
+  return (prefix, limitMs) => {
+    const early = seen.findIndex((l) => l.startsWith(prefix));
+    if (early >= 0) return Promise.resolve(seen.splice(early, 1)[0]!);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`no "${prefix}" within ${limitMs} ms`)),
+        limitMs,
+      );
+      waiting.push({
+        prefix,
+        resolve: (line) => {
+          clearTimeout(timer);
+          resolve(line);
+        },
+      });
+    });
+  };
+}
