@@ -15,7 +15,6 @@
  */
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
@@ -23,10 +22,10 @@ import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Streams, Subjects } from '../src/common/cloudplane/layout.js';
-import { createCa, issueCertificate } from '../src/common/pki.js';
 import { PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
 import { ensureNatsServer, startNats } from '../src/localcluster/nats.js';
-import { lineReader, spawnNode } from './lib/child-process.js';
+import { benchGatewayTls } from './gateway/bench-tls.js';
+import { lineReader, spawnNode, stopChild } from './lib/child-process.js';
 import { say } from './fleet/stages.js';
 import { BENCH_NAMESPACE } from './gateway/fleet-keys.js';
 
@@ -59,14 +58,6 @@ interface DeviceResult {
 function cpuSecs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(stat[11]) + Number(stat[12])) / 100;
-}
-
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.stdin?.end();
-  await Promise.race([exited, sleep(10_000)]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
 
 /** A durable consumer on the bench namespace's telemetry that acks each message and counts it. */
@@ -104,12 +95,7 @@ const sizes = process.argv
   .map(Number)
   .filter((x) => x > 0);
 const secret = randomBytes(32).toString('hex');
-const ca = createCa('kedge-bench-ca');
-const serving = issueCertificate(ca, {
-  commonName: 'kedge-gateway',
-  altNames: ['localhost', '127.0.0.1'],
-  usage: ['server'],
-});
+const { ca, serving } = benchGatewayTls();
 const dir = await mkdtemp(path.join(tmpdir(), 'kedge-bench-telemetry-'));
 console.log(
   `cloud telemetry: ${DEVICES} devices → gateway → JetStream → durable consumer; ` +
@@ -180,9 +166,9 @@ try {
     );
   }
 } finally {
-  await stopChild(devices);
+  await stopChild(devices, { graceMs: 10_000 });
   await consumer.stop();
-  await stopChild(gateway);
+  await stopChild(gateway, { graceMs: 10_000 });
   await nats.stop();
 }
 console.log(

@@ -18,18 +18,17 @@
  * Usage: npm run bench -- gateway-connections [N …]   (default 1000 5000)
  *        KEDGE_BENCH_HEAP_SNAPSHOT=<prefix> also writes a heap snapshot of the gateway at each step.
  */
-import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createCa, issueCertificate } from '../src/common/pki.js';
 import { PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
 import { freePort, startMosquitto } from '../src/localcluster/mosquitto.js';
 import { ensureNatsServer, startNats } from '../src/localcluster/nats.js';
-import { lineReader, spawnNode } from './lib/child-process.js';
+import { benchGatewayTls } from './gateway/bench-tls.js';
+import { lineReader, spawnNode, stopChild } from './lib/child-process.js';
 import { say } from './fleet/stages.js';
 
 const BENCH = path.join(PACKAGE_ROOT, 'dist-bench/bench');
@@ -77,27 +76,13 @@ async function medianOf(read: () => Promise<number>): Promise<number> {
   return values[Math.floor(values.length / 2)]!;
 }
 
-async function stopChild(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.stdin?.end();
-  child.kill('SIGTERM');
-  await Promise.race([exited, sleep(5_000)]);
-  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-}
-
 const steps = process.argv
   .slice(2)
   .map(Number)
   .filter((x) => x > 0);
 const targets = steps.length ? steps : [1000, 5000];
 const secret = randomBytes(32).toString('hex');
-const ca = createCa('kedge-bench-ca');
-const serving = issueCertificate(ca, {
-  commonName: 'kedge-gateway',
-  altNames: ['localhost', '127.0.0.1'],
-  usage: ['server'],
-});
+const { ca, serving } = benchGatewayTls();
 const dir = await mkdtemp(path.join(tmpdir(), 'kedge-bench-gateway-'));
 const certFile = path.join(dir, 'server.crt');
 const keyFile = path.join(dir, 'server.key');
@@ -152,7 +137,7 @@ async function startGateway(): Promise<Subject> {
       );
     },
     stop: async () => {
-      await stopChild(child);
+      await stopChild(child, { graceMs: 5_000, signal: 'SIGTERM' });
       await nats.stop();
     },
   };
@@ -186,7 +171,7 @@ async function startBare(): Promise<Subject> {
       await sleep(GC_WAIT_MS);
       return procRssKb(child.pid!);
     },
-    stop: () => stopChild(child),
+    stop: () => stopChild(child, { graceMs: 5_000, signal: 'SIGTERM' }),
   };
 }
 
@@ -225,7 +210,7 @@ async function measure(subject: Subject): Promise<Readings> {
       );
     }
   } finally {
-    await stopChild(swarm);
+    await stopChild(swarm, { graceMs: 5_000, signal: 'SIGTERM' });
     await subject.stop();
   }
   return readings;

@@ -1,6 +1,7 @@
 /** Child processes for benches: node with a raised open-files limit, and its stdout awaited by line. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Resolves with the next line starting with `prefix`, or rejects after `limitMs`. */
 export type Lines = (prefix: string, limitMs: number) => Promise<string>;
@@ -48,4 +49,20 @@ export function lineReader(child: ChildProcess): Lines {
       });
     });
   };
+}
+
+/**
+ * Ends a child: closes its stdin (and sends `signal` when given), waits up to `graceMs` for it to
+ * exit, then kills it.
+ */
+export async function stopChild(
+  child: ChildProcess,
+  options: { graceMs: number; signal?: NodeJS.Signals },
+): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.stdin?.end();
+  if (options.signal) child.kill(options.signal);
+  await Promise.race([exited, sleep(options.graceMs)]);
+  if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
 }
