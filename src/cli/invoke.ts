@@ -7,6 +7,7 @@ import {
   type DirectMethodRequest,
 } from '../controller/service-api/invoke.js';
 import { SERVICE_API_GROUP, SERVICE_API_VERSION } from '../controller/service-api/server.js';
+import { parseTarget, serviceApiError, subresourcePath } from './service-api.js';
 
 interface InvokeFlags {
   kubeconfig?: string;
@@ -30,15 +31,8 @@ export async function invokeMethod(
   client: KubeClient,
   { target, method, payload, timeoutSecs }: InvokeRequest,
 ): Promise<MethodResponse> {
-  const parts = target.split('/');
-  if (parts.length !== 3 || parts.some((p) => !p)) {
-    throw new KedgeError(
-      ErrorCode.InvalidInput,
-      `target must be <namespace>/<device>/<module>, got "${target}"`,
-    );
-  }
-  const [namespace, device, module] = parts as [string, string, string];
-  const path = `/apis/${SERVICE_API_GROUP}/${SERVICE_API_VERSION}/namespaces/${encodeURIComponent(namespace)}/edgedevices/${encodeURIComponent(device)}/invoke`;
+  const { namespace, device, name: module } = parseTarget(target, 'module');
+  const path = subresourcePath(namespace, device, 'invoke');
   const body: DirectMethodRequest = {
     apiVersion: `${SERVICE_API_GROUP}/${SERVICE_API_VERSION}`,
     kind: 'DirectMethodRequest',
@@ -56,12 +50,7 @@ export async function invokeMethod(
         `method ${method} on ${target} timed out after ${timeoutSecs} s`,
       );
     }
-    if (err instanceof KubeApiError)
-      throw new KedgeError(
-        err.code,
-        `method ${method} on ${target} failed: ${err.message.replace(/^POST \S+: /, '')}`,
-      );
-    throw err;
+    throw serviceApiError(err, `method ${method} on ${target}`);
   }
 }
 

@@ -7,6 +7,7 @@ import { registerControllerCommand } from './controller.js';
 import { registerDeviceCommands } from './device.js';
 import { registerGatewayCommand } from './gateway.js';
 import { registerInvokeCommand } from './invoke.js';
+import { registerC2dCommand } from './c2d.js';
 import { registerManifestCommands } from './manifest.js';
 import { registerNodeCommand } from './node.js';
 import { registerRouteCommands } from './route.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerDeviceCommands(program);
   registerGatewayCommand(program);
   registerInvokeCommand(program);
+  registerC2dCommand(program);
   registerManifestCommands(program);
   registerNodeCommand(program);
   registerRouteCommands(program);

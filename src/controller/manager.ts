@@ -49,6 +49,7 @@ import { ensureApiServiceCaBundle } from './service-api/apiservice.js';
 import { loadFrontProxyConfig, type FrontProxyConfig } from './service-api/front-proxy.js';
 import { invokeSubresource } from './service-api/invoke.js';
 import { twinSubresource } from './service-api/twin.js';
+import { c2dSubresource } from './service-api/c2d.js';
 import { startServiceApi } from './service-api/server.js';
 import { WorkQueue, type Reconcile } from './workqueue.js';
 
@@ -174,6 +175,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       subresources: [
         invokeSubresource((ns, device, call) => backend.invokeMethod(ns, device, call)),
         twinSubresource((ns, device, module) => backend.reportedTwin(ns, device, module)),
+        c2dSubresource((ns, device, message) => backend.sendC2D(ns, device, message)),
       ],
     },
   );

@@ -34,9 +34,20 @@ export function authenticate(
 
 /** Leaves a device may publish to, under its own subtree. */
 const DEVICE_PUBLISH = [Leaf.reported, Leaf.heartbeat, Leaf.telemetry, Leaf.twinReported];
-const DEVICE_PUBLISH_PREFIXES = [`${Leaf.logData}/`, `${Leaf.logEnd}/`, `${Leaf.methodResponse}/`];
+const DEVICE_PUBLISH_PREFIXES = [
+  `${Leaf.logData}/`,
+  `${Leaf.logEnd}/`,
+  `${Leaf.methodResponse}/`,
+  `${Leaf.c2dAck}/`,
+];
 /** Leaves a device may subscribe to. */
-const DEVICE_SUBSCRIBE = [Leaf.desired, Leaf.logRequest, Leaf.logCancel, Leaf.methodRequest];
+const DEVICE_SUBSCRIBE = [
+  Leaf.desired,
+  Leaf.logRequest,
+  Leaf.logCancel,
+  Leaf.methodRequest,
+  Leaf.c2d,
+];
 
 export function mayPublish(identity: CloudIdentity, topic: string): boolean {
   const subtree = deviceSubtree(identity.namespace, identity.device);

@@ -5,7 +5,7 @@
  * replicas can run behind one Service; a device reconnecting lands on any of them.
  */
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import { KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
@@ -30,6 +30,7 @@ import { GuardedTlsListener, type ListenerLimits } from './listener.js';
 import { GatewayMetrics } from './metrics.js';
 import { guardPacketSize } from '../common/mqtt/packet-guard.js';
 import { SessionRequests } from './requests.js';
+import { SessionC2d } from './c2d.js';
 
 /** aedes CONNACK return code for bad credentials. */
 const BAD_USERNAME_OR_PASSWORD = 4;
@@ -71,6 +72,7 @@ interface Session {
   id: string;
   token: string;
   requests: SessionRequests;
+  c2d: SessionC2d;
   expiry: NodeJS.Timeout;
 }
 
@@ -82,6 +84,7 @@ export class Gateway {
   readonly #opts: GatewayOptions;
   readonly #io: DeviceIo;
   readonly #buckets: Record<keyof typeof Buckets, KV>;
+  readonly #jsm: JetStreamManager;
   readonly #credentials = new Map<string, string[]>();
   readonly #pending = new WeakMap<Client, { who: CloudIdentity; token: string }>();
   /** Clients not yet authenticated, with what frees their source's pre-auth slot. */
@@ -94,10 +97,12 @@ export class Gateway {
   private constructor(
     aedes: Aedes,
     buckets: Record<keyof typeof Buckets, KV>,
+    jsm: JetStreamManager,
     opts: GatewayOptions,
   ) {
     this.#aedes = aedes;
     this.#buckets = buckets;
+    this.#jsm = jsm;
     this.metrics.info.set({ id: this.id }, 1);
     this.#opts = opts;
     this.#io = new DeviceIo(jetstream(opts.nc), buckets, this.metrics, opts.log);
@@ -126,7 +131,7 @@ export class Gateway {
       maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
     });
     const buckets = await openBuckets(opts.nc);
-    const gateway = new Gateway(aedes, buckets, opts);
+    const gateway = new Gateway(aedes, buckets, await jetstreamManager(opts.nc), opts);
     gateway.#watch();
     gateway.port = await gateway.#listener.listen(opts.port, opts.host ?? '0.0.0.0');
     opts.log.info({ port: gateway.port, id: gateway.id }, 'kedge gateway listening');
@@ -145,7 +150,10 @@ export class Gateway {
   async close(): Promise<void> {
     this.#subs.forEach((s) => s.unsubscribe());
     this.#watchers.forEach((w) => w.stop());
-    for (const session of this.#sessions.values()) session.requests.stop();
+    for (const session of this.#sessions.values()) {
+      session.requests.stop();
+      session.c2d.stop();
+    }
     await new Promise<void>((resolve) => this.#aedes.close(() => resolve()));
     await this.#listener.close();
   }
@@ -269,6 +277,7 @@ export class Gateway {
       const session = this.#sessionOf(client);
       if (session && subs.some((s) => s.topic.endsWith(`/${Leaf.desired}`)))
         void this.#pushDesired(session);
+      if (session && subs.some((s) => s.topic.endsWith(`/${Leaf.c2d}`))) session.c2d.start();
     });
   }
 
@@ -279,18 +288,19 @@ export class Gateway {
     this.#pending.delete(client);
     const { who, token } = pending;
     const key = deviceKey(who.namespace, who.device);
-    this.#sessions.get(key)?.requests.stop();
+    const previous = this.#sessions.get(key);
+    previous?.requests.stop();
+    previous?.c2d.stop();
+    const toDevice = (leaf: string, body: unknown): Promise<void> =>
+      this.#push(who, leaf, JSON.stringify(body));
+    const { nc, log } = this.#opts;
     const session: Session = {
       client,
       who,
       token,
       id: randomUUID(),
-      requests: new SessionRequests(
-        this.#opts.nc,
-        who,
-        (leaf, body) => this.#push(who, leaf, JSON.stringify(body)),
-        this.#opts.log,
-      ),
+      requests: new SessionRequests(nc, who, toDevice, log),
+      c2d: new SessionC2d({ nc, jsm: this.#jsm, who, toDevice, metrics: this.metrics, log }),
       // A session lasts as long as its token; the device reconnects with a fresh one.
       expiry: setTimeout(() => client.close(), Math.max(0, who.expirySecs * 1000 - Date.now())),
     };
@@ -314,6 +324,7 @@ export class Gateway {
     this.metrics.sessions.set(this.#sessions.size);
     clearTimeout(session.expiry);
     session.requests.stop();
+    session.c2d.stop();
     this.#presence(session, 'disconnected');
   }
 
@@ -349,6 +360,10 @@ export class Gateway {
       case Leaf.heartbeat:
         return this.#presence(session, 'heartbeat');
       default:
+        if (leaf.startsWith(`${Leaf.c2dAck}/`)) {
+          session.c2d.acknowledged(leaf.slice(Leaf.c2dAck.length + 1), payload);
+          return;
+        }
         if (!session.requests.fromDevice(leaf, payload))
           this.#opts.log.debug({ topic }, 'unknown leaf from device');
     }

@@ -37,6 +37,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  readonly c2d = new Counter({
+    name: 'kedge_gateway_c2d_messages_total',
+    help: 'Cloud-to-device messages handed to devices, by outcome (delivered, rejected by the device)',
+    labelNames: ['outcome'],
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
   }

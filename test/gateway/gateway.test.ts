@@ -58,9 +58,10 @@ describe('gateway trust', () => {
     );
     const b = await connectDevice(rig, 'b', deviceToken('b', keyB));
     // SUBACK 0x80: refused.
-    await expect(b.subscribeAsync(deviceTopic(NS, 'a', Leaf.desired), { qos: 1 })).rejects.toThrow(
-      /Subscribe error/,
-    );
+    for (const leaf of [Leaf.desired, Leaf.c2d])
+      await expect(b.subscribeAsync(deviceTopic(NS, 'a', leaf), { qos: 1 })).rejects.toThrow(
+        /Subscribe error/,
+      );
     // A forged publish into A's subtree ends B's session and stores nothing for A.
     const closed = closedWithin(b);
     b.publish(

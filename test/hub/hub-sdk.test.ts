@@ -49,7 +49,7 @@ describe('hub with SDK leaf devices', () => {
       leaf.complete(msg, () => undefined);
     });
     await sleep(300);
-    hub.sendC2D('leaf1', Buffer.from('reboot'), [['kind', 'command']]);
+    await hub.sendC2D('leaf1', Buffer.from('reboot'), [['kind', 'command']]);
     await eventually(() => got.length === 1);
     expect(got).toEqual(['reboot|command']);
     await leaf.close();

@@ -31,6 +31,10 @@ export const Leaf = {
   methodRequest: 'methods/request',
   /** device → cloud, QoS1: `methods/response/{requestId}`, {@link MethodResponse}. */
   methodResponse: 'methods/response',
+  /** cloud → device, QoS1: {@link C2dMessage} for a leaf device behind this device's hub. */
+  c2d: 'c2d',
+  /** device → cloud, QoS1: `c2d/ack/{id}`, {@link C2dAck} once the hub holds the message. */
+  c2dAck: 'c2d/ack',
 } as const;
 
 /** The topic of `leaf` for one device. */
@@ -173,4 +177,24 @@ export interface MethodRequest {
 export interface MethodResponse {
   status: number;
   payload: unknown;
+}
+
+/** A cloud-to-device message for a leaf device, as the gateway hands it to the device. */
+export interface C2dMessage {
+  /** The cloud plane's id of this delivery; the device acknowledges it on `c2d/ack/{id}`. */
+  id: string;
+  /** The leaf device it is for. */
+  deviceId: string;
+  /** Body, base64. */
+  body: string;
+  /** Application properties plus IoT Hub's system ones (`$.mid`, `$.cid`, `$.ct`, `$.ce`, `$.exp`). */
+  properties: Record<string, string>;
+}
+
+/** The device's answer to a {@link C2dMessage}: no error means its hub holds the message. */
+export interface C2dAck {
+  /** Why the hub did not take it. */
+  error?: string;
+  /** The failure may pass (the hub is starting): the cloud keeps the message and tries again. */
+  retry?: boolean;
 }

@@ -12,6 +12,8 @@ export const Streams = {
   telemetry: 'KEDGE_TELEMETRY',
   /** Telemetry the cloud refused to store, with the reason in a header. */
   deadLetter: 'KEDGE_DEADLETTER',
+  /** Cloud-to-device messages waiting for their device, one subject per leaf, each with a TTL. */
+  c2d: 'KEDGE_C2D',
 } as const;
 
 /** JetStream key-value buckets; keys are {@link deviceKey} (twins add `.module`). */
@@ -88,6 +90,12 @@ export const Subjects = {
   disconnect: (ns: string, device: string): string =>
     `kedge.ctl.disconnect.${deviceKey(ns, device)}`,
   disconnectAll: 'kedge.ctl.disconnect.>',
+  /** C2D messages for leaf `leaf` behind edge device `device`. */
+  c2d: (ns: string, device: string, leaf: string): string =>
+    `kedge.c2d.${deviceKey(ns, device)}.${token(leaf)}`,
+  /** Every C2D message that goes through one edge device. */
+  c2dOf: (ns: string, device: string): string => `kedge.c2d.${deviceKey(ns, device)}.*`,
+  c2dAll: 'kedge.c2d.>',
 } as const;
 
 /** The device a subject is about: its last two tokens (after `skip` leading tokens). */
@@ -114,4 +122,11 @@ export interface PresenceEvent {
 export interface CredentialsRecord {
   /** Base64 keys the device may sign its SAS tokens with; empty means revoked. */
   keys: string[];
+}
+
+/** A C2D message in {@link Streams.c2d}; its subject names the edge device and the leaf. */
+export interface StoredC2d {
+  /** Body, base64. */
+  body: string;
+  properties: Record<string, string>;
 }

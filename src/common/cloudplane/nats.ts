@@ -2,7 +2,7 @@
  * Connecting to NATS and provisioning the cloud plane's streams and buckets. Both the controller
  * and the gateways connect the same way; the controller provisions.
  */
-import { jetstreamManager, type StreamConfig } from '@nats-io/jetstream';
+import { DiscardPolicy, jetstreamManager, type StreamConfig } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import {
   connect,
@@ -119,6 +119,11 @@ export interface ProvisionOptions {
 const DEFAULT_TELEMETRY_MAX_AGE_SECS = 7 * 24 * 3600;
 /** A 256 KiB body, base64, plus its properties. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 512 * 1024;
+/** A 64 KiB C2D body (IoT Hub's limit), base64, plus its properties. */
+const C2D_MAX_MESSAGE_BYTES = 96 * 1024;
+/** IoT Hub's limits for cloud-to-device messages: queued per device, and the longest TTL. */
+export const C2D_MAX_QUEUED = 50;
+export const C2D_MAX_TTL_SECS = 48 * 3600;
 /** JetStream drops a re-sent message with the same id within this window. */
 const DUPLICATE_WINDOW_NS = 10 * 60 * 1e9;
 const NS_PER_SEC = 1e9;
@@ -143,6 +148,19 @@ export async function provisionCloudPlane(
       subjects: [Subjects.deadLetterAll],
       num_replicas: opts.replicas,
       max_age: (opts.telemetryMaxAgeSecs ?? DEFAULT_TELEMETRY_MAX_AGE_SECS) * NS_PER_SEC,
+    },
+    {
+      // Each message carries its own TTL (`Nats-TTL`); a full queue refuses new messages, as
+      // IoT Hub does, rather than dropping old ones nobody was told about.
+      name: Streams.c2d,
+      subjects: [Subjects.c2dAll],
+      num_replicas: opts.replicas,
+      max_age: C2D_MAX_TTL_SECS * NS_PER_SEC,
+      allow_msg_ttl: true,
+      max_msgs_per_subject: C2D_MAX_QUEUED,
+      discard: DiscardPolicy.New,
+      discard_new_per_subject: true,
+      max_msg_size: C2D_MAX_MESSAGE_BYTES,
     },
   ];
   for (const config of streams) {

@@ -27,6 +27,17 @@ export interface ReportedTwin {
   properties: Record<string, unknown>;
 }
 
+/** A cloud-to-device message for a leaf device behind an edge device. */
+export interface C2dSend {
+  /** The leaf device's id, as its hub knows it. */
+  leaf: string;
+  body: Buffer;
+  /** Application properties plus IoT Hub's system ones (`$.mid`, `$.cid`, `$.ct`, `$.ce`). */
+  properties: Record<string, string>;
+  /** The message is dropped, undelivered, this long after it was queued. */
+  ttlSecs: number;
+}
+
 /** What a backend tells the controller, with the device it concerns. */
 export interface DeviceBackendEvents {
   connected: [namespace: string, device: string];
@@ -59,5 +70,10 @@ export interface DeviceBackend extends EventEmitter<DeviceBackendEvents> {
     device: string,
     module: string,
   ): Promise<ReportedTwin | undefined>;
+  /**
+   * Queues a C2D message durably until the device takes it or its TTL ends; rejects with
+   * `LimitExceeded` when the leaf's queue is full.
+   */
+  sendC2D(namespace: string, device: string, message: C2dSend): Promise<void>;
   close(): Promise<void>;
 }

@@ -3,6 +3,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { DesiredMessage, MethodResponse } from '../../common/cloudlink/protocol.js';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
 import type {
+  C2dSend,
   DeviceBackend,
   DeviceBackendEvents,
   MethodCall,
@@ -18,6 +19,7 @@ export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
   readonly credentials = new Map<string, readonly string[]>();
   readonly twins = new Map<string, ReportedTwin>();
   readonly calls: { namespace: string; device: string; call: MethodCall }[] = [];
+  readonly c2d: { namespace: string; device: string; message: C2dSend }[] = [];
   readonly #connected = new Set<string>();
   /** Answers direct methods; a test replaces it. */
   answer: (call: MethodCall) => MethodResponse = () => ({ status: 200, payload: null });
@@ -77,6 +79,11 @@ export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     module: string,
   ): Promise<ReportedTwin | undefined> {
     return Promise.resolve(this.twins.get(`${namespace}/${device}/${module}`));
+  }
+
+  sendC2D(namespace: string, device: string, message: C2dSend): Promise<void> {
+    this.c2d.push({ namespace, device, message });
+    return Promise.resolve();
   }
 
   close(): Promise<void> {

@@ -8,6 +8,13 @@
 import { EventEmitter } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
+import {
+  jetstream,
+  jetstreamManager,
+  JetStreamApiError,
+  type JetStreamClient,
+  type JetStreamManager,
+} from '@nats-io/jetstream';
 import { KvWatchInclude, type KV } from '@nats-io/kv';
 import {
   createInbox,
@@ -28,16 +35,19 @@ import {
   deviceOfSubject,
   Headers,
   parseDeviceKey,
+  Streams,
   Subjects,
   twinKey,
   type CredentialsRecord,
   type PresenceEvent,
+  type StoredC2d,
 } from '../../common/cloudplane/layout.js';
-import { openBuckets } from '../../common/cloudplane/nats.js';
+import { C2D_MAX_QUEUED, openBuckets } from '../../common/cloudplane/nats.js';
 import { watchBucket, type BucketWatch } from '../../common/cloudplane/watch.js';
 import { ErrorCode, KedgeError, errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type {
+  C2dSend,
   DeviceBackend,
   DeviceBackendEvents,
   MethodCall,
@@ -52,6 +62,8 @@ const METHOD_TRANSPORT_MS = 5_000;
 export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> implements DeviceBackend {
   readonly #nc: NatsConnection;
   readonly #buckets: Record<keyof typeof Buckets, KV>;
+  readonly #js: JetStreamClient;
+  readonly #jsm: JetStreamManager;
   readonly #log: Logger;
   /** Device key → the session id the latest `connected` or heartbeat named. */
   readonly #sessions = new Map<string, string>();
@@ -60,15 +72,23 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
   readonly #subs: Subscription[] = [];
   readonly #watchers: BucketWatch[] = [];
 
-  private constructor(nc: NatsConnection, buckets: Record<keyof typeof Buckets, KV>, log: Logger) {
+  private constructor(
+    nc: NatsConnection,
+    buckets: Record<keyof typeof Buckets, KV>,
+    jsm: JetStreamManager,
+    log: Logger,
+  ) {
     super();
     this.#nc = nc;
     this.#buckets = buckets;
+    this.#js = jetstream(nc);
+    this.#jsm = jsm;
     this.#log = log;
   }
 
   static async start(nc: NatsConnection, log: Logger): Promise<NatsDeviceBackend> {
-    const backend = new NatsDeviceBackend(nc, await openBuckets(nc), log);
+    const [buckets, jsm] = await Promise.all([openBuckets(nc), jetstreamManager(nc)]);
+    const backend = new NatsDeviceBackend(nc, buckets, jsm, log);
     backend.#listen();
     return backend;
   }
@@ -106,6 +126,7 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
       this.#buckets.credentials.delete(key),
       this.#buckets.desired.delete(key),
       this.#buckets.reported.delete(key),
+      this.#jsm.streams.purge(Streams.c2d, { filter: Subjects.c2dOf(namespace, device) }),
     ]);
     await this.disconnect(namespace, device);
   }
@@ -172,6 +193,31 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
   ): Promise<ReportedTwin | undefined> {
     const entry = await this.#buckets.twins.get(twinKey(namespace, device, module));
     return entry?.operation === 'PUT' ? entry.json<ReportedTwin>() : undefined;
+  }
+
+  async sendC2D(namespace: string, device: string, message: C2dSend): Promise<void> {
+    const stored: StoredC2d = {
+      body: message.body.toString('base64'),
+      properties: message.properties,
+    };
+    try {
+      await this.#js.publish(
+        Subjects.c2d(namespace, device, message.leaf),
+        JSON.stringify(stored),
+        { ttl: `${message.ttlSecs}s` },
+      );
+    } catch (err) {
+      if (err instanceof JetStreamApiError && /maximum messages per subject/i.test(err.message))
+        throw new KedgeError(
+          ErrorCode.LimitExceeded,
+          `the C2D queue of ${message.leaf} behind ${namespace}/${device} is full (${C2D_MAX_QUEUED} messages)`,
+        );
+      throw new KedgeError(
+        ErrorCode.Unavailable,
+        `could not queue the C2D message: ${errorMessage(err)}`,
+        { cause: err },
+      );
+    }
   }
 
   async close(): Promise<void> {

@@ -6,6 +6,7 @@ import {
   deviceTopic,
   deviceUsername,
   Leaf,
+  type C2dMessage,
   type DesiredMessage,
   type LogRequest,
   type MethodRequest,
@@ -126,7 +127,7 @@ export class CloudLink implements DesiredStateSource {
   async #onConnect(): Promise<void> {
     this.#attempt = 0;
     this.#opts.log.info({ url: this.#opts.url }, 'cloud link connected');
-    const leaves = [Leaf.desired, Leaf.logRequest, Leaf.logCancel, Leaf.methodRequest];
+    const leaves = [Leaf.desired, Leaf.logRequest, Leaf.logCancel, Leaf.methodRequest, Leaf.c2d];
     await this.#client!.subscribeAsync(
       leaves.map((l) => this.#topic(l)),
       { qos: 1 },
@@ -191,6 +192,7 @@ export class CloudLink implements DesiredStateSource {
       else if (topic === this.#topic(Leaf.logCancel))
         this.#logs.get((body as { id: string }).id)?.destroy();
       else if (topic === this.#topic(Leaf.methodRequest)) void this.#method(body as MethodRequest);
+      else if (topic === this.#topic(Leaf.c2d)) void this.#c2d(body as C2dMessage);
     } catch (err) {
       this.#opts.log.warn({ topic, reason: errorMessage(err) }, 'bad message from the cloud hub');
     }
@@ -246,6 +248,14 @@ export class CloudLink implements DesiredStateSource {
         JSON.stringify(response),
         { qos: 1 },
       )
+      .catch(() => undefined);
+  }
+
+  /** Hands a C2D message to the hub and tells the gateway whether the hub took it. */
+  async #c2d(message: C2dMessage): Promise<void> {
+    const ack = await this.upstream.deliverC2D(message);
+    await this.#client
+      ?.publishAsync(this.#topic(`${Leaf.c2dAck}/${message.id}`), JSON.stringify(ack), { qos: 1 })
       .catch(() => undefined);
   }
 }

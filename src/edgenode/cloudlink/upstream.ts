@@ -1,11 +1,13 @@
 import type { MqttClient } from 'mqtt';
 import {
   Leaf,
+  type C2dAck,
+  type C2dMessage,
   type MethodRequest,
   type MethodResponse,
   type UpstreamMessage as WireMessage,
 } from '../../common/cloudlink/protocol.js';
-import { ErrorCode, KedgeError, errorMessage } from '../../common/errors.js';
+import { ErrorCode, KedgeError, errorMessage, isKedgeError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import {
   UpstreamBase,
@@ -97,6 +99,22 @@ export class CloudUpstream extends UpstreamBase {
       );
       const timeout = err instanceof KedgeError && err.code === ErrorCode.Timeout;
       return { status: timeout ? 504 : 404, payload: { message: errorMessage(err) } };
+    }
+  }
+
+  /** Gives a C2D message to the hub; an unknown leaf is final, anything else is retried. */
+  async deliverC2D(message: C2dMessage): Promise<C2dAck> {
+    if (!this.#handlers) return { error: 'the hub is not running', retry: true };
+    try {
+      await this.#handlers.c2d(
+        message.deviceId,
+        Buffer.from(message.body, 'base64'),
+        Object.entries(message.properties),
+      );
+      return {};
+    } catch (err) {
+      this.log.info({ leaf: message.deviceId, reason: errorMessage(err) }, 'C2D message refused');
+      return { error: errorMessage(err), retry: !isKedgeError(err, ErrorCode.NotFound) };
     }
   }
 

@@ -394,12 +394,25 @@ export class Hub {
     return result;
   }
 
-  /** Sends a cloud-to-device message to a leaf device (QoS1; queued in its session while offline). */
-  sendC2D(deviceId: string, body: Buffer, properties: [string, string][] = []): void {
+  /**
+   * Sends a cloud-to-device message to a leaf device (QoS1). Resolves once the leaf's session
+   * holds it: delivered to a connected leaf, journaled for one that is offline. Rejects for a
+   * device this hub does not know.
+   */
+  async sendC2D(
+    deviceId: string,
+    body: Buffer,
+    properties: [string, string][] = [],
+  ): Promise<void> {
+    const r = this.#running();
+    if (!r.identities.hasLeaf(deviceId))
+      throw new KedgeError(ErrorCode.NotFound, `${deviceId} is not a leaf device of this hub`);
     const topic = c2dTopic(deviceId, properties);
-    this.#running().broker.aedes.publish(
-      { cmd: 'publish', topic, payload: body, qos: 1, retain: false, dup: false },
-      () => undefined,
+    await new Promise<void>((resolve, reject) =>
+      r.broker.aedes.publish(
+        { cmd: 'publish', topic, payload: body, qos: 1, retain: false, dup: false },
+        (err) => (err ? reject(err) : resolve()),
+      ),
     );
   }
 

@@ -97,6 +97,11 @@ export class IdentityRegistry {
     renameSync(tmp, this.#file);
   }
 
+  /** True for a leaf device allowed to connect through this hub. */
+  hasLeaf(deviceId: string): boolean {
+    return this.#leaves.has(deviceId);
+  }
+
   #keysFor(deviceId: string, moduleId: string | undefined): string[] {
     if (moduleId !== undefined) {
       if (deviceId !== this.#deviceId) return [];

@@ -33,8 +33,11 @@ export interface DownstreamHandlers {
     target: Target,
     request: { methodName: string; payload: unknown; timeoutMs: number },
   ): Promise<{ status: number; payload: unknown }>;
-  /** A cloud-to-device message for a leaf device. */
-  c2d(deviceId: string, body: Buffer, properties: [string, string][]): void;
+  /**
+   * A cloud-to-device message for a leaf device; resolves once the leaf's session holds it and
+   * rejects with `NotFound` for a device the hub does not know.
+   */
+  c2d(deviceId: string, body: Buffer, properties: [string, string][]): Promise<void>;
 }
 
 /**
