@@ -1,10 +1,12 @@
 // The gateway against a real nats-server, over real TLS, with real MQTT clients and the device's
 // real cloud link and hub: trust (ACLs, revocation, expiry), abuse (slow handshakes, floods,
 // oversized and retained publishes) and delivery (ack after JetStream, backlog, dead letters).
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import net from 'node:net';
 import tls from 'node:tls';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { deviceTopic, Leaf } from '../../src/common/cloudlink/protocol.js';
 import { Buckets, deviceKey, Streams, Subjects } from '../../src/common/cloudplane/layout.js';
 import { silentLogger } from '../../src/common/logger.js';
@@ -44,6 +46,17 @@ afterAll(async () => {
 
 function rssMb(): number {
   return Math.round(process.memoryUsage().rss / 1024 / 1024);
+}
+
+/** The collector, exposed at run time (jest's node flags cannot carry --expose-gc). */
+setFlagsFromString('--expose-gc');
+const collectGarbage = runInNewContext('gc') as () => void;
+
+/** JavaScript heap plus external memory (Buffers) still referenced, after a full collection. */
+function liveMb(): number {
+  collectGarbage();
+  const { heapUsed, external } = process.memoryUsage();
+  return Math.round((heapUsed + external) / 1024 / 1024);
 }
 
 describe('gateway trust', () => {
@@ -228,6 +241,49 @@ describe('gateway delivery', () => {
     });
     await backend.close();
     client.end(true);
+  });
+
+  it('keeps memory bounded while a consumer is offline: the stream holds the backlog, not the gateway', async () => {
+    const jsm = await jetstreamManager(rig.nc);
+    // An application's durable consumer that never reads while 96 MiB of telemetry arrives.
+    await jsm.consumers.add(Streams.telemetry, {
+      durable_name: 'offline-app',
+      filter_subject: Subjects.telemetry(NS, 'bulk'),
+      ack_policy: AckPolicy.Explicit,
+    });
+    const key = await rig.register('bulk');
+    const client = await connectDevice(rig, 'bulk', deviceToken('bulk', key));
+    const body = Buffer.alloc(192 * 1024, 7).toString('base64');
+    const batches = 256;
+    const perBatch = 2;
+    const before = { rss: rssMb(), live: liveMb() };
+    let peak = before.rss;
+    for (let b = 0; b < batches; b++) {
+      const messages = Array.from({ length: perBatch }, (_, i) => ({
+        seq: b * perBatch + i + 1,
+        body,
+        properties: {},
+        systemProperties: {},
+        enqueuedAt: new Date().toISOString(),
+      }));
+      await client.publishAsync(
+        deviceTopic(NS, 'bulk', Leaf.telemetry),
+        JSON.stringify({ messages }),
+        { qos: 1 },
+      );
+      peak = Math.max(peak, rssMb());
+    }
+    const after = { rss: rssMb(), live: liveMb() };
+    const stored = (await jsm.consumers.info(Streams.telemetry, 'offline-app')).num_pending;
+    const sentMb = Math.round((batches * perBatch * body.length) / 1024 / 1024);
+    console.log(
+      `offline consumer: ${stored} messages (${sentMb} MiB) waiting in JetStream; gateway process after GC: heap + external ${before.live} → ${after.live} MB, RSS ${before.rss} → ${after.rss} MB (peak ${peak} MB)`,
+    );
+    expect(stored).toBe(batches * perBatch);
+    // What a consumer has not read lives in the stream: the gateway keeps none of it.
+    expect(after.live - before.live).toBeLessThan(24);
+    client.end(true);
+    await jsm.consumers.delete(Streams.telemetry, 'offline-app');
   });
 
   it('drains a 20 × 256 KiB offline backlog through the device hub and cloud link; a refused message is dead-lettered and the rest flow', async () => {

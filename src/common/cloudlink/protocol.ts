@@ -58,14 +58,6 @@ export function parseDeviceTopic(
   return { namespace, device, leaf: rest.join('/') };
 }
 
-/**
- * Where authorized consumers read device telemetry: `kedge/v1/telemetry/{namespace}/{device}`.
- * The payload is one {@link UpstreamMessage}.
- */
-export function telemetryConsumerTopic(namespace: string, device: string): string {
-  return `${PROTOCOL_ROOT}/telemetry/${namespace}/${device}`;
-}
-
 /** The MQTT username a device presents: `{namespace}/{device}`. The password is a SAS token. */
 export function deviceUsername(namespace: string, device: string): string {
   return `${namespace}/${device}`;
