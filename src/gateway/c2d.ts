@@ -5,7 +5,6 @@
  * that outlives its TTL expires in the stream and is never delivered.
  */
 import type { JetStreamManager, MsgRequest, StoredMsg } from '@nats-io/jetstream';
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { Leaf, type C2dAck, type C2dMessage } from '../common/cloudlink/protocol.js';
 import { Streams, Subjects, untoken, type StoredC2d } from '../common/cloudplane/layout.js';
 import { errorMessage } from '../common/errors.js';
@@ -21,14 +20,12 @@ const RETRY_MS = 2_000;
 type Waiting = { id: string; resolve: (ack: C2dAck) => void; timer: NodeJS.Timeout };
 
 export class SessionC2d {
-  #sub: Subscription | undefined;
   #draining = false;
   #again = false;
   #stopped = false;
   #retry: NodeJS.Timeout | undefined;
   #waiting: Waiting | undefined;
 
-  private readonly nc: NatsConnection;
   private readonly jsm: JetStreamManager;
   private readonly who: CloudIdentity;
   private readonly toDevice: (leaf: string, body: C2dMessage) => Promise<void>;
@@ -36,7 +33,6 @@ export class SessionC2d {
   private readonly log: Logger;
 
   constructor(deps: {
-    nc: NatsConnection;
     jsm: JetStreamManager;
     who: CloudIdentity;
     toDevice: (leaf: string, body: C2dMessage) => Promise<void>;
@@ -44,7 +40,6 @@ export class SessionC2d {
     log: Logger;
   }) {
     ({
-      nc: this.nc,
       jsm: this.jsm,
       who: this.who,
       toDevice: this.toDevice,
@@ -53,18 +48,18 @@ export class SessionC2d {
     } = deps);
   }
 
-  /** Delivers what is queued, then whatever arrives while the session lasts. */
+  /** Delivers what is queued; {@link kick} brings what arrives later. */
   start(): void {
-    // A message stored in the stream is published on its subject too: that is the cue to read.
-    this.#sub = this.nc.subscribe(Subjects.c2dOf(this.who.namespace, this.who.device), {
-      callback: () => this.#kick(),
-    });
+    this.#kick();
+  }
+
+  /** A message arrived for this device: read the stream (again). */
+  kick(): void {
     this.#kick();
   }
 
   stop(): void {
     this.#stopped = true;
-    this.#sub?.unsubscribe();
     clearTimeout(this.#retry);
     if (this.#waiting) {
       clearTimeout(this.#waiting.timer);

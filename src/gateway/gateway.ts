@@ -183,6 +183,14 @@ export class Gateway {
       }),
     );
     this.#subs.push(
+      // A C2D message stored in the stream is published on its subject too: the cue for the
+      // session holding its device to read the stream. One subscription serves every session.
+      this.#opts.nc.subscribe(Subjects.c2dAll, {
+        callback: (err, msg) => {
+          const target = err ? undefined : deviceOfSubject(msg.subject, 2);
+          if (target) this.#sessions.get(deviceKey(target.namespace, target.device))?.c2d.kick();
+        },
+      }),
       this.#opts.nc.subscribe(Subjects.disconnectAll, {
         callback: (err, msg) => {
           if (err) return;
@@ -300,7 +308,7 @@ export class Gateway {
       token,
       id: randomUUID(),
       requests: new SessionRequests(nc, who, toDevice, log),
-      c2d: new SessionC2d({ nc, jsm: this.#jsm, who, toDevice, metrics: this.metrics, log }),
+      c2d: new SessionC2d({ jsm: this.#jsm, who, toDevice, metrics: this.metrics, log }),
       // A session lasts as long as its token; the device reconnects with a fresh one.
       expiry: setTimeout(() => client.close(), Math.max(0, who.expirySecs * 1000 - Date.now())),
     };
