@@ -1,4 +1,8 @@
+import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect } from '@nats-io/transport-node';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import { Streams, Subjects } from '../../src/common/cloudplane/layout.js';
 import mqtt from 'mqtt';
 import { request } from 'node:https';
 import { createSasToken } from '../../src/common/iothub/index.js';
@@ -8,6 +12,7 @@ import { docker } from '../../src/localcluster/docker.js';
 import { LOCAL_IMAGES } from '../../src/localcluster/images.js';
 import { freePort } from '../../src/localcluster/ports.js';
 import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
+import { liveMb, rssMb } from '../support/memory.js';
 import { startTestNats, type TestNats } from '../support/nats.js';
 import {
   configureWebhook,
@@ -19,6 +24,7 @@ import {
 } from './support.js';
 
 const NODE = 'dev1.default.kedge';
+
 const PREFIX = 'e2e-dev1-';
 
 const device = (name: string) => ({
@@ -594,6 +600,59 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
       req.end();
     });
     expect([401, 403]).toContain(status);
+  });
+
+  it('keeps controller memory bounded while a webhook is down and a consumer is offline', async () => {
+    const ns = 'bulk';
+    await cluster.kubectlOk(['create', 'namespace', ns]);
+    await cluster.kubectlOk(
+      ['apply', '-f', '-'],
+      JSON.stringify({ ...device('bulk'), metadata: { name: 'bulk', namespace: ns } }),
+    );
+    let attempts = 0;
+    const down = createServer((_req, res) => {
+      attempts++;
+      res.statusCode = 503;
+      res.end('down');
+    });
+    await new Promise<void>((r) => down.listen(0, '127.0.0.1', r));
+    const url = `http://127.0.0.1:${(down.address() as { port: number }).port}/telemetry`;
+    await configureWebhook(cluster, ns, { url, hmacKey: 'bulk-key' });
+    const nc = await connect({ servers: nats.url });
+    const jsm = await jetstreamManager(nc);
+    await jsm.consumers.add(Streams.telemetry, {
+      durable_name: 'offline-app-bulk',
+      filter_subject: Subjects.telemetryOf(ns),
+      ack_policy: AckPolicy.Explicit,
+    });
+    const before = { rss: rssMb(), live: liveMb() };
+    // 75 MiB of telemetry that neither the webhook nor the application takes.
+    const js = jetstream(nc);
+    const body = Buffer.alloc(192 * 1024, 3).toString('base64');
+    for (let seq = 1; seq <= 300; seq++)
+      await js.publish(
+        Subjects.telemetry(ns, 'bulk'),
+        JSON.stringify({ seq, body, properties: {}, systemProperties: {}, enqueuedAt: '' }),
+      );
+    // The webhook consumer starts within its 15 s refresh and fails with backoff (1, 2, 4 s…).
+    await eventually(
+      'three failed webhook deliveries',
+      async () => (attempts >= 3 ? true : undefined),
+      60_000,
+    );
+    const after = { rss: rssMb(), live: liveMb() };
+    const pending = (await jsm.consumers.info(Streams.telemetry, 'offline-app-bulk')).num_pending;
+    console.log(
+      `webhook down (${attempts} failed POSTs) and an offline consumer with ${pending} messages (75 MiB) waiting: controller process after GC heap + external ${before.live} → ${after.live} MB, RSS ${before.rss} → ${after.rss} MB`,
+    );
+    expect(pending).toBe(300);
+    // A failing webhook holds one fetch (at most 4 MiB) and its POST body, whatever waits.
+    expect(after.live - before.live).toBeLessThan(32);
+    await jsm.consumers.delete(Streams.telemetry, 'offline-app-bulk');
+    await jsm.streams.purge(Streams.telemetry, { filter: Subjects.telemetryOf(ns) });
+    await nc.close();
+    down.close();
+    await cluster.kubectlOk(['delete', 'namespace', ns, '--wait=false']);
   });
 
   it('drops a live device session within 5 s when its key Secret is edited', async () => {

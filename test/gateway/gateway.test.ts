@@ -5,8 +5,6 @@ import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import net from 'node:net';
 import tls from 'node:tls';
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 import { deviceTopic, Leaf } from '../../src/common/cloudlink/protocol.js';
 import { Buckets, deviceKey, Streams, Subjects } from '../../src/common/cloudplane/layout.js';
 import { silentLogger } from '../../src/common/logger.js';
@@ -16,6 +14,7 @@ import { HubMetrics } from '../../src/edgenode/hub/metrics.js';
 import { MemoryQueue } from '../../src/edgenode/hub/queue/memory-queue.js';
 import { Forwarder, type QueueHeader } from '../../src/edgenode/hub/upstream/forwarder.js';
 import { eventually, jsonMessage, Message, sdkLeaf, startHub } from '../hub/helpers.js';
+import { liveMb, rssMb } from '../support/memory.js';
 import { startTestNats, type TestNats } from '../support/nats.js';
 import {
   closedWithin,
@@ -43,21 +42,6 @@ afterAll(async () => {
   await rig?.close();
   await nats?.stop();
 });
-
-function rssMb(): number {
-  return Math.round(process.memoryUsage().rss / 1024 / 1024);
-}
-
-/** The collector, exposed at run time (jest's node flags cannot carry --expose-gc). */
-setFlagsFromString('--expose-gc');
-const collectGarbage = runInNewContext('gc') as () => void;
-
-/** JavaScript heap plus external memory (Buffers) still referenced, after a full collection. */
-function liveMb(): number {
-  collectGarbage();
-  const { heapUsed, external } = process.memoryUsage();
-  return Math.round((heapUsed + external) / 1024 / 1024);
-}
 
 describe('gateway trust', () => {
   it("confines a device to its own subjects: B's credentials cannot act as A or touch A's topics", async () => {
