@@ -25,7 +25,7 @@ import { Streams, Subjects } from '../src/common/cloudplane/layout.js';
 import { PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
 import { ensureNatsServer, startNats } from '../src/localcluster/nats.js';
 import { benchGatewayTls } from './gateway/bench-tls.js';
-import { lineReader, spawnNode, stopChild } from './lib/child-process.js';
+import { gatewayNodeArgs, lineReader, spawnNode, stopChild } from './lib/child-process.js';
 import { say } from './fleet/stages.js';
 import { BENCH_NAMESPACE } from './gateway/fleet-keys.js';
 
@@ -111,7 +111,7 @@ const nats = await startNats({ dataDir: path.join(dir, 'nats'), binary: await en
 const prof = process.env.KEDGE_BENCH_CPU_PROF
   ? ['--cpu-prof', `--cpu-prof-dir=${path.join(dir, 'prof')}`]
   : [];
-const gateway = spawnNode(GATEWAY, prof, {
+const gateway = spawnNode(GATEWAY, [...prof, ...gatewayNodeArgs()], {
   KEDGE_BENCH_SECRET: secret,
   KEDGE_BENCH_TLS: JSON.stringify(serving),
   KEDGE_BENCH_NATS_URL: nats.url,

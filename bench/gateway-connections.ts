@@ -28,7 +28,7 @@ import { PACKAGE_ROOT } from '../src/localcluster/kubectl.js';
 import { freePort, startMosquitto } from '../src/localcluster/mosquitto.js';
 import { ensureNatsServer, startNats } from '../src/localcluster/nats.js';
 import { benchGatewayTls } from './gateway/bench-tls.js';
-import { lineReader, spawnNode, stopChild } from './lib/child-process.js';
+import { gatewayNodeArgs, lineReader, spawnNode, stopChild } from './lib/child-process.js';
 import { say } from './fleet/stages.js';
 
 const BENCH = path.join(PACKAGE_ROOT, 'dist-bench/bench');
@@ -95,7 +95,7 @@ async function startGateway(): Promise<Subject> {
     dataDir: path.join(dir, 'nats'),
     binary: await ensureNatsServer(),
   });
-  const child = spawnNode(GATEWAY, ['--expose-gc'], {
+  const child = spawnNode(GATEWAY, ['--expose-gc', ...gatewayNodeArgs()], {
     KEDGE_BENCH_SECRET: secret,
     KEDGE_BENCH_TLS: JSON.stringify(serving),
     KEDGE_BENCH_NATS_URL: nats.url,

@@ -3,6 +3,11 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 
+/** V8 flags for the gateway process under test (`KEDGE_BENCH_GATEWAY_NODE_ARGS`). */
+export function gatewayNodeArgs(): string[] {
+  return process.env.KEDGE_BENCH_GATEWAY_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+}
+
 /** Resolves with the next line starting with `prefix`, or rejects after `limitMs`. */
 export type Lines = (prefix: string, limitMs: number) => Promise<string>;
 
