@@ -188,7 +188,10 @@ function serveDeployments(_req: IncomingMessage, res: ServerResponse, ctx: Conte
   const stop = ctx.deployments.listen((items, failure) => {
     if (failure) return sse.send(Events.failure, explain(failure, 'edgedeployments', ctx));
     const views = [...items.values()].map(deploymentView);
-    sse.send(Events.deployments, views.sort((a, b) => (a.name < b.name ? -1 : 1)));
+    sse.send(
+      Events.deployments,
+      views.sort((a, b) => (a.name < b.name ? -1 : 1)),
+    );
   });
   void sse.closed.then(stop);
 }
@@ -241,7 +244,8 @@ function serveTelemetry(_req: IncomingMessage, res: ServerResponse, ctx: Context
     fail: (failure: Failure) => sse.send(Events.failure, failure),
     isClosed: () => sse.isClosed(),
   };
-  if (device) return void followTelemetry(ctx.options.client, { namespace, devices: [device] }, sink);
+  if (device)
+    return void followTelemetry(ctx.options.client, { namespace, devices: [device] }, sink);
   void targetsOf(ctx, namespace, deployment ?? '', sse).then((devices) => {
     if (devices) void followTelemetry(ctx.options.client, { namespace, devices }, sink);
   });

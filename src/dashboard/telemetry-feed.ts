@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { StoredTelemetry } from '../controller/backend/device-backend.js';
 import type { KubeClient } from '../controller/kube/client.js';
 import { SERVICE_API_GROUP, SERVICE_API_VERSION } from '../controller/service-api/server.js';
-import type { Failure, TelemetryBatch } from './protocol.js';
+import type { Failure, TelemetryBatch, TelemetryPoint } from './protocol.js';
 import { telemetryPoints } from './views.js';
 import { readFailure } from './watch.js';
 
@@ -51,18 +51,8 @@ export async function followTelemetry(
   while (!sink.isClosed()) {
     try {
       const points = [];
-      for (const device of target.devices) {
-        const after = lastSeq.get(device);
-        const list = await client.request<TelemetryList>({
-          method: 'GET',
-          path: telemetryPath(target.namespace, device),
-          query: after
-            ? { afterSeq: after, limit: TELEMETRY_LIMIT }
-            : { windowSecs: TELEMETRY_WINDOW_SECS, limit: TELEMETRY_LIMIT },
-        });
-        if (list.lastSeq) lastSeq.set(device, list.lastSeq);
-        points.push(...telemetryPoints(device, list.items));
-      }
+      for (const device of target.devices)
+        points.push(...(await readNew(client, { namespace: target.namespace, device }, lastSeq)));
       sink.send({ points, devices: target.devices });
       await sleep(TELEMETRY_POLL_MS);
     } catch (err) {
@@ -70,4 +60,22 @@ export async function followTelemetry(
       await sleep(TELEMETRY_RETRY_MS);
     }
   }
+}
+
+/** The device's messages after the last one read (the whole window on the first read). */
+async function readNew(
+  client: KubeClient,
+  { namespace, device }: { namespace: string; device: string },
+  lastSeq: Map<string, number>,
+): Promise<TelemetryPoint[]> {
+  const after = lastSeq.get(device);
+  const list = await client.request<TelemetryList>({
+    method: 'GET',
+    path: telemetryPath(namespace, device),
+    query: after
+      ? { afterSeq: after, limit: TELEMETRY_LIMIT }
+      : { windowSecs: TELEMETRY_WINDOW_SECS, limit: TELEMETRY_LIMIT },
+  });
+  if (list.lastSeq) lastSeq.set(device, list.lastSeq);
+  return telemetryPoints(device, list.items);
 }

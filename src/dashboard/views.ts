@@ -2,7 +2,7 @@
  * Pure functions from Kubernetes objects (and stored telemetry) to what the dashboard shows. The
  * server filters and groups here, so the page gets only the rows it shows.
  */
-import type { EdgeDeployment, EdgeDevice } from '../crds/index.js';
+import type { EdgeDeployment, EdgeDevice, EdgeDeviceStatus } from '../crds/index.js';
 import type { StoredTelemetry } from '../controller/backend/device-backend.js';
 import type { KubeObject } from '../controller/kube/client.js';
 import type {
@@ -92,25 +92,6 @@ export interface PodLike extends KubeObject {
 /** The device page: its status, and for each module the pod container that runs it. */
 export function deviceView(device: EdgeDevice, pods: Iterable<PodLike>): DeviceView {
   const status = device.status ?? {};
-  const containers = new Map<string, ModuleView['pod']>();
-  for (const pod of pods)
-    for (const c of pod.spec?.containers ?? [])
-      containers.set(c.name, {
-        namespace: pod.metadata.namespace ?? '',
-        name: pod.metadata.name ?? '',
-        container: c.name,
-      });
-  const modules: ModuleView[] = (status.modules ?? []).map((m) => ({
-    name: m.name,
-    image: m.image,
-    status: m.runtimeStatus,
-    restarts: m.restartCount,
-    exitCode: m.exitCode,
-    lastExit: m.lastExitTimeUtc,
-    lastStart: m.lastStartTimeUtc,
-    description: m.statusDescription,
-    pod: containers.get(m.name),
-  }));
   return {
     namespace: device.metadata.namespace ?? '',
     name: device.metadata.name ?? '',
@@ -122,7 +103,7 @@ export function deviceView(device: EdgeDevice, pods: Iterable<PodLike>): DeviceV
     runtime: status.containerRuntime,
     platform: status.os && status.arch ? `${status.os}/${status.arch}` : undefined,
     labels: device.metadata.labels ?? {},
-    modules: modules.sort((a, b) => (a.name < b.name ? -1 : 1)),
+    modules: moduleViews(status, containersOf(pods)),
     conditions: (status.conditions ?? []).map(({ type, status: s, reason, message }) => ({
       type,
       status: s,
@@ -130,6 +111,38 @@ export function deviceView(device: EdgeDevice, pods: Iterable<PodLike>): DeviceV
       message,
     })),
   };
+}
+
+/** Container name → the pod container of that name (a module's container is named as it). */
+function containersOf(pods: Iterable<PodLike>): Map<string, NonNullable<ModuleView['pod']>> {
+  const containers = new Map<string, NonNullable<ModuleView['pod']>>();
+  for (const pod of pods)
+    for (const c of pod.spec?.containers ?? [])
+      containers.set(c.name, {
+        namespace: pod.metadata.namespace ?? '',
+        name: pod.metadata.name ?? '',
+        container: c.name,
+      });
+  return containers;
+}
+
+function moduleViews(
+  status: EdgeDeviceStatus,
+  containers: Map<string, NonNullable<ModuleView['pod']>>,
+): ModuleView[] {
+  return (status.modules ?? [])
+    .map((m) => ({
+      name: m.name,
+      image: m.image,
+      status: m.runtimeStatus,
+      restarts: m.restartCount,
+      exitCode: m.exitCode,
+      lastExit: m.lastExitTimeUtc,
+      lastStart: m.lastStartTimeUtc,
+      description: m.statusDescription,
+      pod: containers.get(m.name),
+    }))
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
 }
 
 /** An EdgeDeployment's counts and failing devices. */
@@ -150,12 +163,17 @@ export function deploymentView(deployment: EdgeDeployment): DeploymentView {
       reason: f.reason,
       message: f.message,
     })),
-    ...(ready ? { ready: { status: ready.status, reason: ready.reason, message: ready.message } } : {}),
+    ...(ready
+      ? { ready: { status: ready.status, reason: ready.reason, message: ready.message } }
+      : {}),
   };
 }
 
 /** The numeric fields of stored telemetry messages whose body is a JSON object. */
-export function telemetryPoints(device: string, items: readonly StoredTelemetry[]): TelemetryPoint[] {
+export function telemetryPoints(
+  device: string,
+  items: readonly StoredTelemetry[],
+): TelemetryPoint[] {
   const points: TelemetryPoint[] = [];
   for (const item of items) {
     const message = item.message as {
