@@ -340,7 +340,7 @@ function explain(failure: Failure, resource: string, ctx: Context): Failure {
   const hint = ctx.options.namespace ? '' : ' (with rights in one namespace, use --namespace)';
   return {
     status: 403,
-    message: `Not allowed: your kubeconfig's user cannot list ${resource}.kedge.io in ${where}${hint}. ${failure.message}`,
+    message: `Your kubeconfig's user cannot list ${resource}.kedge.io in ${where}${hint}. ${failure.message}`,
   };
 }
 

@@ -179,7 +179,7 @@ describe('kedge dashboard', () => {
     await page.goto(dashboard.url);
     const failure = page.getByTestId('failure');
     await failure.waitFor({ timeout: 30_000 });
-    expect(await failure.textContent()).toMatch(/Not allowed.*cannot list edgedevices/s);
+    expect(await failure.textContent()).toMatch(/^Not allowed.*cannot list edgedevices/s);
     await shot(page, '7-not-allowed');
   }, 120_000);
 });

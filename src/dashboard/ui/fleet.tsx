@@ -63,7 +63,9 @@ export function FleetPage(): ReactElement {
 function Counts({ view }: { view: FleetView }): ReactElement {
   return (
     <div className="counts">
-      <span>{view.total} devices</span>
+      <span>
+        {view.total} {view.total === 1 ? 'device' : 'devices'}
+      </span>
       <span className="ok">{view.counts.Connected} connected</span>
       <span className="bad">{view.counts.Disconnected} disconnected</span>
       <span className="muted">{view.counts.Pending} pending</span>
