@@ -177,7 +177,7 @@ function serveFleet(_req: IncomingMessage, res: ServerResponse, ctx: Context, ur
   const stop = ctx.devices.listen((items, failure) => {
     if (failure) return sse.send(Events.failure, explain(failure, 'edgedevices', ctx));
     const view = JSON.stringify(fleetView(items.values(), query));
-    if (view !== last) sse.send(Events.fleet, JSON.parse(view));
+    if (view !== last) sse.sendJson(Events.fleet, view);
     last = view;
   });
   void sse.closed.then(stop);

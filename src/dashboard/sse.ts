@@ -9,6 +9,8 @@ const KEEPALIVE_MS = 15_000;
 /** One server-sent-events stream to a page. */
 export interface SseStream {
   send(event: string, data: unknown): void;
+  /** Sends data already serialized as JSON. */
+  sendJson(event: string, json: string): void;
   /** Resolves when the page goes away. */
   readonly closed: Promise<void>;
   isClosed(): boolean;
@@ -34,6 +36,9 @@ export function openSse(res: ServerResponse): SseStream {
   return {
     send(event, data) {
       if (!closed) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    },
+    sendJson(event, json) {
+      if (!closed) res.write(`event: ${event}\ndata: ${json}\n\n`);
     },
     closed: done,
     isClosed: () => closed,
