@@ -211,8 +211,8 @@ function serveDevice(_req: IncomingMessage, res: ServerResponse, ctx: Context, u
       });
   };
   // Pods on the device's Node give each module's log; without the right to list them, the page
-  // still shows the modules from the device's status.
-  const podList = new WatchedList<PodLike>(
+  // still shows the modules from the device's status, and the denied list is not retried.
+  const podList: WatchedList<PodLike> = new WatchedList<PodLike>(
     ctx.options.client,
     Resources.pods(),
     {
@@ -220,7 +220,9 @@ function serveDevice(_req: IncomingMessage, res: ServerResponse, ctx: Context, u
         pods = items;
         push();
       },
-      onError: () => undefined,
+      onError: (failure) => {
+        if (failure.status === 403) podList.stop();
+      },
     },
     { fieldSelector: `spec.nodeName=${nodeNameFor(namespace, name)}` },
   );

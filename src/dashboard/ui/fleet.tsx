@@ -86,7 +86,9 @@ function items(view: FleetView, groupBy: string): Item[] {
       out.push({
         kind: 'group',
         value: group,
-        text: `${label} · ${c?.Connected ?? 0} connected, ${c?.Disconnected ?? 0} disconnected`,
+        text: `${label} · ${c?.Connected ?? 0} connected, ${c?.Disconnected ?? 0} disconnected${
+          c?.Pending ? `, ${c.Pending} pending` : ''
+        }`,
       });
     }
     out.push({ kind: 'row', row });
