@@ -260,20 +260,17 @@ async function targetsOf(
   deployment: string,
   sse: SseStream,
 ): Promise<string[] | undefined> {
-  const items = await new Promise<ReadonlyMap<string, Deployment> | undefined>((resolve) => {
-    const stop = ctx.deployments.listen((list, failure) => {
-      stop();
-      if (failure) sse.send(Events.failure, explain(failure, 'edgedeployments', ctx));
-      resolve(failure ? undefined : list);
-    });
-  });
-  const found = items?.get(`${namespace}/${deployment}`);
-  if (!items) return undefined;
+  const { items, failure } = await ctx.deployments.current();
+  if (failure) return void sse.send(Events.failure, explain(failure, 'edgedeployments', ctx));
+  const devices = await ctx.devices.current();
+  if (devices.failure)
+    return void sse.send(Events.failure, explain(devices.failure, 'edgedevices', ctx));
+  const found = items.get(`${namespace}/${deployment}`);
   if (!found) {
     const message = `EdgeDeployment ${namespace}/${deployment} not found`;
     return void sse.send(Events.failure, { status: 404, message });
   }
-  return [...ctx.devices.items.values()]
+  return [...devices.items.values()]
     .filter((d) => d.metadata.namespace === namespace)
     .filter((d) => matchesSelector(found.spec.selector, d.metadata.labels))
     .map((d) => d.metadata.name ?? '')

@@ -50,6 +50,20 @@ export class SharedList<T extends KubeObject> {
     return () => this.#listeners.delete(listener);
   }
 
+  /** The items once known (at once if they are), or why they cannot be read. */
+  current(): Promise<{ items: ReadonlyMap<string, T>; failure?: Failure }> {
+    return new Promise((resolve) => {
+      let told = false;
+      const stop = this.listen((items, failure) => {
+        if (told) return;
+        told = true;
+        resolve({ items, failure });
+        // A listener may be told during listen() itself, before `stop` is assigned.
+        queueMicrotask(() => stop());
+      });
+    });
+  }
+
   stop(): void {
     this.#list?.stop();
     clearTimeout(this.#timer);

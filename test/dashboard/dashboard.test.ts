@@ -137,6 +137,7 @@ describe('kedge dashboard', () => {
     for (const module of ['sensor', 'filter'])
       await page.getByTestId(`module-${module}`).getByText('running').waitFor({ timeout: 60_000 });
     await page.getByTestId('log').filter({ hasText: /\S/ }).waitFor({ timeout: 30_000 });
+    await page.getByTestId('twin').filter({ hasText: '"reported"' }).waitFor({ timeout: 30_000 });
     await shot(page, '2-device');
 
     await page.getByText('Live telemetry').click();
@@ -155,6 +156,10 @@ describe('kedge dashboard', () => {
     await page.goto(new URL('/#/deployments', dashboard.url).toString());
     await page.locator('[data-testid^="deployment-default/"]').first().waitFor();
     await shot(page, '4-deployments');
+    await page.getByText('Live telemetry').first().click();
+    await page.locator('[data-testid^="chart-"]').first().waitFor({ timeout: 30_000 });
+    await page.getByText('devices: demo').waitFor();
+    await shot(page, '4b-deployment-telemetry');
 
     const phone = await browser.newPage({ viewport: PHONE });
     await phone.goto(dashboard.url);

@@ -21,6 +21,9 @@ const CREATE_CONCURRENCY = 16;
 /** A user must see the fleet within this after opening the page. */
 const FIRST_VIEW_WITHIN_MS = 10_000;
 
+/** Devices whose status turns Connected while the page is open. */
+const CONNECTING = 500;
+
 const nameOf = (i: number): string => `dev-${String(i).padStart(4, '0')}`;
 
 async function createFleet(client: KubeClient): Promise<void> {
@@ -34,6 +37,23 @@ async function createFleet(client: KubeClient): Promise<void> {
         metadata: { name: nameOf(i), labels: { site: `site-${i % SITES}` } },
         spec: {},
       });
+    }
+  };
+  await Promise.all(Array.from({ length: CREATE_CONCURRENCY }, worker));
+}
+
+/** Writes status.phase Connected on the first `count` devices, as the controller would. */
+async function connect(client: KubeClient, count: number): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      const name = nameOf(next++);
+      await client.patch(
+        Resources.edgeDevices('default'),
+        name,
+        { status: { phase: 'Connected', lastSeen: new Date().toISOString() } },
+        { subresource: 'status' },
+      );
     }
   };
   await Promise.all(Array.from({ length: CREATE_CONCURRENCY }, worker));
@@ -84,6 +104,10 @@ describe('kedge dashboard with 5,000 devices', () => {
     expect(rendered).toBeLessThan(100);
     await page.getByTestId('fleet-list').evaluate((el) => (el.scrollTop = el.scrollHeight));
     await page.getByTestId(`device-default/${nameOf(DEVICES - 1)}`).waitFor();
+
+    // Live at scale: devices connecting while the page is open show up without a reload.
+    await connect(KubeClient.fromConfig(cluster.cp.kubeconfigPath), CONNECTING);
+    await page.getByText(`${CONNECTING} connected`).waitFor({ timeout: 30_000 });
 
     await page.getByLabel('Filter devices').fill(nameOf(4321));
     await eventually('the filter to leave one row', async () =>

@@ -250,13 +250,16 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
         throw err;
       });
     if (!last || last.seq <= (query.afterSeq ?? 0)) return [];
+    const windowStartMs = Date.now() - query.windowSecs * 1000;
+    // A device silent for longer than the window: nothing to read, and no consumer to wait on.
+    if (!query.afterSeq && last.time.getTime() < windowStartMs) return [];
     const consumer = await this.#js.consumers.get(Streams.telemetry, {
       filter_subjects: [subject],
       ...(query.afterSeq
         ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: query.afterSeq + 1 }
         : {
             deliver_policy: DeliverPolicy.StartTime,
-            opt_start_time: new Date(Date.now() - query.windowSecs * 1000).toISOString(),
+            opt_start_time: new Date(windowStartMs).toISOString(),
           }),
     });
     const batch = await consumer.fetch({
