@@ -8,6 +8,12 @@ import { WatchedList } from './watch.js';
  * person can read, and it bounds the server's work and the bytes sent per open page.
  */
 export const PUSH_INTERVAL_MS = 500;
+/**
+ * The watch stops when no page has shown the collection for this long. Moving from one view to
+ * the next closes one stream and opens another; the grace keeps a fleet of thousands from being
+ * listed again each time.
+ */
+export const IDLE_STOP_MS = 30_000;
 
 /** Called with the current items, or with why they cannot be read. */
 export type Listener<T> = (items: ReadonlyMap<string, T>, failure?: Failure) => void;
@@ -22,6 +28,7 @@ export class SharedList<T extends KubeObject> {
   #failure: Failure | undefined;
   #synced = false;
   #timer: NodeJS.Timeout | undefined;
+  #idle: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly client: KubeClient,
@@ -35,19 +42,32 @@ export class SharedList<T extends KubeObject> {
   /** Adds a listener, told at once if the list is already known; returns its removal. */
   listen(listener: Listener<T>): () => void {
     this.#listeners.add(listener);
-    this.#list ??= new WatchedList<T>(this.client, this.ref, {
+    clearTimeout(this.#idle);
+    this.#list ??= this.#start();
+    if (this.#synced || this.#failure) listener(this.items, this.#failure);
+    return () => {
+      this.#listeners.delete(listener);
+      if (this.#listeners.size === 0) this.#idle = setTimeout(() => this.stop(), IDLE_STOP_MS);
+    };
+  }
+
+  #start(): WatchedList<T> {
+    // A stopped watch may still finish a request; only the current one may speak.
+    const current = (): boolean => this.#list === list;
+    const list: WatchedList<T> = new WatchedList<T>(this.client, this.ref, {
       onChange: () => {
+        if (!current()) return;
         this.#synced = true;
         this.#failure = undefined;
         this.#schedule();
       },
       onError: (failure) => {
+        if (!current()) return;
         this.#failure = failure;
         this.#notify();
       },
     });
-    if (this.#synced || this.#failure) listener(this.items, this.#failure);
-    return () => this.#listeners.delete(listener);
+    return list;
   }
 
   /** The items once known (at once if they are), or why they cannot be read. */
@@ -66,7 +86,12 @@ export class SharedList<T extends KubeObject> {
 
   stop(): void {
     this.#list?.stop();
+    this.#list = undefined;
+    this.#synced = false;
+    this.#failure = undefined;
     clearTimeout(this.#timer);
+    this.#timer = undefined;
+    clearTimeout(this.#idle);
   }
 
   #schedule(): void {

@@ -1,5 +1,5 @@
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useDeferredValue, useMemo, useRef, useState, type ReactElement } from 'react';
+import { useEffect, useMemo, useRef, useState, type ReactElement } from 'react';
 import { Events, type FleetRow, type FleetView, type Phase } from '../protocol.js';
 import { FailureBanner, Loading, PhaseBadge } from './common.js';
 import { ago, apiUrl, useLive, useNow } from './live.js';
@@ -11,13 +11,25 @@ const OVERSCAN_ROWS = 12;
 
 type Item = { kind: 'group'; value: string; text: string } | { kind: 'row'; row: FleetRow };
 
+/** Typing pauses this long before the filter goes to the server. */
+const TYPING_PAUSE_MS = 300;
+
+/** `value` once it has stopped changing, so typing opens one stream, not one per key stroke. */
+function useSettled(value: string): string {
+  const [settled, setSettled] = useState(value);
+  useEffect(() => {
+    const timer = setTimeout(() => setSettled(value), TYPING_PAUSE_MS);
+    return () => clearTimeout(timer);
+  }, [value]);
+  return settled;
+}
+
 /** The fleet: counts, filters, and every matching device in one virtualized list. */
 export function FleetPage(): ReactElement {
   const [search, setSearch] = useState('');
   const [phase, setPhase] = useState<Phase | ''>('');
   const [groupBy, setGroupBy] = useState('');
-  // Typing does not open a new stream per key stroke.
-  const query = useDeferredValue(search);
+  const query = useSettled(search);
   const { data, failure } = useLive<FleetView>(
     apiUrl('/api/fleet', { search: query, phase, groupBy }),
     Events.fleet,
