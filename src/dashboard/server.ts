@@ -96,8 +96,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Dashboa
 }
 
 async function close(server: Server, ctx: Context): Promise<void> {
-  ctx.devices.stop();
-  ctx.deployments.stop();
+  ctx.devices.close();
+  ctx.deployments.close();
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
 }
@@ -299,16 +299,19 @@ async function serveLogs(
     })
     .catch((err: unknown) => void sse.send(Events.failure, readFailure(err)));
   if (!stream) return;
-  void sse.closed.then(() => stream.destroy());
   let batch: string[] = [];
-  const flush = setInterval(() => {
+  const flush = (): void => {
     if (batch.length) sse.send(Events.log, { lines: batch });
     batch = [];
-  }, LOG_BATCH_MS);
-  for await (const line of createInterface({ input: stream, crlfDelay: Infinity }))
-    batch.push(line);
-  clearInterval(flush);
-  if (batch.length) sse.send(Events.log, { lines: batch });
+  };
+  const timer = setInterval(flush, LOG_BATCH_MS);
+  createInterface({ input: stream, crlfDelay: Infinity }).on('line', (line) => batch.push(line));
+  // Whichever ends first, the page or the log, ends the other and the batching.
+  stream.once('close', () => {
+    clearInterval(timer);
+    flush();
+  });
+  void sse.closed.then(() => stream.destroy());
 }
 
 async function serveTwin(

@@ -29,6 +29,7 @@ export class SharedList<T extends KubeObject> {
   #synced = false;
   #timer: NodeJS.Timeout | undefined;
   #idle: NodeJS.Timeout | undefined;
+  #closed = false;
 
   constructor(
     private readonly client: KubeClient,
@@ -41,13 +42,15 @@ export class SharedList<T extends KubeObject> {
 
   /** Adds a listener, told at once if the list is already known; returns its removal. */
   listen(listener: Listener<T>): () => void {
+    if (this.#closed) return () => undefined;
     this.#listeners.add(listener);
     clearTimeout(this.#idle);
     this.#list ??= this.#start();
     if (this.#synced || this.#failure) listener(this.items, this.#failure);
     return () => {
       this.#listeners.delete(listener);
-      if (this.#listeners.size === 0) this.#idle = setTimeout(() => this.stop(), IDLE_STOP_MS);
+      if (this.#listeners.size === 0 && !this.#closed)
+        this.#idle = setTimeout(() => this.stop(), IDLE_STOP_MS);
     };
   }
 
@@ -82,6 +85,13 @@ export class SharedList<T extends KubeObject> {
         queueMicrotask(() => stop());
       });
     });
+  }
+
+  /** Stops for good: the dashboard is shutting down. */
+  close(): void {
+    this.#closed = true;
+    this.#listeners.clear();
+    this.stop();
   }
 
   stop(): void {

@@ -115,7 +115,10 @@ export class WatchedList<T extends KubeObject> {
     });
     this.#current = res;
     if (this.#stopped) return void res.destroy();
-    for await (const line of createInterface({ input: res, crlfDelay: Infinity })) {
+    const lines = createInterface({ input: res, crlfDelay: Infinity });
+    // readline ends only on 'end'; a dropped or destroyed response must end the loop too.
+    res.once('close', () => lines.close());
+    for await (const line of lines) {
       if (line.trim()) this.#apply(JSON.parse(line) as WatchEvent<T>);
     }
   }

@@ -73,7 +73,7 @@ describe('kedge dashboard with 5,000 devices', () => {
   }, 300_000);
 
   afterAll(async () => {
-    dashboard?.kill('SIGINT');
+    if (dashboard?.exitCode === null) dashboard.kill('SIGKILL');
     await browser?.close();
     await cluster?.cp.stop();
   });
@@ -118,5 +118,9 @@ describe('kedge dashboard with 5,000 devices', () => {
     await page.getByLabel('Group by').selectOption('site');
     await page.getByText(/^site=site-0 · /).waitFor();
     await page.screenshot({ path: path.join(ARTIFACTS, '9-fleet-5000-by-site.png') });
+
+    const exited = new Promise<number | null>((resolve) => dashboard!.once('exit', resolve));
+    dashboard.kill('SIGINT');
+    expect(await exited).toBe(0);
   }, 120_000);
 });
