@@ -14,6 +14,7 @@ COPY package.json package-lock.json ./
 # by kedge node's store-and-forward queue); the runtime stage installs its own copy.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
+COPY scripts/build-dashboard.mjs ./scripts/
 COPY src ./src
 RUN npm run build
 

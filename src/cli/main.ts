@@ -4,6 +4,7 @@ import { errorMessage } from '../common/errors.js';
 import { KEDGE_VERSION } from '../common/version.js';
 import { registerClusterCommands } from './cluster.js';
 import { registerControllerCommand } from './controller.js';
+import { registerDashboardCommand } from './dashboard.js';
 import { registerDeviceCommands } from './device.js';
 import { registerGatewayCommand } from './gateway.js';
 import { registerInvokeCommand } from './invoke.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerValidateCommand(program);
   registerClusterCommands(program);
   registerControllerCommand(program);
+  registerDashboardCommand(program);
   registerDeviceCommands(program);
   registerGatewayCommand(program);
   registerInvokeCommand(program);

@@ -77,6 +77,7 @@ async function printNextSteps(session: UpSession): Promise<void> {
     `  kubectl logs ${filterPod} -c filter -f`,
     `  ${kedge} invoke ${target} ping '{"from":"kedge up"}'`,
     `  ${kedge} invoke ${target} setThreshold '{"threshold":28}'`,
+    `  ${kedge} dashboard`,
     '',
     `Logs of the controller, the device, nats-server and the control plane: ${session.logDir}`,
     'Press Ctrl-C to stop kedge and remove everything it started.',

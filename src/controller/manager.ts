@@ -48,6 +48,7 @@ import { reconcileRoute } from './reconcile-route.js';
 import { ensureApiServiceCaBundle } from './service-api/apiservice.js';
 import { loadFrontProxyConfig, type FrontProxyConfig } from './service-api/front-proxy.js';
 import { invokeSubresource } from './service-api/invoke.js';
+import { telemetrySubresource } from './service-api/telemetry.js';
 import { twinSubresource } from './service-api/twin.js';
 import type { SecretObject } from './device-keys.js';
 import { c2dSubresource } from './service-api/c2d.js';
@@ -177,6 +178,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         invokeSubresource((ns, device, call) => backend.invokeMethod(ns, device, call)),
         twinSubresource((ns, device, module) => backend.reportedTwin(ns, device, module)),
         c2dSubresource((ns, device, message) => backend.sendC2D(ns, device, message)),
+        telemetrySubresource((ns, device, query) => backend.recentTelemetry(ns, device, query)),
       ],
     },
   );

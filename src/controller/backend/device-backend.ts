@@ -76,4 +76,30 @@ export interface DeviceBackend extends EventEmitter<DeviceBackendEvents> {
    */
   sendC2D(namespace: string, device: string, message: C2dSend): Promise<void>;
   close(): Promise<void>;
+  /** The device's recent telemetry as the cloud plane stored it, oldest first. */
+  recentTelemetry(
+    namespace: string,
+    device: string,
+    query: TelemetryQuery,
+  ): Promise<StoredTelemetry[]>;
+}
+
+/** Which stored telemetry {@link DeviceBackend.recentTelemetry} returns. */
+export interface TelemetryQuery {
+  /** Only messages stored after this sequence; without it, those of the last `windowSecs`. */
+  afterSeq?: number;
+  /** How far back to look when `afterSeq` is not given, in seconds. */
+  windowSecs: number;
+  /** At most this many messages, the newest ones. */
+  limit: number;
+}
+
+/** One telemetry message as the cloud plane stored it. */
+export interface StoredTelemetry {
+  /** Its sequence number in the telemetry stream, increasing. */
+  seq: number;
+  /** When the cloud plane stored it, ISO 8601. */
+  storedAt: string;
+  /** The message as the device's hub sent it (an `UpstreamMessage`). */
+  message: unknown;
 }

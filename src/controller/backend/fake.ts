@@ -8,6 +8,8 @@ import type {
   DeviceBackendEvents,
   MethodCall,
   ReportedTwin,
+  StoredTelemetry,
+  TelemetryQuery,
 } from './device-backend.js';
 
 /**
@@ -18,6 +20,8 @@ export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
   readonly desired = new Map<string, DesiredMessage>();
   readonly credentials = new Map<string, readonly string[]>();
   readonly twins = new Map<string, ReportedTwin>();
+  /** Stored telemetry per `namespace/device`, oldest first; a test appends to it. */
+  readonly telemetry = new Map<string, StoredTelemetry[]>();
   readonly calls: { namespace: string; device: string; call: MethodCall }[] = [];
   readonly c2d: { namespace: string; device: string; message: C2dSend }[] = [];
   readonly #connected = new Set<string>();
@@ -88,5 +92,14 @@ export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
 
   close(): Promise<void> {
     return Promise.resolve();
+  }
+
+  recentTelemetry(
+    namespace: string,
+    device: string,
+    { afterSeq, limit }: TelemetryQuery,
+  ): Promise<StoredTelemetry[]> {
+    const stored = this.telemetry.get(`${namespace}/${device}`) ?? [];
+    return Promise.resolve(stored.filter((t) => t.seq > (afterSeq ?? 0)).slice(-limit));
   }
 }

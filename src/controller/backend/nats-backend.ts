@@ -9,6 +9,7 @@ import { EventEmitter } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import {
+  DeliverPolicy,
   jetstream,
   jetstreamManager,
   JetStreamApiError,
@@ -52,12 +53,22 @@ import type {
   DeviceBackendEvents,
   MethodCall,
   ReportedTwin,
+  StoredTelemetry,
+  TelemetryQuery,
 } from './device-backend.js';
 
 /** A log request must be accepted by the device's gateway within this. */
 const LOG_ACCEPT_TIMEOUT_MS = 5_000;
 /** A method's own timeout plus this for the hops between controller, gateway and device. */
 const METHOD_TRANSPORT_MS = 5_000;
+/**
+ * A telemetry read stops waiting for more after this. The read knows the last stored sequence
+ * before it starts, so it normally ends on that message long before; this only bounds a read
+ * whose last message expired from the stream meanwhile.
+ */
+const TELEMETRY_FETCH_EXPIRES_MS = 2_000;
+/** Messages a telemetry read scans at most; a chattier device's window shows only its newest. */
+const TELEMETRY_MAX_SCAN = 5_000;
 
 export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> implements DeviceBackend {
   readonly #nc: NatsConnection;
@@ -224,6 +235,44 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     this.#subs.forEach((s) => s.unsubscribe());
     this.#watchers.forEach((w) => w.stop());
     return Promise.resolve();
+  }
+
+  async recentTelemetry(
+    namespace: string,
+    device: string,
+    query: TelemetryQuery,
+  ): Promise<StoredTelemetry[]> {
+    const subject = Subjects.telemetry(namespace, device);
+    const last = await this.#jsm.streams
+      .getMessage(Streams.telemetry, { last_by_subj: subject })
+      .catch((err: unknown) => {
+        if (/not found/i.test(errorMessage(err))) return null;
+        throw err;
+      });
+    if (!last || last.seq <= (query.afterSeq ?? 0)) return [];
+    const windowStartMs = Date.now() - query.windowSecs * 1000;
+    // A device silent for longer than the window: nothing to read, and no consumer to wait on.
+    if (!query.afterSeq && last.time.getTime() < windowStartMs) return [];
+    const consumer = await this.#js.consumers.get(Streams.telemetry, {
+      filter_subjects: [subject],
+      ...(query.afterSeq
+        ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: query.afterSeq + 1 }
+        : {
+            deliver_policy: DeliverPolicy.StartTime,
+            opt_start_time: new Date(windowStartMs).toISOString(),
+          }),
+    });
+    const batch = await consumer.fetch({
+      max_messages: TELEMETRY_MAX_SCAN,
+      expires: TELEMETRY_FETCH_EXPIRES_MS,
+    });
+    const found: StoredTelemetry[] = [];
+    for await (const m of batch) {
+      found.push({ seq: m.seq, storedAt: m.time.toISOString(), message: parseReport(m.string()) });
+      if (found.length > query.limit) found.shift();
+      if (m.seq >= last.seq || m.info.pending === 0) break;
+    }
+    return found;
   }
 
   #listen(): void {
