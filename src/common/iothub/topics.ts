@@ -9,7 +9,8 @@ import { decodePropertyBag, encodePropertyBag, type PropertyBag } from './proper
 export type InboundTopic =
   | { kind: 'telemetry'; deviceId: string; moduleId?: string; properties: PropertyBag }
   | { kind: 'twinGet'; requestId: string }
-  | { kind: 'twinPatchReported'; requestId: string }
+  /** `version`: the reported `$version` the patch applies to, when the client names it. */
+  | { kind: 'twinPatchReported'; requestId: string; version?: string }
   | { kind: 'methodResponse'; status: number; requestId: string }
   | { kind: 'unknown' };
 
@@ -59,8 +60,15 @@ export function parseInboundTopic(topic: string): InboundTopic {
   if (topic.startsWith('devices/')) return parseTelemetry(topic);
   const get = parseQueryTopic(topic, TWIN_GET);
   if (get !== undefined) return { kind: 'twinGet', requestId: get };
-  const patch = parseQueryTopic(topic, TWIN_PATCH_REPORTED);
-  if (patch !== undefined) return { kind: 'twinPatchReported', requestId: patch };
+  if (topic.startsWith(TWIN_PATCH_REPORTED)) {
+    const query = decodePropertyBag(topic.slice(TWIN_PATCH_REPORTED.length).replace(/^\?/, ''));
+    const requestId = query.get('$rid');
+    const version = query.get('$version');
+    if (requestId !== undefined)
+      return version === undefined
+        ? { kind: 'twinPatchReported', requestId }
+        : { kind: 'twinPatchReported', requestId, version };
+  }
   if (topic.startsWith(METHOD_RES)) {
     const [status, query = ''] = topic.slice(METHOD_RES.length).split('/');
     const requestId = requestIdOf(query);

@@ -5,7 +5,7 @@
  * durable commit), twin GET/PATCH and direct-method answers. See ADR 0004 and 0005.
  */
 import type { Aedes, Client, PublishPacket } from 'aedes';
-import { ErrorCode, KedgeError } from '../../common/errors.js';
+import { ErrorCode, KedgeError, errorMessage } from '../../common/errors.js';
 import {
   desiredPatchTopic,
   inputTopic,
@@ -23,7 +23,7 @@ import type { MethodCalls } from './methods.js';
 import type { HubLimits } from './options.js';
 import type { DurableQueue } from './queue/durable-queue.js';
 import type { Router, RouteTarget } from './router.js';
-import type { TwinStore } from './twins.js';
+import { StaleVersionError, type TwinStore } from './twins.js';
 import type { QueueHeader } from './upstream/forwarder.js';
 
 /** Everything the protocol handler needs; owned by the Hub. */
@@ -176,7 +176,7 @@ export class Protocol {
         );
         return undefined;
       case 'twinPatchReported':
-        return this.#reported(client, identity, topic.requestId, payload).then(() => undefined);
+        return this.#reported(client, identity, topic, payload).then(() => undefined);
       case 'methodResponse':
         this.#d.methods.complete(client.id, topic.requestId, topic.status, payload);
         return undefined;
@@ -276,17 +276,21 @@ export class Protocol {
   async #reported(
     client: Client,
     identity: Identity,
-    requestId: string,
+    topic: { requestId: string; version?: string },
     payload: Buffer,
   ): Promise<void> {
+    const requestId = topic.requestId;
     let version: number;
-    let patch: unknown;
     try {
-      patch = JSON.parse(payload.toString('utf8')) as unknown;
-      version = this.#d.twins.patchReported(identity.id, patch);
+      const ifVersion = topic.version === undefined ? undefined : Number(topic.version);
+      if (ifVersion !== undefined && !Number.isSafeInteger(ifVersion))
+        throw new KedgeError(ErrorCode.InvalidInput, `$version ${topic.version} is not a number`);
+      const patch = JSON.parse(payload.toString('utf8')) as unknown;
+      version = this.#d.twins.patchReported(identity.id, patch, ifVersion);
     } catch (err) {
-      const body = { errorCode: 400, message: (err as Error).message };
-      this.#reply(client, twinResponseTopic(400, requestId), JSON.stringify(body));
+      const status = err instanceof StaleVersionError ? 412 : 400;
+      const body = { errorCode: status, message: errorMessage(err) };
+      this.#reply(client, twinResponseTopic(status, requestId), JSON.stringify(body));
       return;
     }
     const header: QueueHeader = {

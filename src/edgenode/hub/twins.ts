@@ -118,8 +118,14 @@ export class TwinStore {
     return { ...patch, $version: t.desired.version };
   }
 
-  /** Applies a reported patch from the device; returns the new reported `$version`. */
-  patchReported(id: string, patch: unknown): number {
+  /**
+   * Applies a reported patch from the device; returns the new reported `$version`. With
+   * `ifVersion` (the `$version` the client named) the patch applies only to that version, as IoT
+   * Hub's optimistic concurrency: a stale one throws {@link StaleVersionError}.
+   */
+  patchReported(id: string, patch: unknown, ifVersion?: number): number {
+    if (ifVersion !== undefined && ifVersion !== this.#twin(id).reported.version)
+      throw new StaleVersionError(ifVersion, this.#twin(id).reported.version);
     if (!isObject(patch))
       throw new KedgeError(ErrorCode.InvalidInput, 'reported patch must be a JSON object');
     if (depthOf(patch) > MAX_PATCH_DEPTH)
@@ -135,5 +141,15 @@ export class TwinStore {
     t.reported = { props, version: t.reported.version + 1 };
     this.#save();
     return t.reported.version;
+  }
+}
+
+/** A reported patch named a `$version` that is no longer current (IoT Hub answers 412). */
+export class StaleVersionError extends KedgeError {
+  constructor(given: number, current: number) {
+    super(
+      ErrorCode.InvalidInput,
+      `the patch applies to reported $version ${given}, but the twin is at ${current}`,
+    );
   }
 }
