@@ -6,11 +6,10 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ErrorCode, KedgeError } from '../common/errors.js';
-import { checkNatsServerBuildable } from '../localcluster/nats.js';
 import { pidAlive } from '../localcluster/processes.js';
 import { SAMPLE } from '../up/sample.js';
 import { Teardown } from '../up/teardown.js';
-import { startUp, type Runtime, type UpSession } from '../up/up.js';
+import { checkUpPrerequisites, startUp, type Runtime, type UpSession } from '../up/up.js';
 
 const run = promisify(execFile);
 
@@ -88,7 +87,7 @@ async function printNextSteps(session: UpSession): Promise<void> {
 
 async function runUp(runtime: Runtime | undefined): Promise<void> {
   // A missing prerequisite is one line, before anything starts.
-  checkNatsServerBuildable();
+  checkUpPrerequisites();
   const home = upHome();
   await claimHome(home);
   const teardown = new Teardown();

@@ -25,5 +25,6 @@ else
   GOBIN="$BIN_DIR.tmp" CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" \
     "github.com/nats-io/nats-server/v2@$NATS_VERSION" >&2
   rm -rf "$BIN_DIR" && mv "$BIN_DIR.tmp" "$BIN_DIR"
+  log "built nats-server $NATS_VERSION in ${SECONDS} s"
 fi
 echo "$BIN_DIR/nats-server"

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import { createCa, createSigningKey, issueCertificate, type KeyPair } from '../common/pki.js';
 import { runBuildScript } from './build-script.js';
+import { etcdBuild, helmBuild, kubernetesBuild, requireGoFor } from './builds.js';
 import { httpsGet, type TlsClient } from './https.js';
 import { freePort } from './ports.js';
 import { isRunning, startProcess, stopProcess, type ManagedProcess } from './processes.js';
@@ -23,6 +24,8 @@ const SERVICE_CIDR = '10.0.0.0/24';
 export interface ControlPlaneOptions {
   /** Where binaries live; defaults to building or reusing the cached build. */
   binDir?: string;
+  /** The etcd binary; defaults to building or reusing the cached build (never `etcd` on PATH). */
+  etcdBinary?: string;
   /** Where logs are kept after stop. Defaults to a temporary directory. */
   logDir?: string;
   /** kube-controller-manager `--node-monitor-grace-period`, seconds. Defaults to 50. */
@@ -58,12 +61,23 @@ export interface ControlPlane {
   stop(): Promise<void>;
 }
 
-/** The build script lives in src/ and is shipped with the package. */
+/** The build scripts live in src/ and are shipped with the package. */
 const BUILD_SCRIPT = path.join(PACKAGE_ROOT, 'src/localcluster/build-control-plane.sh');
+const ETCD_BUILD_SCRIPT = path.join(PACKAGE_ROOT, 'src/localcluster/build-etcd.sh');
 
-/** Builds (or reuses from the cache) the control-plane binaries and returns their directory. */
+/**
+ * Builds (or reuses from the cache) kube-apiserver, kube-controller-manager, kube-scheduler,
+ * kubectl and helm, and returns their directory.
+ */
 export async function ensureBinaries(onProgress?: (line: string) => void): Promise<string> {
+  requireGoFor([kubernetesBuild(), helmBuild()]);
   return runBuildScript(BUILD_SCRIPT, 'control-plane', onProgress);
+}
+
+/** Builds (under a minute) or reuses the cached etcd and returns the binary's path. */
+export async function ensureEtcd(onProgress?: (line: string) => void): Promise<string> {
+  requireGoFor([etcdBuild()]);
+  return runBuildScript(ETCD_BUILD_SCRIPT, 'etcd', onProgress);
 }
 
 interface Pki {
@@ -158,6 +172,7 @@ export function kubeconfigFor(
 
 /** Starts etcd, kube-apiserver, kube-controller-manager and kube-scheduler on loopback. */
 export async function startControlPlane(options: ControlPlaneOptions = {}): Promise<ControlPlane> {
+  const etcd = options.etcdBinary ?? (await ensureEtcd(options.onProgress));
   const binDir = options.binDir ?? (await ensureBinaries(options.onProgress));
   const dir = await mkdtemp(path.join(tmpdir(), 'kedge-cp-'));
   const logDir = options.logDir ?? path.join(dir, 'logs');
@@ -190,7 +205,7 @@ export async function startControlPlane(options: ControlPlaneOptions = {}): Prom
   };
   try {
     progress('[control-plane] starting etcd');
-    procs.push(startProcess('etcd', 'etcd', etcdArgs(dir, ports.etcd, ports.peer), log('etcd')));
+    procs.push(startProcess('etcd', etcd, etcdArgs(dir, ports.etcd, ports.peer), log('etcd')));
     await waitHealthy(procs[0]!, `http://127.0.0.1:${ports.etcd}/health`, {});
     progress('[control-plane] starting kube-apiserver');
     const api = startProcess(

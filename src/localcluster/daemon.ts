@@ -7,7 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import { startControlPlane, type ControlPlane } from './control-plane.js';
 import { installCrds } from './kubectl.js';
-import { checkNatsServerBuildable, ensureNatsServer, startNats } from './nats.js';
+import { localClusterBuilds, requireGoFor } from './builds.js';
+import { ensureNatsServer, startNats } from './nats.js';
 import { freePortPreferring } from './ports.js';
 import { pidAlive } from './processes.js';
 
@@ -58,7 +59,8 @@ export async function readClusterState(): Promise<ClusterState | undefined> {
 export async function runClusterForeground(
   onProgress: (line: string) => void,
 ): Promise<LocalCluster> {
-  checkNatsServerBuildable();
+  // A missing prerequisite is named before any long step (a cold build takes minutes).
+  requireGoFor(localClusterBuilds());
   await mkdir(clusterHome(), { recursive: true });
   const logDir = path.join(clusterHome(), 'logs');
   await mkdir(logDir, { recursive: true });
@@ -106,6 +108,7 @@ export async function startClusterInBackground(
 ): Promise<ClusterState> {
   const running = await readClusterState();
   if (running) return running;
+  requireGoFor(localClusterBuilds());
   await mkdir(clusterHome(), { recursive: true });
   await rm(statePath(), { force: true });
   const logFile = path.join(clusterHome(), 'cluster.log');

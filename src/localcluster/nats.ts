@@ -3,19 +3,17 @@
  * up`, the tests and the benches, or a three-node cluster on loopback for fault tests. The binary
  * is built from the Go module proxy at a pinned release and cached beside the control plane.
  */
-import { accessSync, constants, existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import { PACKAGE_ROOT } from '../common/version.js';
 import { runBuildScript } from './build-script.js';
+import { natsServerBuild, requireGoFor } from './builds.js';
 import { freePort } from './ports.js';
 import { isRunning, startProcess, stopProcess, type ManagedProcess } from './processes.js';
 
-/** The pinned nats-server release; the chart's bundled image carries the same version. */
-export const NATS_SERVER_VERSION = 'v2.15.2';
+export { NATS_SERVER_VERSION } from './builds.js';
 
 const BUILD_SCRIPT = path.join(PACKAGE_ROOT, 'src/localcluster/build-nats-server.sh');
 /** Start-up, meta-leader election or a restarted node's catch-up on a loaded 2-core machine. */
@@ -24,28 +22,9 @@ const POLL_INTERVAL_MS = 100;
 /** JetStream cluster name of {@link startNatsCluster}; servers are `<name>-0`, `<name>-1`, … */
 const DEFAULT_CLUSTER_NAME = 'kedge';
 
-function cacheRoot(): string {
-  return process.env.KEDGE_CACHE_DIR ?? path.join(homedir(), '.cache', 'kedge');
-}
-
-function natsVersion(): string {
-  return process.env.KEDGE_NATS_VERSION ?? NATS_SERVER_VERSION;
-}
-
 /** Where the build script leaves the binary. */
 export function cachedNatsServerPath(): string {
-  return path.join(cacheRoot(), `nats-server-${natsVersion()}`, 'bin', 'nats-server');
-}
-
-function onPath(command: string): boolean {
-  return (process.env.PATH ?? '').split(path.delimiter).some((dir) => {
-    try {
-      accessSync(path.join(dir, command), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
+  return natsServerBuild().binary;
 }
 
 /**
@@ -53,11 +32,7 @@ function onPath(command: string): boolean {
  * buildable (no Go). Callers run it before any long step.
  */
 export function checkNatsServerBuildable(): void {
-  if (existsSync(cachedNatsServerPath()) || onPath('go')) return;
-  throw new KedgeError(
-    ErrorCode.Unavailable,
-    `Go is required to build nats-server ${natsVersion()} (kedge builds it once from the Go module proxy): install Go from https://go.dev/dl/`,
-  );
+  requireGoFor([natsServerBuild()]);
 }
 
 /** Builds (about a minute) or reuses the cached nats-server and returns the binary's path. */

@@ -18,11 +18,12 @@ import {
   type ResourceRef,
 } from '../controller/kube/client.js';
 import { startController, type RunningController } from '../controller/manager.js';
+import { localClusterBuilds, natsServerBuild, requireGoFor } from '../localcluster/builds.js';
 import { ensureBinaries, startControlPlane } from '../localcluster/control-plane.js';
 import { docker, dockerBridgeAddress, dockerResponds } from '../localcluster/docker.js';
 import { ensureLocalImages, LOCAL_IMAGES } from '../localcluster/images.js';
 import { installCrds } from '../localcluster/kubectl.js';
-import { checkNatsServerBuildable, ensureNatsServer, startNats } from '../localcluster/nats.js';
+import { ensureNatsServer, startNats } from '../localcluster/nats.js';
 import {
   installExternalServiceApi,
   removeExternalServiceApi,
@@ -79,13 +80,21 @@ interface Cluster {
 }
 
 /**
+ * Fails at once, with one line naming what to install, when something `kedge up` needs is neither
+ * cached nor buildable: nats-server always, and the local control plane (etcd, Kubernetes, helm)
+ * unless `KUBECONFIG` names a cluster. It runs before any long step: a cold build takes minutes.
+ */
+export function checkUpPrerequisites(): void {
+  requireGoFor(process.env.KUBECONFIG ? [natsServerBuild()] : localClusterBuilds());
+}
+
+/**
  * Brings up the whole of kedge on this machine: a cluster (the current one or the embedded local
  * control plane), the controller, one device running `kedge node`, and the sample deployment.
  * Everything started is recorded in `teardown`, which the caller runs on Ctrl-C.
  */
 export async function startUp(options: UpOptions, teardown: Teardown): Promise<UpSession> {
-  // A missing prerequisite is named before any long step (the control plane may build for minutes).
-  checkNatsServerBuildable();
+  checkUpPrerequisites();
   const logDir = path.join(options.home, 'logs');
   await mkdir(logDir, { recursive: true });
   const step = stepper(teardown);

@@ -1,8 +1,8 @@
 // Shared preparation for the integration tests: a running dockerd, the locally built images and
-// the cached control-plane and nats-server builds. Imports the compiled sources (`npm test` builds first).
+// the cached control-plane, etcd and nats-server builds. Imports the compiled sources (`npm test` builds first).
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { ensureBinaries } from '../../dist/localcluster/control-plane.js';
+import { ensureBinaries, ensureEtcd } from '../../dist/localcluster/control-plane.js';
 import { ensureDocker } from '../../dist/localcluster/docker.js';
 import { ensureLocalImages } from '../../dist/localcluster/images.js';
 import { ensureNatsServer } from '../../dist/localcluster/nats.js';
@@ -16,5 +16,6 @@ export default async function globalSetup() {
   await ensureLocalImages();
   const progress = (line) => process.stderr.write(`${line}\n`);
   await ensureNatsServer(progress);
+  await ensureEtcd(progress);
   await ensureBinaries(progress);
 }
