@@ -42,10 +42,26 @@ async function claimHome(home: string): Promise<void> {
   await writeFile(pidFile, String(process.pid));
 }
 
+/**
+ * Resolves on the first Ctrl-C (SIGINT) or SIGTERM. Later ones are ignored, with one line saying
+ * so: an impatient second Ctrl-C must not kill the teardown halfway and leave processes and
+ * containers behind.
+ */
 function nextInterrupt(): Promise<void> {
   return new Promise((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
+    let stopping = false;
+    let told = false;
+    const onSignal = (): void => {
+      if (!stopping) {
+        stopping = true;
+        resolve();
+      } else if (!told) {
+        told = true;
+        progress('already stopping; kedge up exits once everything it started is removed');
+      }
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
   });
 }
 
