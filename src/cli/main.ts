@@ -2,21 +2,35 @@
 import { Command, CommanderError } from 'commander';
 import { errorMessage } from '../common/errors.js';
 import { KEDGE_VERSION } from '../common/version.js';
-import { registerClusterCommands } from './cluster.js';
-import { registerControllerCommand } from './controller.js';
-import { registerDashboardCommand } from './dashboard.js';
-import { registerDeviceCommands } from './device.js';
-import { registerGatewayCommand } from './gateway.js';
-import { registerInvokeCommand } from './invoke.js';
-import { registerC2dCommand } from './c2d.js';
-import { registerManifestCommands } from './manifest.js';
-import { registerNodeCommand } from './node.js';
-import { registerRouteCommands } from './route.js';
-import { registerUpCommand } from './up.js';
-import { registerValidateCommand } from './validate.js';
 
-/** Builds the `kedge` command tree. Exported so tests can drive it in-process. */
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+/**
+ * Each top-level command and the module that defines it, in `--help` order. Only the module of
+ * the command being run is loaded (all of them for help): loading everything, the Kubernetes
+ * client above all, takes about a second, which `kedge up` would spend before naming a missing
+ * prerequisite.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  validate: async () => (await import('./validate.js')).registerValidateCommand,
+  cluster: async () => (await import('./cluster.js')).registerClusterCommands,
+  controller: async () => (await import('./controller.js')).registerControllerCommand,
+  dashboard: async () => (await import('./dashboard.js')).registerDashboardCommand,
+  device: async () => (await import('./device.js')).registerDeviceCommands,
+  gateway: async () => (await import('./gateway.js')).registerGatewayCommand,
+  invoke: async () => (await import('./invoke.js')).registerInvokeCommand,
+  c2d: async () => (await import('./c2d.js')).registerC2dCommand,
+  manifest: async () => (await import('./manifest.js')).registerManifestCommands,
+  node: async () => (await import('./node.js')).registerNodeCommand,
+  route: async () => (await import('./route.js')).registerRouteCommands,
+  up: async () => (await import('./up.js')).registerUpCommand,
+};
+
+/**
+ * Builds the `kedge` command tree for `argv`: the command it names, or every command when it names
+ * none (help, version, a typo). Exported so tests can drive it in-process.
+ */
+export async function buildProgram(argv: string[]): Promise<Command> {
   const program = new Command('kedge')
     .description(
       'Run IoT edge fleets the Azure IoT Edge way, with Kubernetes as the control plane.',
@@ -24,25 +38,17 @@ export function buildProgram(): Command {
     .version(KEDGE_VERSION)
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
-  registerValidateCommand(program);
-  registerClusterCommands(program);
-  registerControllerCommand(program);
-  registerDashboardCommand(program);
-  registerDeviceCommands(program);
-  registerGatewayCommand(program);
-  registerInvokeCommand(program);
-  registerC2dCommand(program);
-  registerManifestCommands(program);
-  registerNodeCommand(program);
-  registerRouteCommands(program);
-  registerUpCommand(program);
+  const named = argv[2] !== undefined ? COMMANDS[argv[2]] : undefined;
+  const loaders = named ? [named] : Object.values(COMMANDS);
+  const registers = await Promise.all(loaders.map((load) => load()));
+  for (const register of registers) register(program);
   return program;
 }
 
 /** Runs the CLI; every failure becomes one line on stderr and a non-zero exit code. */
 export async function main(argv: string[]): Promise<number> {
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(argv)).parseAsync(argv);
     return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {

@@ -7,9 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import { pidAlive } from '../localcluster/processes.js';
-import { SAMPLE } from '../up/sample.js';
-import { Teardown } from '../up/teardown.js';
-import { checkUpPrerequisites, startUp, type Runtime, type UpSession } from '../up/up.js';
+import { checkUpPrerequisites } from '../up/prerequisites.js';
+import type { Runtime, UpSession } from '../up/up.js';
 
 const run = promisify(execFile);
 
@@ -75,6 +74,7 @@ async function kedgeCommand(): Promise<string> {
 }
 
 async function printNextSteps(session: UpSession): Promise<void> {
+  const { SAMPLE } = await import('../up/sample.js');
   const kedge = await kedgeCommand();
   const filterPod = session.pods.find((p) => p.containers.includes('filter'))?.name ?? '<pod>';
   const target = `${SAMPLE.namespace}/${SAMPLE.device}/filter`;
@@ -104,6 +104,10 @@ async function printNextSteps(session: UpSession): Promise<void> {
 async function runUp(runtime: Runtime | undefined): Promise<void> {
   // A missing prerequisite is one line, before anything starts.
   checkUpPrerequisites();
+  // Loaded only now, so a missing prerequisite is named before the rest of kedge (about a second
+  // of module loading) and well within the 5 s a user waits for it.
+  const { startUp } = await import('../up/up.js');
+  const { Teardown } = await import('../up/teardown.js');
   const home = upHome();
   await claimHome(home);
   const teardown = new Teardown();

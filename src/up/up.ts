@@ -18,7 +18,6 @@ import {
   type ResourceRef,
 } from '../controller/kube/client.js';
 import { startController, type RunningController } from '../controller/manager.js';
-import { localClusterBuilds, natsServerBuild, requireGoFor } from '../localcluster/builds.js';
 import { ensureBinaries, startControlPlane } from '../localcluster/control-plane.js';
 import { docker, dockerBridgeAddress, dockerResponds } from '../localcluster/docker.js';
 import { ensureLocalImages, LOCAL_IMAGES } from '../localcluster/images.js';
@@ -31,6 +30,7 @@ import {
 } from '../localcluster/service-api.js';
 import { freePort } from '../localcluster/ports.js';
 import { nodeNameFor } from '../provider/naming.js';
+import { checkUpPrerequisites } from './prerequisites.js';
 import { SAMPLE, sampleDeployment, sampleDevice, sampleRoute } from './sample.js';
 import { Teardown } from './teardown.js';
 import { watchTelemetry } from './telemetry.js';
@@ -77,15 +77,6 @@ interface Cluster {
   kubectlDir: string;
   embedded: boolean;
   clientCaPem?: string;
-}
-
-/**
- * Fails at once, with one line naming what to install, when something `kedge up` needs is neither
- * cached nor buildable: nats-server always, and the local control plane (etcd, Kubernetes, helm)
- * unless `KUBECONFIG` names a cluster. It runs before any long step: a cold build takes minutes.
- */
-export function checkUpPrerequisites(): void {
-  requireGoFor(process.env.KUBECONFIG ? [natsServerBuild()] : localClusterBuilds());
 }
 
 /**
