@@ -1,4 +1,3 @@
-import type { SecretObject } from './device-keys.js';
 import type { Logger } from '../common/logger.js';
 import type { EdgeDeployment, EdgeDevice, Route } from '../crds/index.js';
 import type { KubeletEndpoint } from '../provider/node.js';
@@ -30,8 +29,6 @@ export interface ControllerContext {
     nodes: ObjectCache<KubeObject>;
     /** Namespaces, for their Pod Security level (labels). */
     namespaces: ObjectCache<KubeObject>;
-    /** Device key Secrets (label `kedge.io/device`), so a key edit takes effect at once. */
-    keySecrets: ObjectCache<SecretObject>;
   };
   enqueue: {
     device(key: string): void;

@@ -28,14 +28,12 @@ function setup(): {
   calls: string[];
   deployments: ReturnType<typeof fakeCache<KubeObject>>;
   pods: ReturnType<typeof fakeCache<PodObject>>;
-  keySecrets: ReturnType<typeof fakeCache<KubeObject>>;
 } {
   const calls: string[] = [];
   const device = { metadata: { name: 'd1', namespace: 'ns' }, spec: {} } as KubeObject;
   const deployment = { metadata: { name: 'app', namespace: 'ns', generation: 1 } } as KubeObject;
   const deployments = fakeCache([deployment]);
   const pods = fakeCache<PodObject>();
-  const keySecrets = fakeCache<KubeObject>();
   const ctx = {
     informers: {
       devices: fakeCache([device]).cache,
@@ -44,7 +42,6 @@ function setup(): {
       pods: pods.cache,
       nodes: fakeCache().cache,
       namespaces: fakeCache().cache,
-      keySecrets: keySecrets.cache,
     },
     enqueue: {
       device: (k: string) => calls.push(`device ${k}`),
@@ -55,7 +52,7 @@ function setup(): {
     },
   } as unknown as ControllerContext;
   wireHandlers(ctx);
-  return { calls, deployments, pods, keySecrets };
+  return { calls, deployments, pods };
 }
 
 describe('wireHandlers', () => {
@@ -79,14 +76,5 @@ describe('wireHandlers', () => {
     calls.length = 0;
     pods.fire('update', { ...pod, metadata: { ...pod.metadata, deletionTimestamp: 'now' } }, pod);
     expect(calls).toEqual(['pod ns/p', 'desired ns/d1', 'deployment ns/app']);
-  });
-
-  it('looks at a device again when its labelled key Secret changes', () => {
-    const { calls, keySecrets } = setup();
-    const secret = {
-      metadata: { name: 'd1-kedge-key', namespace: 'ns', labels: { 'kedge.io/device': 'd1' } },
-    } as KubeObject;
-    keySecrets.fire('update', secret, secret);
-    expect(calls).toEqual(['device ns/d1']);
   });
 });

@@ -39,13 +39,6 @@ export function wireHandlers(ctx: ControllerContext): void {
       );
     }
   });
-  // A key Secret changed: its device takes the new keys (or none) now; gateways drop a session
-  // whose token no longer verifies.
-  informers.keySecrets.on((_event, secret) => {
-    const device = secret.metadata.labels?.[Labels.device];
-    if (device) enqueue.device(keyFor(secret.metadata.namespace, device));
-  });
-
   informers.deployments.on((event, deployment, old) => {
     // The controller's own status writes change nothing the devices or the layering depend on;
     // fanning them out re-reconciled every device of the namespace on each progress update.

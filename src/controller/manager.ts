@@ -5,7 +5,7 @@ import { checkReport } from '../common/cloudlink/report-schema.js';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { startKubeletApi } from '../provider/kubelet-api.js';
-import { Labels, nodeNameFor } from '../provider/naming.js';
+import { nodeNameFor } from '../provider/naming.js';
 import {
   ensureControllerCa,
   publishCaCertificate,
@@ -50,7 +50,6 @@ import { loadFrontProxyConfig, type FrontProxyConfig } from './service-api/front
 import { invokeSubresource } from './service-api/invoke.js';
 import { telemetrySubresource } from './service-api/telemetry.js';
 import { twinSubresource } from './service-api/twin.js';
-import type { SecretObject } from './device-keys.js';
 import { c2dSubresource } from './service-api/c2d.js';
 import { startServiceApi } from './service-api/server.js';
 import { WorkQueue, type Reconcile } from './workqueue.js';
@@ -241,30 +240,19 @@ function buildContext(
     devices: namespacedCache<EdgeDevice & KubeObject>(
       opts.client,
       Resources.edgeDevices,
-      { namespaces: watched },
+      watched,
       log,
     ),
     deployments: namespacedCache<EdgeDeployment & KubeObject>(
       opts.client,
       Resources.edgeDeployments,
-      { namespaces: watched },
+      watched,
       log,
     ),
-    routes: namespacedCache<Route & KubeObject>(
-      opts.client,
-      Resources.routes,
-      { namespaces: watched },
-      log,
-    ),
-    pods: namespacedCache<PodObject>(opts.client, Resources.pods, { namespaces: watched }, log),
+    routes: namespacedCache<Route & KubeObject>(opts.client, Resources.routes, watched, log),
+    pods: namespacedCache<PodObject>(opts.client, Resources.pods, watched, log),
     nodes: new Informer<KubeObject>(opts.client, Resources.nodes, log, 'type=virtual-kubelet'),
     namespaces: new Informer<KubeObject>(opts.client, Resources.namespaces, log),
-    keySecrets: namespacedCache<SecretObject>(
-      opts.client,
-      Resources.secrets,
-      { namespaces: watched, labelSelector: Labels.device },
-      log,
-    ),
   };
   informers.pods.addIndex(POD_NODE_INDEX, (pod) => pod.spec.nodeName);
   const noop = (): void => undefined;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import type { EdgeDevice } from '../crds/index.js';
-import { FINALIZER, Labels, nodeNameFor } from '../provider/naming.js';
+import { FINALIZER, nodeNameFor } from '../provider/naming.js';
 import { keyFor, podsOnNode, splitKey, type ControllerContext } from './context.js';
 import { ownsSecret, readDeviceKeys, type SecretObject } from './device-keys.js';
 import { deleteNode, ensureNode } from './device-node.js';
@@ -12,7 +12,7 @@ import type { ReconcileResult } from './workqueue.js';
 
 /** Bytes of a generated device key, as IoT Hub's symmetric keys. */
 const DEVICE_KEY_BYTES = 32;
-/** A key Secret without the `kedge.io/device` label is read again this often. */
+/** Keys are re-read from their Secret this often, so a rotation takes effect. */
 const KEY_REFRESH_MS = 30_000;
 
 /** The name of the Secret with a device's key. */
@@ -78,14 +78,10 @@ async function ensureKeys(
       'X.509 device authentication is not supported yet; use SymmetricKey',
     );
   }
-  const ref = Resources.secrets(device.metadata.namespace);
+  if (state.keysReadAt !== undefined && Date.now() - state.keysReadAt < KEY_REFRESH_MS) return;
+  const ref = Resources.secrets(device.metadata.namespace!);
   const name = keySecretName(device);
-  // A labelled key Secret is watched: its cached copy is current. Any other is read again
-  // every KEY_REFRESH_MS.
-  const watched = ctx.informers.keySecrets.get(keyFor(device.metadata.namespace, name));
-  const fresh = state.keysReadAt !== undefined && Date.now() - state.keysReadAt < KEY_REFRESH_MS;
-  if (!watched && fresh) return;
-  let secret = watched ?? (await ctx.client.find<SecretObject>(ref, name));
+  let secret = await ctx.client.find<SecretObject>(ref, name);
   if (!secret) {
     secret = await createKeySecret(ctx, device, name);
     ctx.events.record(device, 'Normal', 'KeyGenerated', `generated a device key in Secret ${name}`);
@@ -116,7 +112,7 @@ async function createKeySecret(
     metadata: {
       name,
       namespace: device.metadata.namespace,
-      labels: { [Labels.device]: device.metadata.name! },
+      labels: { 'kedge.io/device': device.metadata.name! },
       ownerReferences: [
         {
           apiVersion: device.apiVersion,
@@ -130,10 +126,10 @@ async function createKeySecret(
     data: { primaryKey: Buffer.from(key).toString('base64') },
   };
   try {
-    return await ctx.client.create(Resources.secrets(device.metadata.namespace), body);
+    return await ctx.client.create(Resources.secrets(device.metadata.namespace!), body);
   } catch (err) {
     if (!isConflict(err)) throw err;
-    return (await ctx.client.find(Resources.secrets(device.metadata.namespace), name))!;
+    return (await ctx.client.find(Resources.secrets(device.metadata.namespace!), name))!;
   }
 }
 
@@ -157,7 +153,7 @@ async function deleteOwnedKeySecret(
   ctx: ControllerContext,
   device: EdgeDevice & KubeObject,
 ): Promise<void> {
-  const ref = Resources.secrets(device.metadata.namespace);
+  const ref = Resources.secrets(device.metadata.namespace!);
   const secret = await ctx.client.find<SecretObject>(ref, keySecretName(device));
   if (!secret || !ownsSecret(device, secret)) return;
   await ctx.client.delete(ref, secret.metadata.name!, {

@@ -23,12 +23,11 @@ export interface ObjectCache<T extends KubeObject> {
 export function namespacedCache<T extends KubeObject>(
   client: KubeClient,
   ref: (namespace?: string) => ResourceRef,
-  scope: { namespaces: readonly string[]; labelSelector?: string },
+  namespaces: readonly string[],
   log: Logger,
 ): ObjectCache<T> {
-  const { namespaces, labelSelector } = scope;
-  if (namespaces.length === 0) return new Informer<T>(client, ref(), log, labelSelector);
-  const informers = namespaces.map((ns) => new Informer<T>(client, ref(ns), log, labelSelector));
+  if (namespaces.length === 0) return new Informer<T>(client, ref(), log);
+  const informers = namespaces.map((ns) => new Informer<T>(client, ref(ns), log));
   return {
     on: (handler) => informers.forEach((i) => i.on(handler)),
     get: (key) => informers.find((i) => key.startsWith(`${nsOf(i)}/`))?.get(key),
