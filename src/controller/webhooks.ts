@@ -28,13 +28,8 @@ export const WEBHOOK_SECRET = 'kedge-telemetry-webhook';
 export const SIGNATURE_HEADER = 'x-kedge-signature';
 /** How often the namespaces' webhook Secrets are read again. */
 const CONFIG_REFRESH_MS = 15_000;
-/** Messages a consumer may hold unacknowledged, in multiples of this. */
+/** Messages per fetch; one POST per device among them. */
 const FETCH_MAX = 256;
-/**
- * Bytes per fetch: what one namespace's consumer holds in memory while its webhook is down.
- * Above the stream's largest message (512 KiB), so no message is too large to fetch.
- */
-const FETCH_MAX_BYTES = 4 * 1024 * 1024;
 const FETCH_EXPIRES_MS = 2_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 /** Retry backoff for a failing endpoint: doubles from the first to the last. */
@@ -116,12 +111,11 @@ export class WebhookConsumers {
     while (!signal.aborted) {
       const batch: JsMsg[] = [];
       try {
-        // nats.js takes a message count or a byte count per fetch, not both.
         const fetched = await consumer.fetch({
-          max_bytes: FETCH_MAX_BYTES,
+          max_messages: FETCH_MAX,
           expires: FETCH_EXPIRES_MS,
         });
-        await collect(fetched, batch);
+        for await (const m of fetched) batch.push(m);
         if (batch.length === 0) continue;
         await this.#deliver(namespace, endpoint, batch);
         batch.forEach((m) => m.ack());
@@ -186,16 +180,4 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     const timer = setTimeout(done, ms);
     signal.addEventListener('abort', done, { once: true });
   });
-}
-
-/**
- * Reads one fetch into `batch`. A byte-bounded fetch ends with "message size exceeds maxbytes"
- * when the next message would not fit: what came before it is a complete batch.
- */
-async function collect(fetched: AsyncIterable<JsMsg>, batch: JsMsg[]): Promise<void> {
-  try {
-    for await (const m of fetched) batch.push(m);
-  } catch (err) {
-    if (batch.length === 0 || !/exceeds maxbytes/i.test(errorMessage(err))) throw err;
-  }
 }
