@@ -4,6 +4,7 @@ import { ErrorCode, errorMessage, isKedgeError } from '../../common/errors.js';
 import type { C2dSend } from '../backend/device-backend.js';
 import {
   failure,
+  jsonObjectBody,
   SERVICE_API_GROUP,
   SERVICE_API_VERSION,
   type Reply,
@@ -77,7 +78,11 @@ export function parseC2d(
   body: string,
   nowMs: number,
 ): { send: C2dSend; expiresAt: string } | string {
-  const request = parseRequest(body);
+  const request = jsonObjectBody<Partial<CloudToDeviceMessage>>(
+    body,
+    'CloudToDeviceMessage',
+    false,
+  );
   if (typeof request === 'string') return request;
   if (typeof request.deviceId !== 'string' || !DEVICE_ID.test(request.deviceId))
     return "deviceId must name the leaf device (up to 128 letters, digits and -:.+%_#*?!(),=@$')";
@@ -90,16 +95,6 @@ export function parseC2d(
   const properties = parseProperties(request, expiresAt);
   if (typeof properties === 'string') return properties;
   return { send: { leaf: request.deviceId, body: payload, properties, ttlSecs }, expiresAt };
-}
-
-function parseRequest(body: string): Partial<CloudToDeviceMessage> | string {
-  try {
-    const parsed: unknown = JSON.parse(body || 'null');
-    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed;
-  } catch {
-    // Answered below.
-  }
-  return 'the request body must be a JSON CloudToDeviceMessage';
 }
 
 function parsePayload(request: Partial<CloudToDeviceMessage>): Buffer | string {

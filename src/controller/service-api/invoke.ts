@@ -2,6 +2,7 @@ import type { MethodResponse } from '../../common/cloudlink/protocol.js';
 import { ErrorCode, errorMessage, isKedgeError } from '../../common/errors.js';
 import {
   failure,
+  jsonObjectBody,
   SERVICE_API_GROUP,
   SERVICE_API_VERSION,
   type Reply,
@@ -77,7 +78,7 @@ export function invokeSubresource(invoke: InvokeMethod): Subresource {
 
 /** The call in a request body, or what is wrong with it. */
 export function parseCall(body: string): MethodCall | string {
-  const request = parseRequest(body);
+  const request = jsonObjectBody<Partial<DirectMethodRequest>>(body, 'DirectMethodRequest', true);
   if (typeof request === 'string') return request;
   if (typeof request.moduleId !== 'string' || !request.moduleId) return 'moduleId is required';
   if (typeof request.methodName !== 'string' || !request.methodName)
@@ -91,18 +92,6 @@ export function parseCall(body: string): MethodCall | string {
     payload: request.payload ?? null,
     timeoutSecs,
   };
-}
-
-function parseRequest(body: string): Partial<DirectMethodRequest> | string {
-  const invalid = 'the request body must be a JSON DirectMethodRequest';
-  try {
-    const parsed: unknown = body ? JSON.parse(body) : {};
-    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)
-      ? parsed
-      : invalid;
-  } catch {
-    return invalid;
-  }
 }
 
 function deviceFailure(err: unknown): Reply {

@@ -221,6 +221,22 @@ async function authorize(
 }
 
 /** A Kubernetes `Status` reply, so kubectl and client libraries show the message as it is. */
+/**
+ * A request body as a JSON object, or the message that says the body must be a JSON `kind`.
+ * An empty body is `{}` when `emptyIsObject`, else refused.
+ */
+export function jsonObjectBody<T>(body: string, kind: string, emptyIsObject: boolean): T | string {
+  const invalid = `the request body must be a JSON ${kind}`;
+  if (!body && emptyIsObject) return {} as T;
+  try {
+    const parsed: unknown = JSON.parse(body);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return parsed as T;
+  } catch {
+    // Answered below.
+  }
+  return invalid;
+}
+
 export function failure(code: number, reason: string, message: string): Reply {
   return {
     status: code,
