@@ -4,6 +4,7 @@
  * `undefined`; AND/OR are three-valued; a route matches only when the condition is exactly `true`.
  */
 import type { BinaryOp, Expr, Value } from './ast.js';
+import { decodeBody } from './body.js';
 import { BUILTINS } from './builtins.js';
 
 /** What a condition can read from a message. */
@@ -39,14 +40,15 @@ export class EvalContext {
   }
 }
 
-const JSON_ENCODINGS = new Set(['utf-8', 'utf-16', 'utf-32']);
-
+/** The JSON body, decoded in the message's contentEncoding (UTF-8, -16 or -32). */
 function parseJsonBody(message: RoutableMessage): unknown {
   const ct = message.systemProperties.get('contentType')?.toLowerCase();
-  const ce = message.systemProperties.get('contentEncoding')?.toLowerCase();
-  if (ct !== 'application/json' || ce === undefined || !JSON_ENCODINGS.has(ce)) return undefined;
+  const ce = message.systemProperties.get('contentEncoding');
+  if (ct !== 'application/json' || ce === undefined) return undefined;
+  const text = decodeBody(message.body, ce);
+  if (text === undefined) return undefined;
   try {
-    return JSON.parse(message.body.toString('utf8')) as unknown;
+    return JSON.parse(text) as unknown;
   } catch {
     return undefined;
   }

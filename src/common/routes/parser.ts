@@ -200,8 +200,16 @@ function literalValue(text: string): boolean | null | undefined {
   return text === 'null' ? null : undefined;
 }
 
+/** `$twin` and `$twin.…`: twin queries of IoT Hub routing, which the hub cannot evaluate. */
+const TWIN_QUERY = /^twin(\.|$)/i;
+
 function sysprop(t: Token, escaped: boolean): Expr {
   const name = t.text;
+  if (TWIN_QUERY.test(name))
+    throw new RouteSyntaxError(
+      `$twin conditions are not supported: the hub routes on $body, system and application properties and reads no twin while routing (found '$${name}')`,
+      t.pos,
+    );
   if ((name.startsWith('body.') || name.includes('[')) && !BODY_PATH.test(name))
     throw new RouteSyntaxError(`invalid $body query '$${name}'`, t.pos);
   return { type: 'sysprop', name, escaped };

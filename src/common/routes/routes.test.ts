@@ -52,6 +52,18 @@ describe('route parser', () => {
     });
   });
 
+  it('refuses $twin conditions at their position', () => {
+    const text = "FROM /messages/* WHERE $twin.properties.reported.site = 'a' INTO $upstream";
+    const err = errorOf(text);
+    expect(err.position).toBe(text.indexOf('$twin'));
+    expect(err.message).toMatch(
+      /\$twin conditions are not supported.*\$twin\.properties\.reported\.site/,
+    );
+    const escaped = 'FROM /messages/* WHERE a = 1 AND {$Twin.tags.x} = 2 INTO $upstream';
+    expect(errorOf(escaped).position).toBe(escaped.indexOf('$Twin'));
+    expect(() => parseRoute('FROM /messages/* WHERE $twins = 1 INTO $upstream')).not.toThrow();
+  });
+
   it('reports errors with their zero-based position', () => {
     expect(errorOf('FROM /messages/* INTO $nowhere').position).toBe(22);
     expect(errorOf('FROM /messages/* WHERE a > INTO $upstream').position).toBe(27);
@@ -112,6 +124,59 @@ describe('condition evaluation', () => {
   it('reads $body only for application/json in UTF-x', () => {
     const plain = message({ temperature: 30 }, {}, { contentType: 'text/plain' });
     expect(evaluateCondition('$body.temperature > 25', plain)).toBe(false);
+  });
+
+  describe('$body in UTF-16 and UTF-32', () => {
+    const json = JSON.stringify({ temperature: 30, site: 'Zürich 🌡' });
+    const encoded = (body: Buffer, contentEncoding: string) => ({
+      body,
+      appProperties: new Map<string, string>(),
+      systemProperties: new Map(
+        Object.entries({ contentType: 'application/json', contentEncoding }),
+      ),
+    });
+    const utf16be = (text: string): Buffer => Buffer.from(text, 'utf16le').swap16();
+    const utf32 = (text: string, bigEndian: boolean): Buffer => {
+      const points = [...text].map((c) => c.codePointAt(0)!);
+      const out = Buffer.alloc(points.length * 4);
+      points.forEach((p, i) =>
+        bigEndian ? out.writeUInt32BE(p, i * 4) : out.writeUInt32LE(p, i * 4),
+      );
+      return out;
+    };
+    const BOM = '\uFEFF';
+    const condition = "$body.temperature > 25 AND $body.site = 'Zürich 🌡'";
+
+    it.each([
+      ['utf-8', Buffer.from(json, 'utf8')],
+      ['UTF-8', Buffer.from(BOM + json, 'utf8')],
+      ['utf-16', Buffer.from(json, 'utf16le')],
+      ['utf-16', Buffer.from(BOM + json, 'utf16le')],
+      ['utf-16', utf16be(BOM + json)],
+      ['utf-16le', Buffer.from(json, 'utf16le')],
+      ['UTF-16BE', utf16be(json)],
+      ['utf-16be', utf16be(BOM + json)],
+      ['utf-32', utf32(json, false)],
+      ['utf-32', utf32(BOM + json, true)],
+      ['utf-32le', utf32(json, false)],
+      ['utf-32be', utf32(json, true)],
+    ])('reads a %s body (%#)', (encoding, body) => {
+      expect(evaluateCondition(condition, encoded(body, encoding))).toBe(true);
+    });
+
+    it.each([
+      ['utf-16be', Buffer.from(json, 'utf16le')],
+      ['utf-8', Buffer.from(json, 'utf16le')],
+      ['utf-16', Buffer.from(json + 'x', 'utf8')],
+      ['utf-32', utf32(json, true)],
+      ['utf-32le', Buffer.concat([utf32(json, false), Buffer.from([0, 0, 0x11, 0])])],
+      ['latin1', Buffer.from(json, 'latin1')],
+    ])('leaves $body undefined for a body that is not %s (%#)', (encoding, body) => {
+      expect(evaluateCondition('$body.temperature > 25', encoded(body, encoding))).toBe(false);
+      expect(evaluateCondition('NOT is_defined($body.temperature)', encoded(body, encoding))).toBe(
+        true,
+      );
+    });
   });
 
   it('matches sources by prefix, case-insensitively', () => {
