@@ -11,7 +11,7 @@ import { mergeConditions, sameConditions, type ConditionInput } from './conditio
 import { desiredModulePod, SPEC_HASH_ANNOTATION } from './deployment-pods.js';
 import { deploymentsFor } from './device-desired.js';
 import { isConflict, Resources, type KubeObject } from './kube/client.js';
-import { resolveLayers, type LostClaim } from './layering.js';
+import { resolveLayers, withLayeredProperties, type LostClaim } from './layering.js';
 import { matchesSelector } from './selector.js';
 import { routeText } from './desired.js';
 import { routeError } from './reconcile-route.js';
@@ -52,12 +52,13 @@ export async function reconcileDeployment(
   const desired = new Map<string, KubeObject>();
   const lost: (LostClaim & { device: string })[] = [];
   for (const device of devices) {
-    const { winners, lost: lostHere } = resolveLayers(deploymentsFor(ctx, device));
+    const layers = deploymentsFor(ctx, device);
+    const { winners, lost: lostHere } = resolveLayers(layers);
     for (const claim of winners.values()) {
       if (claim.deployment.metadata.uid !== deployment.metadata.uid) continue;
       const pod = desiredModulePod(
         deployment,
-        claim.module,
+        withLayeredProperties(claim, layers),
         device.metadata.name!,
         nodeNameFor(device.metadata.namespace!, device.metadata.name!),
       );

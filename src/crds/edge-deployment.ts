@@ -9,7 +9,7 @@ import {
   routeRules,
 } from './common.js';
 import type { CrdSource } from './crd.js';
-import { arr, freeform, int, named, obj, quantity, str, strEnum } from './schema.js';
+import { anyJson, arr, freeform, int, named, obj, quantity, str, strEnum } from './schema.js';
 
 /** IoT Edge restart policies. */
 export const RESTART_POLICIES = ['always', 'on-failure', 'on-unhealthy', 'never'] as const;
@@ -106,6 +106,33 @@ const deploymentRoute = named(
   ),
 );
 
+/** IoT Edge module names: letters, digits, `_` and `-`, any case. */
+const MODULE_REF_PATTERN = '^[A-Za-z0-9_-]+$';
+/** Twin property names exclude `.`, `$` and spaces (IoT Hub); a path joins them with dots. */
+const TWIN_PATH_PATTERN = '^[^.$\\s]+(\\.[^.$\\s]+)*$';
+/** Bounds that keep the uniqueness rule's CEL cost within the API server's budget. */
+const MAX_DESIRED_PATHS = 100;
+const MAX_TWIN_PATH_LENGTH = 512;
+
+const desiredPropertyPath = named(
+  'DesiredPropertyPath',
+  obj(
+    'Desired properties at one path of a module twin, as an IoT Edge layered deployment sets `<module>: {"properties.desired.<path>": value}`. The module may come from any EdgeDeployment on the device; see docs/adr/0018-layered-deployments.md for the merge.',
+    {
+      module: str(
+        'Name of the module whose twin this sets (spec.modules[].name of this or another deployment that targets the device).',
+        { pattern: MODULE_REF_PATTERN, maxLength: 128 },
+      ),
+      path: str(
+        "Dot-separated path under the twin's desired properties, for example `layeredProperties.SendInterval`.",
+        { pattern: TWIN_PATH_PATTERN, maxLength: MAX_TWIN_PATH_LENGTH },
+      ),
+      value: anyJson('The value at that path: any JSON value.'),
+    },
+    { required: ['module', 'path', 'value'] },
+  ),
+);
+
 const spec = named(
   'EdgeDeploymentSpec',
   obj(
@@ -131,6 +158,11 @@ const spec = named(
           ),
         }),
       }),
+      desiredProperties: arr(
+        'Module twin desired properties set by path, merged over the twins of the modules the device runs: for each path the deployment with the higher priority wins (ties: the name that sorts first), as IoT Edge layers deployments.',
+        desiredPropertyPath,
+        { maxItems: MAX_DESIRED_PATHS },
+      ),
       imagePullSecrets: arr(
         'Secrets of type kubernetes.io/dockerconfigjson with registry credentials.',
         obj(
@@ -155,8 +187,13 @@ const spec = named(
           fieldPath: '.routes',
         },
         {
-          rule: 'has(self.modules) || has(self.routes)',
-          message: 'a deployment needs at least one module or route',
+          rule: '!has(self.desiredProperties) || self.desiredProperties.all(p, self.desiredProperties.exists_one(q, q.module == p.module && q.path == p.path))',
+          message: 'desiredProperties must set each module and path once',
+          fieldPath: '.desiredProperties',
+        },
+        {
+          rule: 'has(self.modules) || has(self.routes) || has(self.desiredProperties)',
+          message: 'a deployment needs at least one module, route or desiredProperties entry',
         },
       ],
     },

@@ -98,6 +98,11 @@ export function freeform(description: string): Schema {
   return { type: 'object', description, 'x-kubernetes-preserve-unknown-fields': true };
 }
 
+/** Any JSON value: object, array, string, number, boolean (a twin property at a path). */
+export function anyJson(description: string): Schema {
+  return { description, 'x-kubernetes-preserve-unknown-fields': true };
+}
+
 /** A Kubernetes resource quantity such as `500m` or `128Mi`. */
 export function quantity(description: string): Schema {
   return {

@@ -65,7 +65,8 @@ function inlineType(
   out: string[],
 ): string {
   if (schema['x-kubernetes-int-or-string']) return 'number | string';
-  if (schema['x-kubernetes-preserve-unknown-fields']) return 'Record<string, unknown>';
+  if (schema['x-kubernetes-preserve-unknown-fields'])
+    return schema.type === undefined ? 'unknown' : 'Record<string, unknown>';
   if (schema.enum)
     return schema.enum.map((v) => JSON.stringify(v).replaceAll('"', "'")).join(' | ');
   switch (schema.type) {

@@ -283,6 +283,16 @@ export type DeploymentRoute = {
   timeToLiveSecs?: number;
 };
 
+/** Desired properties at one path of a module twin, as an IoT Edge layered deployment sets `<module>: {"properties.desired.<path>": value}`. The module may come from any EdgeDeployment on the device; see docs/adr/0018-layered-deployments.md for the merge. */
+export type DesiredPropertyPath = {
+  /** Name of the module whose twin this sets (spec.modules[].name of this or another deployment that targets the device). */
+  module: string;
+  /** Dot-separated path under the twin's desired properties, for example `layeredProperties.SendInterval`. */
+  path: string;
+  /** The value at that path: any JSON value. */
+  value: unknown;
+};
+
 /** Modules and routes for every device the selector targets. */
 export type EdgeDeploymentSpec = {
   /** A Kubernetes label selector. An empty selector matches every object. */
@@ -301,6 +311,8 @@ export type EdgeDeploymentSpec = {
       timeToLiveSecs?: number;
     };
   };
+  /** Module twin desired properties set by path, merged over the twins of the modules the device runs: for each path the deployment with the higher priority wins (ties: the name that sorts first), as IoT Edge layers deployments. */
+  desiredProperties?: Array<DesiredPropertyPath>;
   /** Secrets of type kubernetes.io/dockerconfigjson with registry credentials. */
   imagePullSecrets?: Array<{
     /** Secret name. */
