@@ -2,13 +2,25 @@ import type { Command } from 'commander';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, KedgeError } from '../common/errors.js';
-import { importManifest, parseSelector, toYaml } from '../crds/import/index.js';
+import {
+  importDocument,
+  parsePriority,
+  parseSelector,
+  parseSetPairs,
+  toYaml,
+} from '../crds/import/index.js';
 
 interface ImportFlags {
   namespace?: string;
   name?: string;
   selector?: string;
   registrySecret?: string;
+  priority?: string;
+  set: string[];
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
 }
 
 async function readJson(file: string): Promise<unknown> {
@@ -40,7 +52,7 @@ export function registerManifestCommands(program: Command): void {
     )
     .argument(
       '<deployment.json>',
-      'the manifest: {modulesContent}, its inner form, or an at-scale deployment',
+      'the manifest: {modulesContent}, its inner form, {content: {modulesContent}} or an at-scale deployment; layered deployments and deployment.template.json included',
     )
     .option('-n, --namespace <ns>', 'metadata.namespace of the EdgeDeployment (default: none)')
     .option('--name <name>', 'metadata.name (default: the at-scale id, else the file name)')
@@ -49,15 +61,28 @@ export function registerManifestCommands(program: Command): void {
       'EdgeDevice labels the deployment targets (default: every device)',
     )
     .option(
+      '--set <NAME=VALUE>',
+      'fill the ${NAME} / $NAME placeholders of a deployment.template.json (repeatable; the environment fills the rest)',
+      collect,
+      [],
+    )
+    .option(
+      '--priority <n>',
+      'spec.priority (default: the at-scale priority, else none); layered deployments need one above their base',
+    )
+    .option(
       '--registry-secret <name>',
       'dockerconfigjson Secret that holds the registry credentials (default: <name>-registry)',
     )
     .addHelpText(
       'after',
-      '\nExample:\n  kedge manifest import deployment.json -n factory --selector site=lyon > deployment.yaml\n  kubectl apply -f deployment.yaml\n',
+      '\nExample:\n  kedge manifest import deployment.json -n factory --selector site=lyon > deployment.yaml\n  kubectl apply -f deployment.yaml\n  kedge manifest import layered.json --priority 10 --selector site=lyon > layer.yaml\n  kedge manifest import deployment.template.json --set CONTAINER_REGISTRY_ADDRESS=myacr.azurecr.io > deployment.yaml\n',
     )
     .action(async (file: string, flags: ImportFlags) => {
-      const result = importManifest(await readJson(file), {
+      const result = importDocument(await readJson(file), {
+        set: parseSetPairs(flags.set),
+        env: process.env,
+        priority: flags.priority === undefined ? undefined : parsePriority(flags.priority),
         namespace: flags.namespace,
         name: flags.name,
         selector: flags.selector === undefined ? undefined : parseSelector(flags.selector),

@@ -4,7 +4,9 @@ import { validateFiles } from '../crds/validate-files.js';
 export function registerValidateCommand(program: Command): void {
   program
     .command('validate')
-    .description('Check kedge custom resources offline against the CRD schemas and CEL rules.')
+    .description(
+      'Check kedge custom resources offline against the CRD schemas and CEL rules, and compile their routes (errors give the offset).',
+    )
     .requiredOption('-f, --filename <path...>', 'file, directory or - for stdin (repeatable)')
     .addHelpText(
       'after',

@@ -4,7 +4,7 @@ import type {
   RawRouteObject,
   RegistryCredential,
 } from '../common/manifest/index.js';
-import { parseRoute } from '../common/routes/index.js';
+import { parseRoute, routeText } from '../common/routes/index.js';
 import type { EdgeDeployment, Route } from '../crds/index.js';
 import { podToModules } from '../provider/translate.js';
 import type { PodSpec } from '../provider/pod-types.js';
@@ -127,11 +127,7 @@ interface RouteFields {
   timeToLiveSecs?: number;
 }
 
-/** The IoT Edge route text of a string or structured route. */
-export function routeText(r: RouteFields): string {
-  if (r.route) return r.route;
-  return `FROM ${r.from ?? ''}${r.condition ? ` WHERE ${r.condition}` : ''} INTO ${r.to ?? ''}`;
-}
+export { routeText };
 
 function addRoute(out: Record<string, RawRouteObject>, key: string, r: RouteFields): void {
   const route = routeText(r);

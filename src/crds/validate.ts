@@ -1,5 +1,6 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
+import { routeFieldError, type RouteFields } from '../common/routes/index.js';
 import { checkCelRules } from './cel.js';
 import { objectSchema, type CrdSource } from './crd.js';
 import { API_VERSION, CRD_SOURCES } from './index.js';
@@ -45,7 +46,30 @@ export function validateObject(obj: unknown): ValidationProblem[] {
   }
   const problems = [...checkName(doc.metadata), ...checkSchema(source, doc)];
   if (problems.length > 0) return problems;
-  return checkCelRules(objectSchema(source), doc, '');
+  return [...checkCelRules(objectSchema(source), doc, ''), ...routeProblems(doc)];
+}
+
+/**
+ * Routes that do not compile, as the controller would report them (Route `Valid=False`,
+ * EdgeDeployment `RoutesValid=False`): the field, the offset in it, and why.
+ */
+function routeProblems(doc: Record<string, unknown>): ValidationProblem[] {
+  if (doc.kind !== 'Route' && doc.kind !== 'EdgeDeployment') return [];
+  const spec = (doc.spec ?? {}) as Record<string, unknown>;
+  const routes: [string, RouteFields][] =
+    doc.kind === 'Route'
+      ? [['spec', spec]]
+      : ((spec.routes as RouteFields[] | undefined) ?? []).map((r, i) => [`spec.routes[${i}]`, r]);
+  return routes.flatMap(([path, fields]) => {
+    const error = routeFieldError(fields);
+    if (!error) return [];
+    return [
+      {
+        path: `${path}.${error.field}`,
+        message: `route does not compile at offset ${error.position}: ${error.message}`,
+      },
+    ];
+  });
 }
 
 function checkName(metadata: unknown): ValidationProblem[] {

@@ -115,8 +115,11 @@ const edgeHubDesired = {
   required: ['schemaVersion'],
   additionalProperties: false,
   properties: {
-    schemaVersion: { type: 'string', pattern: '^1\\.[0-3](\\.0)?$' },
+    schemaVersion: { type: 'string', pattern: '^1\\.[0-4](\\.0)?$' },
     $version: { type: ['integer', 'string'] },
+    // Schema 1.2+: the MQTT broker's authorizations and bridges. Accepted so such manifests
+    // parse; kedge's hub has no broker of that kind and ignores it (the importer says so).
+    mqttBroker: { type: 'object' },
     routes: {
       type: 'object',
       propertyNames: { pattern: ROUTE_NAME },

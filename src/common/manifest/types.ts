@@ -70,6 +70,8 @@ export interface RawRouteObject {
 export interface RawEdgeHubDesired {
   schemaVersion: string;
   routes?: Record<string, string | RawRouteObject>;
+  /** Schema 1.2+: MQTT broker authorizations and bridges. Parsed, never applied. */
+  mqttBroker?: Record<string, unknown>;
   storeAndForwardConfiguration?: {
     timeToLiveSecs: number;
     storeLimits?: { maxSizeBytes?: number };

@@ -14,3 +14,4 @@ export { RouteSyntaxError } from './errors.js';
 export { compileExpr, EvalContext, type Evaluator, type RoutableMessage } from './evaluate.js';
 export { formatExpr, formatRoute, formatSink } from './format.js';
 export { parseCondition, parseRoute } from './parser.js';
+export { routeFieldError, routeText, type RouteFieldError, type RouteFields } from './fields.js';

@@ -25,6 +25,7 @@ import {
   toDnsLabel,
   uniqueLabels,
 } from './names.js';
+import { runtimeSettingWarnings } from './settings.js';
 
 /** Options of {@link importManifest}. */
 export interface ImportOptions {
@@ -95,6 +96,7 @@ export function importManifest(doc: unknown, options: ImportOptions = {}): Impor
     warnings.push(registryWarning(secret, credentials, options.namespace));
   }
   warnings.push(...agentWarnings(agent), ...hubWarnings(hub), ...envelopeWarnings(envelope));
+  warnings.push(...runtimeSettingWarnings(content));
   return { objects: [deployment], warnings };
 }
 
