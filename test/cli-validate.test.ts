@@ -67,6 +67,17 @@ describe('kedge validate on bad input', () => {
     expect(res.stdout).toContain('-: Route/r: spec.priority: must be <= 9');
   });
 
+  it('compiles routes: a $twin condition is refused with the field and offset', async () => {
+    const doc =
+      'apiVersion: kedge.io/v1alpha1\nkind: EdgeDeployment\nmetadata:\n  name: d\nspec:\n  selector: {}\n  routes:\n    - name: hot\n      from: /messages/*\n      condition: "$twin.tags.site = \'lyon\'"\n      to: $upstream\n';
+    const res = await kedge(['validate', '-f', await tempFile('twin.yaml', doc)]);
+    expect(res.code).toBe(1);
+    expect(res.stdout).toMatch(
+      /twin\.yaml: EdgeDeployment\/d: spec\.routes\[0\]\.condition: route does not compile at offset 0: \$twin conditions are not supported/,
+    );
+    expectOneCleanLine(res.stderr, /^kedge: 1 of 1 objects are invalid$/);
+  });
+
   it('accepts a valid multi-document file', async () => {
     const docs = [
       'apiVersion: kedge.io/v1alpha1\nkind: EdgeDevice\nmetadata:\n  name: a\nspec: {}',

@@ -1,7 +1,14 @@
 import { parseManifest } from '../common/manifest/index.js';
 import type { EdgeDeployment, Route } from '../crds/index.js';
 import { desiredModulePod } from './deployment-pods.js';
-import { assignModules, buildModulesContent, routeText, type BoundPod } from './desired.js';
+import {
+  assignModules,
+  buildModulesContent,
+  deviceRoutes,
+  routeText,
+  type BoundPod,
+} from './desired.js';
+import { routeError } from './reconcile-route.js';
 
 const deployment: EdgeDeployment = {
   apiVersion: 'kedge.io/v1alpha1',
@@ -94,6 +101,27 @@ describe('device desired state', () => {
     expect(clashes.map((c) => [c.pod.metadata.name, c.module, c.owner])).toEqual([
       ['later', 'sensor', 'first'],
     ]);
+  });
+
+  it('reports a $twin route with its position and leaves it out of the device hub', () => {
+    const twin = "FROM /messages/* WHERE $twin.tags.site = 'lyon' INTO $upstream";
+    expect(routeError(twin)).toEqual({
+      message: expect.stringMatching(/^\$twin conditions are not supported/) as unknown,
+      position: twin.indexOf('$twin'),
+    });
+    const d: EdgeDeployment = {
+      apiVersion: 'kedge.io/v1alpha1',
+      kind: 'EdgeDeployment',
+      metadata: { name: 'd' },
+      spec: {
+        selector: {},
+        routes: [
+          { name: 'twin', route: twin },
+          { name: 'up', route: 'FROM /messages/* INTO $upstream' },
+        ],
+      },
+    };
+    expect(Object.keys(deviceRoutes([d], []))).toEqual(['d-up']);
   });
 
   it('writes structured routes in IoT Edge syntax', () => {
