@@ -283,7 +283,7 @@ export type DeploymentRoute = {
   timeToLiveSecs?: number;
 };
 
-/** Desired properties at one path of a module twin, as an IoT Edge layered deployment sets `<module>: {"properties.desired.<path>": value}`. The module may come from any EdgeDeployment on the device; see docs/adr/0018-layered-deployments.md for the merge. */
+/** Desired properties at one path of a module twin, as an IoT Edge layered deployment sets `<module>: {"properties.desired.<path>": value}`. The module may come from any EdgeDeployment that targets the device. */
 export type DesiredPropertyPath = {
   /** Name of the module whose twin this sets (spec.modules[].name of this or another deployment that targets the device). */
   module: string;
