@@ -2,7 +2,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { ErrorCode, KedgeError } from '../common/errors.js';
-import { validateObject } from './validate.js';
+import { routeProblems, validateObject } from './validate.js';
 
 /** The outcome of validating a set of files. */
 export interface ValidationReport {
@@ -40,6 +40,7 @@ export function validateText(file: string, text: string, report: ValidationRepor
     if (obj === null || obj === undefined) continue;
     report.total++;
     const problems = validateObject(obj);
+    if (problems.length === 0) problems.push(...routeProblems(obj as Record<string, unknown>));
     const label = `${file}: ${describe(obj, index)}`;
     if (problems.length === 0) {
       report.lines.push(`${label}: ok`);

@@ -46,14 +46,16 @@ export function validateObject(obj: unknown): ValidationProblem[] {
   }
   const problems = [...checkName(doc.metadata), ...checkSchema(source, doc)];
   if (problems.length > 0) return problems;
-  return [...checkCelRules(objectSchema(source), doc, ''), ...routeProblems(doc)];
+  return checkCelRules(objectSchema(source), doc, '');
 }
 
 /**
- * Routes that do not compile, as the controller would report them (Route `Valid=False`,
- * EdgeDeployment `RoutesValid=False`): the field, the offset in it, and why.
+ * Routes of a Route or EdgeDeployment that do not compile: the field, the offset in it, and why.
+ * The API server accepts them (no CEL rule parses routes); the controller reports them as the
+ * Route's `Valid=False` and the EdgeDeployment's `RoutesValid=False`. Call it on an object that
+ * {@link validateObject} accepts.
  */
-function routeProblems(doc: Record<string, unknown>): ValidationProblem[] {
+export function routeProblems(doc: Record<string, unknown>): ValidationProblem[] {
   if (doc.kind !== 'Route' && doc.kind !== 'EdgeDeployment') return [];
   const spec = (doc.spec ?? {}) as Record<string, unknown>;
   const routes: [string, RouteFields][] =
