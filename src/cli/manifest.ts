@@ -62,7 +62,7 @@ export function registerManifestCommands(program: Command): void {
     )
     .option(
       '--set <NAME=VALUE>',
-      'fill the ${NAME} / $NAME placeholders of a deployment.template.json (repeatable; the environment fills the rest)',
+      'fill the ${NAME} / $NAME placeholders of a deployment.template.json (repeatable; the environment fills the rest; *.template.json files are filled even without it)',
       collect,
       [],
     )

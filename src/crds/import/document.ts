@@ -22,12 +22,15 @@ const MAX_PRIORITY = 2_147_483_647;
 
 /**
  * Converts a deployment manifest, a layered deployment manifest or a `deployment.template.json`
- * into an EdgeDeployment.
+ * (see {@link isTemplate}) into an EdgeDeployment.
  * @throws KedgeError `KEDGE_ERR_INVALID_INPUT` naming every unresolved placeholder, or every bad
  * path of a manifest that does not validate; nothing is converted then.
  */
 export function importDocument(doc: unknown, options: DocumentImportOptions = {}): ImportResult {
-  const filled = fillTemplate(doc, { set: options.set ?? new Map(), env: options.env ?? {} });
+  const set = options.set ?? new Map<string, string>();
+  const filled = isTemplate(doc, options)
+    ? fillTemplate(doc, { set, env: options.env ?? {} })
+    : doc;
   const layered = isLayered(filled);
   const result = layered ? importLayered(filled, options) : importManifest(filled, options);
   const spec = result.objects[0]!.spec;
@@ -37,6 +40,17 @@ export function importDocument(doc: unknown, options: DocumentImportOptions = {}
       'layered deployment without a priority: it gets 0, and at equal priority the deployment whose name sorts first wins modules and twin paths; pass --priority',
     );
   return result;
+}
+
+/**
+ * Whether placeholders are filled: for a `deployment.template.json` (the dev tools' `*.template.json`
+ * names, or the `$schema-template` key they write), or when `--set` gives values. An ordinary
+ * manifest is taken as it is, so `$PORT` in a module's shell command stays for the container.
+ */
+function isTemplate(doc: unknown, options: DocumentImportOptions): boolean {
+  if ((options.set?.size ?? 0) > 0) return true;
+  if (/\.template$/i.test(options.sourceName ?? '')) return true;
+  return typeof doc === 'object' && doc !== null && '$schema-template' in doc;
 }
 
 /**

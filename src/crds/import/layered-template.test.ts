@@ -10,6 +10,7 @@ import {
   isLayered,
   parsePriority,
   parseSetPairs,
+  type DocumentImportOptions,
 } from './index.js';
 
 const FIXTURES = path.resolve('test/fixtures/iotedge');
@@ -224,6 +225,31 @@ describe('deployment.template.json import', () => {
     expect(d.spec.routes![0]!.route).toBe('FROM /messages/modules/probe/* INTO $upstream');
   });
 
+  it('fills only templates: *.template.json, $schema-template, or when --set is given', () => {
+    const plain = {
+      $edgeAgent: {
+        'properties.desired': {
+          schemaVersion: '1.1',
+          runtime: { type: 'docker' },
+          modules: {
+            m: { settings: { image: 'm:1', createOptions: { Cmd: ['sh', '-c', 'serve $PORT'] } } },
+          },
+        },
+      },
+    };
+    const cmd = (o: DocumentImportOptions): unknown =>
+      importDocument(plain, { env: { PORT: '1' }, ...o }).objects[0]!.spec.modules![0]!
+        .createOptions;
+    expect(cmd({})).toEqual({ Cmd: ['sh', '-c', 'serve $PORT'] });
+    expect(cmd({ sourceName: 'deployment.debug.template' })).toEqual({
+      Cmd: ['sh', '-c', 'serve 1'],
+    });
+    expect(cmd({ set: new Map([['PORT', '2']]) })).toEqual({ Cmd: ['sh', '-c', 'serve 2'] });
+    expect(() =>
+      importDocument({ '$schema-template': '4.0.0', modulesContent: plain }, { env: {} }),
+    ).toThrow(/unresolved placeholder PORT/);
+  });
+
   it('treats $NAME inside a route as the route language, not a placeholder', () => {
     const doc2 = {
       $edgeAgent: {
@@ -240,7 +266,10 @@ describe('deployment.template.json import', () => {
         },
       },
     };
-    const d = importDocument(doc2, { env: { alert: 'no', body: 'no' } }).objects[0]!;
+    const d = importDocument(doc2, {
+      sourceName: 'deployment.template',
+      env: { alert: 'no', body: 'no', upstream: 'no' },
+    }).objects[0]!;
     expect(d.spec.routes![0]!.route).toBe(
       'FROM /messages/* WHERE $alert = true AND $body.x > 1 INTO $upstream',
     );
