@@ -1,4 +1,4 @@
-import type { EdgeDeployment } from '../crds/index.js';
+import type { EdgeDeployment, EdgeModule } from '../crds/index.js';
 import { desiredModulePod, moduleHash, podName } from './deployment-pods.js';
 import { planPods } from './reconcile-deployment.js';
 import { resolveLayers } from './layering.js';
@@ -120,9 +120,12 @@ describe('desiredModulePod', () => {
 
   it('plans a desired-properties change as an annotation patch, a container change as a new pod', () => {
     const d = deployment('app', 0, ['sensor']);
-    const module = { ...d.spec.modules![0]!, desiredProperties: { threshold: 30, mode: 'a' } };
+    const module: EdgeModule = {
+      ...d.spec.modules![0]!,
+      desiredProperties: { threshold: 30, mode: 'a' },
+    };
     const running = desiredModulePod(d, module, 'dev1', 'dev1.ns.kedge') as any;
-    const wantPod = (m: typeof module): Map<string, any> =>
+    const wantPod = (m: EdgeModule): Map<string, any> =>
       new Map([[running.metadata.name, desiredModulePod(d, m, 'dev1', 'dev1.ns.kedge')]]);
     expect(planPods([running], wantPod(module))).toEqual({
       doomed: [],
