@@ -98,7 +98,7 @@ const moduleHashes = new WeakMap<EdgeModule, { secrets: unknown; hash: string }>
 /**
  * A stable hash of everything that needs a new pod when it changes. `desiredProperties` is left
  * out: it travels in a pod annotation that is patched in place, and the device's hub turns the
- * change into a twin desired patch to the running module (docs/adr/0018). A module without
+ * change into a twin desired patch to the running module (docs/adr/0019). A module without
  * desired properties hashes as it always did.
  */
 export function moduleHash(deployment: EdgeDeployment, module: EdgeModule): string {

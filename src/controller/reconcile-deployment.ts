@@ -141,7 +141,7 @@ async function syncPods(
     );
   const plan = planPods(owned, desired);
   await slowStartBatch(plan.doomed, (name) => ctx.client.delete(Resources.pods(ns), name));
-  // A desired-properties change keeps the pod: the device gets it as a twin patch (ADR 0018).
+  // A desired-properties change keeps the pod: the device gets it as a twin patch (ADR 0019).
   await slowStartBatch(plan.refreshed, async ({ name, annotations }) => {
     await ctx.client
       .patch(Resources.pods(ns), name, { metadata: { annotations } })

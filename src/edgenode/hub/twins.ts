@@ -5,7 +5,7 @@
  *
  * The two desired sources write one document, last writer per key: a deployment change applies
  * only the keys the deployment itself changed since its previous version, so a key an upstream
- * patch set stays until the deployment changes that key (docs/adr/0018-live-desired-properties.md).
+ * patch set stays until the deployment changes that key (docs/adr/0019-live-desired-properties.md).
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
