@@ -504,6 +504,7 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
       ['update', 'edgedeployments.kedge.io', '--subresource=finalizers', '-n', 'fleet'],
       ['create', 'pods', '-n', 'fleet'],
       ['delete', 'pods', '-n', 'fleet'],
+      ['patch', 'pods', '-n', 'fleet'],
       ['patch', 'pods', '--subresource=status', '-n', 'fleet'],
       ['create', 'nodes'],
       ['delete', 'nodes'],

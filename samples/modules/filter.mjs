@@ -20,7 +20,11 @@ const applyDesired = async (desired) => {
   await new Promise((resolve) => twin.properties.reported.update({ threshold }, () => resolve()));
   console.log(`threshold now ${threshold}`);
 };
-twin.on('properties.desired', (desired) => void applyDesired(desired));
+// The SDK hands over the whole desired document once, then each patch as it comes.
+twin.on('properties.desired', (desired) => {
+  console.log(`desired ${JSON.stringify(desired)}`);
+  void applyDesired(desired);
+});
 
 client.on('inputMessage', async (input, msg) => {
   await client.complete(msg);

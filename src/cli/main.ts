@@ -20,6 +20,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   gateway: async () => (await import('./gateway.js')).registerGatewayCommand,
   invoke: async () => (await import('./invoke.js')).registerInvokeCommand,
   c2d: async () => (await import('./c2d.js')).registerC2dCommand,
+  twin: async () => (await import('./twin.js')).registerTwinCommand,
   manifest: async () => (await import('./manifest.js')).registerManifestCommands,
   node: async () => (await import('./node.js')).registerNodeCommand,
   route: async () => (await import('./route.js')).registerRouteCommands,

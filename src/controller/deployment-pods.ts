@@ -95,15 +95,31 @@ function moduleAnnotations(module: EdgeModule): Record<string, string> {
  */
 const moduleHashes = new WeakMap<EdgeModule, { secrets: unknown; hash: string }>();
 
-/** A stable hash of everything that shapes the module's pod. */
+/**
+ * A stable hash of everything that needs a new pod when it changes. `desiredProperties` is left
+ * out: it travels in a pod annotation that is patched in place, and the device's hub turns the
+ * change into a twin desired patch to the running module (docs/adr/0019). A module without
+ * desired properties hashes as it always did.
+ */
 export function moduleHash(deployment: EdgeDeployment, module: EdgeModule): string {
   const secrets = deployment.spec.imagePullSecrets;
   const cached = moduleHashes.get(module);
   if (cached && cached.secrets === secrets) return cached.hash;
-  const input = JSON.stringify([module, secrets ?? []]);
+  const shaped: Partial<EdgeModule> = { ...module };
+  delete shaped.desiredProperties;
+  const input = JSON.stringify([shaped, secrets ?? []]);
   const hash = createHash('sha256').update(input).digest('hex').slice(0, HASH_LENGTH);
   moduleHashes.set(module, { secrets, hash });
   return hash;
+}
+
+/**
+ * The pod annotations a module changes in place, without a new pod: only its desired
+ * properties. Absent means the module has none (a merge patch removes the annotation).
+ */
+export function liveAnnotations(pod: KubeObject): Record<string, string | null> {
+  const key = ModuleAnnotations.desiredProperties;
+  return { [key]: pod.metadata.annotations?.[key] ?? null };
 }
 
 /** `<deployment>-<module>-<device>`, shortened with a hash when too long for a name. */

@@ -1,5 +1,6 @@
-import type { EdgeDeployment } from '../crds/index.js';
+import type { EdgeDeployment, EdgeModule } from '../crds/index.js';
 import { desiredModulePod, moduleHash, podName } from './deployment-pods.js';
+import { planPods } from './reconcile-deployment.js';
 import { resolveLayers } from './layering.js';
 import { matchesSelector } from './selector.js';
 
@@ -105,6 +106,55 @@ describe('desiredModulePod', () => {
     expect(moduleHash(d, { ...d.spec.modules![0]!, env: [{ name: 'X', value: '1' }] })).not.toBe(
       before,
     );
+  });
+
+  it('keeps the spec hash when only desiredProperties change, so the pod is kept', () => {
+    const d = deployment('app', 0, ['sensor']);
+    const plain = d.spec.modules![0]!;
+    const before = moduleHash(d, plain);
+    expect(moduleHash(d, { ...plain, desiredProperties: { threshold: 30 } })).toBe(before);
+    expect(
+      moduleHash(d, { ...plain, desiredProperties: { threshold: 31 }, image: 'x:2' }),
+    ).not.toBe(before);
+  });
+
+  it('plans a desired-properties change as an annotation patch, a container change as a new pod', () => {
+    const d = deployment('app', 0, ['sensor']);
+    const module: EdgeModule = {
+      ...d.spec.modules![0]!,
+      desiredProperties: { threshold: 30, mode: 'a' },
+    };
+    const running = desiredModulePod(d, module, 'dev1', 'dev1.ns.kedge') as any;
+    const wantPod = (m: EdgeModule): Map<string, any> =>
+      new Map([[running.metadata.name, desiredModulePod(d, m, 'dev1', 'dev1.ns.kedge')]]);
+    expect(planPods([running], wantPod(module))).toEqual({
+      doomed: [],
+      missing: [],
+      refreshed: [],
+      pending: false,
+    });
+    expect(
+      planPods([running], wantPod({ ...module, desiredProperties: { threshold: 31 } })),
+    ).toEqual({
+      doomed: [],
+      missing: [],
+      refreshed: [
+        {
+          name: 'app-sensor-dev1',
+          annotations: { 'kedge.io/desired-properties': '{"threshold":31}' },
+        },
+      ],
+      pending: false,
+    });
+    const without = { ...module, desiredProperties: undefined };
+    expect(planPods([running], wantPod(without)).refreshed).toEqual([
+      { name: 'app-sensor-dev1', annotations: { 'kedge.io/desired-properties': null } },
+    ]);
+    const replaced = planPods([running], wantPod({ ...module, image: 'app/sensor:2' }));
+    expect(replaced).toMatchObject({ doomed: ['app-sensor-dev1'], refreshed: [], pending: true });
+    const terminating = { ...running, metadata: { ...running.metadata, deletionTimestamp: 'x' } };
+    const later = wantPod({ ...module, desiredProperties: {} });
+    expect(planPods([terminating], later).refreshed).toEqual([]);
   });
 
   it('keeps pod names within 253 characters', () => {

@@ -14,8 +14,32 @@ export type SecretObject = KubeObject & { data?: Record<string, string> };
 
 /** Why a device's key cannot be used: the Ready=False reason and message. */
 export interface KeyRefusal {
-  reason: 'KeySecretNotOwned' | 'InvalidKey' | 'NoKey';
+  reason:
+    | 'KeySecretNotOwned'
+    | 'InvalidKey'
+    | 'NoKey'
+    | 'AuthenticationNotSupported'
+    | 'LeafDeviceNotSupported';
   message: string;
+}
+
+/**
+ * Why the controller gives a device no credentials at all, whatever its Secrets hold: it asks for
+ * something kedge does not serve yet. Retrying cannot fix that, only a spec change can.
+ */
+export function unsupportedIdentity(device: EdgeDevice): KeyRefusal | undefined {
+  if (device.spec.authentication?.type === 'X509')
+    return {
+      reason: 'AuthenticationNotSupported',
+      message:
+        'X.509 device authentication is not supported yet, so the device cannot connect; use spec.authentication.type SymmetricKey (the default)',
+    };
+  if (device.spec.parent)
+    return {
+      reason: 'LeafDeviceNotSupported',
+      message: `leaf EdgeDevices are not synced to their gateway yet: spec.parent (${device.spec.parent}) is not acted on and this device gets no credentials; list the leaf under hub.leafDevices in the gateway's node.yaml instead`,
+    };
+  return undefined;
 }
 
 /** Whether the EdgeDevice owns the Secret (an owner reference with its uid). */

@@ -8,9 +8,9 @@ import type {
 import { deviceForNode, Labels, nodeNameFor } from '../provider/naming.js';
 import { keyFor, type ControllerContext, type PodObject } from './context.js';
 import { mergeConditions, sameConditions, type ConditionInput } from './conditions.js';
-import { desiredModulePod, SPEC_HASH_ANNOTATION } from './deployment-pods.js';
+import { desiredModulePod, liveAnnotations, SPEC_HASH_ANNOTATION } from './deployment-pods.js';
 import { deploymentsFor } from './device-desired.js';
-import { isConflict, Resources, type KubeObject } from './kube/client.js';
+import { isConflict, isNotFound, Resources, type KubeObject } from './kube/client.js';
 import { resolveLayers, withLayeredProperties, type LostClaim } from './layering.js';
 import { matchesSelector } from './selector.js';
 import { routeText } from './desired.js';
@@ -75,32 +75,51 @@ export async function reconcileDeployment(
   return pending ? { requeueAfterMs: REPLACE_POLL_MS } : {};
 }
 
-/** What syncPods must do: pods to delete, pods to create, and whether a replacement waits. */
-interface PodPlan {
+/**
+ * What syncPods must do: pods to delete, pods to create, pods whose live annotations (desired
+ * properties) change in place, and whether a replacement waits.
+ */
+export interface PodPlan {
   doomed: string[];
   missing: KubeObject[];
+  refreshed: { name: string; annotations: Record<string, string | null> }[];
   pending: boolean;
 }
 
-function planPods(owned: PodObject[], desired: Map<string, KubeObject>): PodPlan {
+/** The live annotations `want` sets that `pod` does not carry yet, or undefined when none differ. */
+function liveChange(pod: PodObject, want: KubeObject): Record<string, string | null> | undefined {
+  const next = liveAnnotations(want);
+  const differs = Object.entries(next).some(
+    ([k, v]) => (pod.metadata.annotations?.[k] ?? null) !== v,
+  );
+  return differs ? next : undefined;
+}
+
+/** Compares the deployment's pods with the wanted ones (by name and spec hash). */
+export function planPods(owned: PodObject[], desired: Map<string, KubeObject>): PodPlan {
   const existing = new Map(owned.map((p) => [p.metadata.name!, p]));
-  const plan: PodPlan = { doomed: [], missing: [], pending: false };
-  for (const pod of owned) {
-    const want = desired.get(pod.metadata.name!);
-    const outdated =
-      want &&
-      want.metadata.annotations?.[SPEC_HASH_ANNOTATION] !==
-        pod.metadata.annotations?.[SPEC_HASH_ANNOTATION];
-    if ((!want || outdated) && !pod.metadata.deletionTimestamp)
-      plan.doomed.push(pod.metadata.name!);
-    if (outdated) plan.pending = true;
-  }
+  const plan: PodPlan = { doomed: [], missing: [], refreshed: [], pending: false };
+  for (const pod of owned) planOwnedPod(plan, pod, desired.get(pod.metadata.name!));
   for (const [name, pod] of desired) {
     const current = existing.get(name);
     if (current) plan.pending ||= !!current.metadata.deletionTimestamp;
     else plan.missing.push(pod);
   }
   return plan;
+}
+
+/** Adds what one existing pod needs to `plan`: nothing, deletion, or a live annotation patch. */
+function planOwnedPod(plan: PodPlan, pod: PodObject, want: KubeObject | undefined): void {
+  const terminating = !!pod.metadata.deletionTimestamp;
+  const outdated =
+    !!want &&
+    want.metadata.annotations?.[SPEC_HASH_ANNOTATION] !==
+      pod.metadata.annotations?.[SPEC_HASH_ANNOTATION];
+  if ((!want || outdated) && !terminating) plan.doomed.push(pod.metadata.name!);
+  if (outdated) plan.pending = true;
+  if (!want || outdated || terminating) return;
+  const live = liveChange(pod, want);
+  if (live) plan.refreshed.push({ name: pod.metadata.name!, annotations: live });
 }
 
 /**
@@ -123,6 +142,14 @@ async function syncPods(
     );
   const plan = planPods(owned, desired);
   await slowStartBatch(plan.doomed, (name) => ctx.client.delete(Resources.pods(ns), name));
+  // A desired-properties change keeps the pod: the device gets it as a twin patch (ADR 0019).
+  await slowStartBatch(plan.refreshed, async ({ name, annotations }) => {
+    await ctx.client
+      .patch(Resources.pods(ns), name, { metadata: { annotations } })
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+  });
   const room = Math.max(0, MAX_STARTING_PODS - startingPods(ctx, owned));
   if (plan.missing.length > room) plan.pending = true;
   await slowStartBatch(plan.missing.slice(0, room), async (pod) => {

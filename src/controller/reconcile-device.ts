@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import { ErrorCode, KedgeError } from '../common/errors.js';
 import type { EdgeDevice } from '../crds/index.js';
 import { FINALIZER, nodeNameFor } from '../provider/naming.js';
 import { keyFor, podsOnNode, splitKey, type ControllerContext } from './context.js';
-import { ownsSecret, readDeviceKeys, type SecretObject } from './device-keys.js';
+import {
+  ownsSecret,
+  readDeviceKeys,
+  unsupportedIdentity,
+  type SecretObject,
+} from './device-keys.js';
 import { deleteNode, ensureNode } from './device-node.js';
 import { updateDeviceStatus } from './device-status.js';
 import type { DeviceState } from './device-state.js';
@@ -66,17 +70,24 @@ async function ensureFinalizer(
   });
 }
 
-/** Loads the device keys from their Secret, generating the Secret when it is missing. */
+/**
+ * Loads the device keys from their Secret, generating the Secret when it is missing. A device
+ * that asks for an identity kedge does not serve yet gets no keys and a refusal, which the status
+ * shows as Ready=False; nothing is retried until its spec changes.
+ */
 async function ensureKeys(
   ctx: ControllerContext,
   device: EdgeDevice & KubeObject,
   state: DeviceState,
 ): Promise<void> {
-  if (device.spec.authentication?.type === 'X509') {
-    throw new KedgeError(
-      ErrorCode.NotSupported,
-      'X.509 device authentication is not supported yet; use SymmetricKey',
-    );
+  const unsupported = unsupportedIdentity(device);
+  if (unsupported) {
+    if (state.keyRefusal?.reason !== unsupported.reason)
+      ctx.events.record(device, 'Warning', unsupported.reason, unsupported.message);
+    state.keys = undefined;
+    state.keysReadAt = undefined;
+    state.keyRefusal = unsupported;
+    return;
   }
   if (state.keysReadAt !== undefined && Date.now() - state.keysReadAt < KEY_REFRESH_MS) return;
   const ref = Resources.secrets(device.metadata.namespace!);

@@ -11,6 +11,9 @@ import {
   type AgentEvent,
 } from '../../src/edgenode/agent/index.js';
 import { ProcessRuntime } from '../../src/edgenode/agent/process-runtime.js';
+import { stringify } from 'yaml';
+import { PACKAGE_ROOT } from '../../src/localcluster/kubectl.js';
+import { freePort } from '../../src/localcluster/ports.js';
 import { manifest, readAll, readUntil, uniqueId, waitFor } from './helpers.js';
 import { startNode, type NodeProcess } from './node-process.js';
 
@@ -286,5 +289,94 @@ describe('process runtime', () => {
       async () => ((await second.status()).modules.p1?.restartCount ?? 0) >= 1,
       40_000,
     );
+  });
+
+  it('patches a running SDK module live when only its desired properties change: same PID', async () => {
+    const file = path.join(dir, 'deployment.json');
+    // The sample filter module with the Azure IoT Node SDK; it logs each desired event it gets.
+    const filter = [process.execPath, path.join(PACKAGE_ROOT, 'samples/modules/filter.mjs')];
+    const withDesired = (desired: Record<string, unknown>): string => {
+      const doc = manifest({ filter: { cmd: filter } }) as {
+        modulesContent: Record<string, unknown>;
+      };
+      doc.modulesContent.filter = { 'properties.desired': desired };
+      return JSON.stringify(doc);
+    };
+    await writeFile(file, withDesired({ threshold: 30, label: 'first' }));
+    const config = path.join(dir, 'node.yaml');
+    const hub = {
+      tlsPort: await freePort(),
+      workloadPort: await freePort(),
+      methodsPort: await freePort(),
+    };
+    await writeFile(config, stringify({ hub }));
+    const node = startNode([
+      '--manifest',
+      file,
+      '--config',
+      config,
+      '--runtime',
+      'process',
+      '--data-dir',
+      dir,
+      '--device-id',
+      deviceId,
+      '--metrics-port',
+      '0',
+    ]);
+    nodes.push(node);
+    await node.started();
+    const running = await waitFor('filter running', async () => {
+      const s = await node.status();
+      return s.modules.filter?.runtimeStatus === 'running' ? s.modules.filter : undefined;
+    });
+    const logFile = path.join(dir, 'agent/process', deviceId, running.instanceId!, 'output.log');
+    const pidOf = async (): Promise<number> =>
+      (
+        JSON.parse(
+          await readFile(
+            path.join(dir, 'agent/process', deviceId, running.instanceId!, 'instance.json'),
+            'utf8',
+          ),
+        ) as { pid: number }
+      ).pid;
+    const pid = await pidOf();
+    const desiredEvents = async (): Promise<Record<string, unknown>[]> =>
+      (await readFile(logFile, 'utf8').catch(() => ''))
+        .split('\n')
+        .map((line) => /^\S+ desired (.*)$/.exec(line)?.[1]) // `<time> <line>`
+        .filter((json) => json !== undefined)
+        .map((json) => JSON.parse(json) as Record<string, unknown>);
+    const first = await waitFor(
+      'the SDK client got its desired document',
+      async () => {
+        const events = await desiredEvents();
+        return events.length > 0 ? events : undefined;
+      },
+      30_000,
+    );
+    expect(first).toEqual([{ threshold: 30, label: 'first', $version: expect.any(Number) }]);
+    await writeFile(file, withDesired({ threshold: 35 }));
+    const events = await waitFor(
+      'the SDK client got the desired patch',
+      async () => {
+        const all = await desiredEvents();
+        return all.length > 1 ? all : undefined;
+      },
+      30_000,
+    );
+    expect(events).toEqual([
+      first[0],
+      { threshold: 35, label: null, $version: (first[0]!.$version as number) + 1 },
+    ]);
+    const after = (await node.status()).modules.filter!;
+    expect(after).toMatchObject({
+      runtimeStatus: 'running',
+      instanceId: running.instanceId,
+      lastStartTimeUtc: running.lastStartTimeUtc,
+      restartCount: 0,
+    });
+    expect(await pidOf()).toBe(pid);
+    expect(pidAlive(pid)).toBe(true);
   });
 });

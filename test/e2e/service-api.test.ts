@@ -29,36 +29,39 @@ const device = (where: typeof A) => ({
   spec: { heartbeat: { intervalSecs: 2, offlineAfterSecs: 8 } },
 });
 
+/** The filter module; it reports the `threshold` its desired properties set. */
+const filterModule = (desiredProperties: Record<string, unknown>) => ({
+  name: 'filter',
+  image: LOCAL_IMAGES.node,
+  imagePullPolicy: 'Never',
+  command: ['node', '/app/modules/filter.mjs'],
+  desiredProperties,
+});
+
 const deployment = {
   apiVersion: 'kedge.io/v1alpha1',
   kind: 'EdgeDeployment',
   metadata: { name: 'methods', namespace: A.namespace },
   spec: {
     selector: { matchLabels: { app: A.device } },
-    modules: [
-      {
-        name: 'filter',
-        image: LOCAL_IMAGES.node,
-        imagePullPolicy: 'Never',
-        command: ['node', '/app/modules/filter.mjs'],
-      },
-    ],
+    modules: [filterModule({ threshold: 30, label: 'first' })],
   },
 };
 
-/** RBAC: alice may invoke methods in tenant A; mallory has nodes/proxy on B's node only. */
+/**
+ * RBAC: alice may invoke methods and read twins in tenant A; mallory has nodes/proxy on B's node
+ * only.
+ */
+const aliceIn = (role: string) => ({
+  apiVersion: 'rbac.authorization.k8s.io/v1',
+  kind: 'RoleBinding',
+  metadata: { name: `alice-${role}`, namespace: A.namespace },
+  roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: `kedge-${role}` },
+  subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'alice' }],
+});
 const rbac = [
-  {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'RoleBinding',
-    metadata: { name: 'alice-invoke', namespace: A.namespace },
-    roleRef: {
-      apiGroup: 'rbac.authorization.k8s.io',
-      kind: 'ClusterRole',
-      name: 'kedge-edgedevice-invoke',
-    },
-    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'alice' }],
-  },
+  aliceIn('edgedevice-invoke'),
+  aliceIn('edgedevice-twin-reader'),
   {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRole',
@@ -84,6 +87,59 @@ const rbac = [
 const invokePath = (where: typeof A) =>
   `/apis/api.kedge.io/v1alpha1/namespaces/${where.namespace}/edgedevices/${where.device}/invoke`;
 const ping = JSON.stringify({ moduleId: 'filter', methodName: 'ping', payload: { n: 1 } });
+const twinPath = (where: typeof A) =>
+  `/apis/api.kedge.io/v1alpha1/namespaces/${where.namespace}/edgedevices/${where.device}/twin?moduleId=filter`;
+
+/** Runs the built `kedge` CLI. */
+function kedge(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(process.cwd(), 'dist/cli/main.js'), ...args]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+/** A kubeconfig for user alice, with a client certificate from the cluster CA. */
+async function aliceKubeconfig(cluster: TestCluster): Promise<string> {
+  const alice = issueCertificate(cluster.cp.ca, { commonName: 'alice', usage: ['client'] });
+  const dir = await mkdtemp(path.join(tmpdir(), 'kedge-alice-'));
+  const kubeconfig = path.join(dir, 'kubeconfig');
+  await writeFile(kubeconfig, kubeconfigFor(cluster.cp.server, cluster.cp.ca.certPem, alice));
+  return kubeconfig;
+}
+
+/** The filter module's container on the device: its id, start time and restart count. */
+async function filterContainer(): Promise<{ id: string; startedAt: string; restarts: number }> {
+  const ids = await docker([
+    'ps',
+    '-q',
+    '--no-trunc',
+    '--filter',
+    `name=${PREFIX}`,
+    '--filter',
+    'label=io.kedge.module=filter',
+  ]);
+  expect(ids.split('\n')).toHaveLength(1);
+  const [startedAt, restarts] = (
+    await docker(['inspect', '--format', '{{.State.StartedAt}} {{.RestartCount}}', ids])
+  ).split(' ');
+  return { id: ids, startedAt: startedAt!, restarts: Number(restarts) };
+}
+
+/** The desired-properties events the filter module's SDK client logged, oldest first. */
+async function desiredEvents(
+  cluster: TestCluster,
+  pod: string,
+): Promise<Record<string, unknown>[]> {
+  const logs = await cluster.kubectlOk(['logs', '-n', A.namespace, pod, '-c', 'filter']);
+  return logs
+    .split('\n')
+    .filter((line) => line.startsWith('desired '))
+    .map((line) => JSON.parse(line.slice('desired '.length)) as Record<string, unknown>);
+}
 
 /** The certificate a TLS server presents, verified against `caPem` (no host name check). */
 function servingCertificate(port: number, caPem: string): Promise<{ validTo: number }> {
@@ -240,28 +296,9 @@ describe('service API and kubelet API: access to one device never implies anothe
   });
 
   it('kedge invoke uses the service API with the user’s own kubeconfig', async () => {
-    const alice = issueCertificate(cluster.cp.ca, { commonName: 'alice', usage: ['client'] });
-    const dir = await mkdtemp(path.join(tmpdir(), 'kedge-alice-'));
-    const kubeconfig = path.join(dir, 'kubeconfig');
-    await writeFile(kubeconfig, kubeconfigFor(cluster.cp.server, cluster.cp.ca.certPem, alice));
+    const kubeconfig = await aliceKubeconfig(cluster);
     const run = (target: string) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        const cli = path.join(process.cwd(), 'dist/cli/main.js');
-        const child = spawn(process.execPath, [
-          cli,
-          'invoke',
-          target,
-          'ping',
-          '{"k":2}',
-          '--kubeconfig',
-          kubeconfig,
-        ]);
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-        child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-      });
+      kedge(['invoke', target, 'ping', '{"k":2}', '--kubeconfig', kubeconfig]);
     const ok = await run(`${A.namespace}/${A.device}/filter`);
     expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: '' });
     expect(JSON.parse(ok.stdout)).toEqual({ pong: true, payload: { k: 2 } });
@@ -316,6 +353,208 @@ describe('service API and kubelet API: access to one device never implies anothe
     expect(direct.code).not.toBe(0);
     // The pod's own node still serves its logs to someone allowed there.
     expect(await cluster.kubectlOk(['get', '--raw', logsPath(A.node)])).toContain('connected');
+  });
+
+  it("reads a module's reported properties with kubectl and kedge twin get, and refuses them on B's devices", async () => {
+    // filter reports the threshold its desired properties set when it starts.
+    const twin = await eventually('filter reported threshold 30', async () => {
+      const res = await cluster.kubectl(['get', '--raw', twinPath(A), '--as', 'alice']);
+      const doc = res.code === 0 ? JSON.parse(res.stdout) : undefined;
+      return doc?.properties.reported.threshold === 30 ? doc : undefined;
+    });
+    expect(twin).toMatchObject({
+      apiVersion: 'api.kedge.io/v1alpha1',
+      kind: 'ModuleTwin',
+      deviceId: A.device,
+      moduleId: 'filter',
+      properties: { reported: { threshold: 30, $version: expect.any(Number) } },
+    });
+    const cli = await kedge([
+      'twin',
+      'get',
+      `${A.namespace}/${A.device}/filter`,
+      '--kubeconfig',
+      await aliceKubeconfig(cluster),
+    ]);
+    expect({ code: cli.code, stderr: cli.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(cli.stdout)).toMatchObject({ properties: { reported: { threshold: 30 } } });
+    const refused = await cluster.kubectl(['get', '--raw', twinPath(B), '--as', 'alice']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toContain(
+      'User "alice" cannot get resource "edgedevices/twin" in API group "api.kedge.io" in the namespace "tenant-b"',
+    );
+  });
+
+  it('turns an edit of only desiredProperties into a twin patch to the running module: same pod, same container', async () => {
+    const podUid = async () =>
+      (
+        await cluster.kubectlOk([
+          'get',
+          'pod',
+          '-n',
+          A.namespace,
+          podA,
+          '-o',
+          'jsonpath={.metadata.uid}',
+        ])
+      ).trim();
+    const uidBefore = await podUid();
+    const before = await filterContainer();
+    const first = await eventually('the SDK client got its desired document', async () => {
+      const events = await desiredEvents(cluster, podA);
+      return events.length > 0 ? events : undefined;
+    });
+    expect(first).toEqual([{ threshold: 30, label: 'first', $version: expect.any(Number) }]);
+    await cluster.kubectlOk([
+      'patch',
+      'edgedeployment',
+      'methods',
+      '-n',
+      A.namespace,
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({ spec: { modules: [filterModule({ threshold: 35 })] } }),
+    ]);
+    const events = await eventually('the SDK client got the desired patch', async () => {
+      const all = await desiredEvents(cluster, podA);
+      return all.length > 1 ? all : undefined;
+    });
+    // IoT Hub semantics: only the change, null for the removed key, the next $version.
+    expect(events).toEqual([
+      first[0],
+      { threshold: 35, label: null, $version: (first[0]!.$version as number) + 1 },
+    ]);
+    const reported = await eventually('filter reported threshold 35', async () => {
+      const res = await cluster.kubectl(['get', '--raw', twinPath(A), '--as', 'alice']);
+      const doc = res.code === 0 ? JSON.parse(res.stdout) : undefined;
+      return doc?.properties.reported.threshold === 35 ? doc : undefined;
+    });
+    expect(reported.properties.reported.threshold).toBe(35);
+    expect(await podUid()).toBe(uidBefore);
+    expect(await filterContainer()).toEqual(before);
+    // A container change still replaces the module.
+    await cluster.kubectlOk([
+      'patch',
+      'edgedeployment',
+      'methods',
+      '-n',
+      A.namespace,
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({
+        spec: {
+          modules: [{ ...filterModule({ threshold: 35 }), env: [{ name: 'E2E', value: '1' }] }],
+        },
+      }),
+    ]);
+    await eventually(
+      'a new pod for the changed container',
+      async () => {
+        const pods = JSON.parse(
+          await cluster.kubectlOk(['get', 'pods', '-n', A.namespace, '-o', 'json']),
+        );
+        const running = pods.items.find(
+          (p: any) => p.status?.phase === 'Running' && !p.metadata.deletionTimestamp,
+        );
+        return running && running.metadata.uid !== uidBefore ? true : undefined;
+      },
+      120_000,
+    );
+    const replaced = await eventually('a new filter container', async () => {
+      const c = await filterContainer().catch(() => undefined);
+      return c && c.id !== before.id ? c : undefined;
+    });
+    expect(replaced.id).not.toBe(before.id);
+    podA = await eventually(
+      'the replaced filter connected',
+      async () => {
+        const pods = JSON.parse(
+          await cluster.kubectlOk(['get', 'pods', '-n', A.namespace, '-o', 'json']),
+        );
+        const pod = pods.items.find((p: any) => p.status?.phase === 'Running');
+        if (!pod) return undefined;
+        const logs = await cluster.kubectl([
+          'logs',
+          '-n',
+          A.namespace,
+          pod.metadata.name,
+          '-c',
+          'filter',
+        ]);
+        return logs.stdout.includes('connected') ? (pod.metadata.name as string) : undefined;
+      },
+      120_000,
+    );
+  });
+
+  it('answers an X.509 EdgeDevice and a leaf EdgeDevice with Ready=False that says why, and does not retry', async () => {
+    const unsupported = [
+      {
+        name: 'cam-x509',
+        spec: { authentication: { type: 'X509', x509: { thumbprint: 'ab'.repeat(32) } } },
+        reason: 'AuthenticationNotSupported',
+        message: /X\.509 device authentication is not supported yet/,
+      },
+      {
+        name: 'leaf-b',
+        spec: { parent: B.device },
+        reason: 'LeafDeviceNotSupported',
+        message: /leaf EdgeDevices are not synced to their gateway yet/,
+      },
+    ];
+    await cluster.kubectlOk(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: unsupported.map((d) => ({
+          apiVersion: 'kedge.io/v1alpha1',
+          kind: 'EdgeDevice',
+          metadata: { name: d.name, namespace: B.namespace },
+          spec: d.spec,
+        })),
+      }),
+    );
+    const readyOf = async (name: string) => {
+      const obj = JSON.parse(
+        await cluster.kubectlOk(['get', 'edgedevice', name, '-n', B.namespace, '-o', 'json']),
+      );
+      return {
+        resourceVersion: obj.metadata.resourceVersion as string,
+        ready: (obj.status?.conditions ?? []).find((c: any) => c.type === 'Ready'),
+      };
+    };
+    const seen = [];
+    for (const d of unsupported) {
+      const got = await eventually(`${d.name} Ready=False ${d.reason}`, async () => {
+        const r = await readyOf(d.name);
+        return r.ready?.reason === d.reason ? r : undefined;
+      });
+      expect(got.ready).toMatchObject({ status: 'False', reason: d.reason });
+      expect(got.ready.message).toMatch(d.message);
+      // No key is generated for a device that cannot use one.
+      const secret = await cluster.kubectl([
+        'get',
+        'secret',
+        `${d.name}-kedge-key`,
+        '-n',
+        B.namespace,
+      ]);
+      expect(secret.code).not.toBe(0);
+      seen.push(got);
+    }
+    const deviceErrors = async () =>
+      (await controller.ctx.metrics.reconciles.get()).values
+        .filter((v) => v.labels.controller === 'edgedevice' && v.labels.outcome === 'error')
+        .reduce((sum, v) => sum + v.value, 0);
+    const errorsBefore = await deviceErrors();
+    // A window long enough for several retries of a failing reconcile (backoff starts in ms).
+    await new Promise((r) => setTimeout(r, 3_000));
+    expect(await deviceErrors()).toBe(errorsBefore);
+    for (const [i, d] of unsupported.entries())
+      expect((await readyOf(d.name)).resourceVersion).toBe(seen[i]!.resourceVersion);
   });
 
   it('keeps kubectl logs, the service API and the gateway working after the first certificates expired', async () => {

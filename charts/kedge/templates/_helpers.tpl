@@ -166,10 +166,11 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version }}
 - apiGroups: ["kedge.io"]
   resources: ["edgedeployments/finalizers"]
   verbs: ["update"]
-# Module pods: created per targeted device, deleted when the module goes away.
+# Module pods: created per targeted device, deleted when the module goes away, and patched
+# (the desired-properties annotation only) when a module's desiredProperties change.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "delete", "patch"]
 - apiGroups: [""]
   resources: ["pods/status"]
   verbs: ["patch"]

@@ -23,4 +23,48 @@ describe('twin patches', () => {
       reported: { ok: true, $version: 2 },
     });
   });
+
+  it('pushes only what a deployment change changed, with null for removed keys', () => {
+    const store = new TwinStore(mkdtempSync(path.join(tmpdir(), 'kedge-twin-')));
+    store.setDesired('d/m', { threshold: 25, mode: 'fast', limits: { low: 1, high: 9 } });
+    expect(store.setDesired('d/m', { threshold: 30, limits: { low: 1, high: 9 } })).toEqual({
+      threshold: 30,
+      mode: null,
+      $version: 3,
+    });
+    expect(store.setDesired('d/m', { threshold: 30, limits: { low: 2 } })).toEqual({
+      limits: { low: 2, high: null },
+      $version: 4,
+    });
+  });
+
+  it('keeps an upstream patch until the deployment changes that key (last writer per key)', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'kedge-twin-'));
+    const store = new TwinStore(dir);
+    store.setDesired('d/m', { threshold: 25, mode: 'fast' });
+    expect(store.patchDesired('d/m', { threshold: 40, extra: 'x' })).toEqual({
+      threshold: 40,
+      extra: 'x',
+      $version: 3,
+    });
+    // The deployment changed `mode` only: the patched threshold and extra stay.
+    expect(store.setDesired('d/m', { threshold: 25, mode: 'slow' })).toEqual({
+      mode: 'slow',
+      $version: 4,
+    });
+    // The same deployment again (any other desired-state change) changes nothing.
+    expect(store.setDesired('d/m', { threshold: 25, mode: 'slow' })).toBeUndefined();
+    // After a restart, the deployment's own threshold change wins over the earlier patch.
+    const reopened = new TwinStore(dir);
+    expect(reopened.setDesired('d/m', { threshold: 26, mode: 'slow' })).toEqual({
+      threshold: 26,
+      $version: 5,
+    });
+    expect(reopened.document('d/m').desired).toEqual({
+      threshold: 26,
+      mode: 'slow',
+      extra: 'x',
+      $version: 5,
+    });
+  });
 });

@@ -2,6 +2,10 @@
  * Module and leaf-device twins kept by the hub. Desired properties come from the deployment
  * (`<module>.properties.desired`) or from the upstream; reported properties are stored locally
  * (JSON file, atomic rename) and handed to the upstream through the durable queue.
+ *
+ * The two desired sources write one document, last writer per key: a deployment change applies
+ * only the keys the deployment itself changed since its previous version, so a key an upstream
+ * patch set stays until the deployment changes that key (docs/adr/0019-live-desired-properties.md).
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +22,11 @@ interface Section {
 interface Twin {
   desired: Section;
   reported: Section;
+  /**
+   * The desired properties the deployment last set. Absent in twin files written before it
+   * existed: then the current desired document stands for it.
+   */
+  deployment?: Json;
 }
 
 /**
@@ -100,14 +109,20 @@ export class TwinStore {
   }
 
   /**
-   * Replaces desired properties (a deployment change). Returns the patch to push, with its
-   * `$version`, or undefined when nothing changed.
+   * Sets the deployment's desired properties. What the deployment changed since its previous
+   * version is merged into the desired document; keys it did not change keep their value, an
+   * upstream patch's included. Returns the patch to push (only what changed, `null` for removed
+   * keys) with its new `$version`, or undefined when the document did not change.
    */
   setDesired(id: string, desired: Json): Json | undefined {
     const t = this.#twin(id);
-    const patch = diffPatch(t.desired.props, desired);
-    if (Object.keys(patch).length === 0) return undefined;
-    return this.patchDesired(id, patch);
+    const deploymentChange = diffPatch(t.deployment ?? t.desired.props, desired);
+    const layerChanged = t.deployment === undefined || Object.keys(deploymentChange).length > 0;
+    t.deployment = desired;
+    const patch = diffPatch(t.desired.props, mergePatch(t.desired.props, deploymentChange));
+    if (Object.keys(patch).length > 0) return this.patchDesired(id, patch);
+    if (layerChanged) this.#save();
+    return undefined;
   }
 
   /** Applies a desired patch (from the upstream). Returns the patch with its new `$version`. */

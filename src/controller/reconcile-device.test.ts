@@ -1,0 +1,147 @@
+import { pino } from 'pino';
+import type { EdgeDevice } from '../crds/index.js';
+import { FINALIZER } from '../provider/naming.js';
+import { FakeDeviceBackend } from './backend/fake.js';
+import type { ControllerContext } from './context.js';
+import { DeviceStates } from './device-state.js';
+import type { KubeClient, KubeObject, ResourceRef } from './kube/client.js';
+import { reconcileDevice } from './reconcile-device.js';
+
+type Device = EdgeDevice & KubeObject;
+
+/** An in-memory API server for one reconcile path: objects by resource and name, every write logged. */
+class FakeKube {
+  readonly objects = new Map<string, KubeObject>();
+  readonly writes: { verb: string; plural: string; name: string; body: unknown }[] = [];
+
+  #key(ref: ResourceRef, name: string): string {
+    return `${ref.plural}/${ref.namespace ?? ''}/${name}`;
+  }
+
+  find = async (ref: ResourceRef, name: string): Promise<KubeObject | undefined> =>
+    this.objects.get(this.#key(ref, name));
+
+  create = async (ref: ResourceRef, body: KubeObject): Promise<KubeObject> => {
+    this.writes.push({ verb: 'create', plural: ref.plural, name: body.metadata.name!, body });
+    const stored = { ...body, metadata: { ...body.metadata, uid: `uid-${body.metadata.name}` } };
+    this.objects.set(this.#key(ref, body.metadata.name!), stored);
+    return stored;
+  };
+
+  patch = async (ref: ResourceRef, name: string, body: unknown): Promise<KubeObject> => {
+    this.writes.push({ verb: 'patch', plural: ref.plural, name, body });
+    return { metadata: { name } };
+  };
+
+  delete = async (ref: ResourceRef, name: string): Promise<void> => {
+    this.writes.push({ verb: 'delete', plural: ref.plural, name, body: undefined });
+    this.objects.delete(this.#key(ref, name));
+  };
+}
+
+interface Harness {
+  ctx: ControllerContext;
+  kube: FakeKube;
+  backend: FakeDeviceBackend;
+  events: string[];
+  setDevice(device: Device): void;
+}
+
+function harness(): Harness {
+  const kube = new FakeKube();
+  const backend = new FakeDeviceBackend();
+  const events: string[] = [];
+  const devices = new Map<string, Device>();
+  const cache = <T extends KubeObject>(items: Map<string, T>) =>
+    ({ get: (key: string) => items.get(key), list: () => [...items.values()] }) as never;
+  const ctx = {
+    client: kube as unknown as KubeClient,
+    log: pino({ level: 'silent' }),
+    events: {
+      record: (_o: KubeObject, type: string, reason: string) => events.push(`${type} ${reason}`),
+    },
+    states: new DeviceStates(),
+    backend,
+    kubelet: { address: '127.0.0.1', port: 10250 },
+    informers: { devices: cache(devices), nodes: cache(new Map()), pods: cache(new Map()) },
+    enqueue: { device: () => undefined, pod: () => undefined },
+  } as unknown as ControllerContext;
+  return {
+    ctx,
+    kube,
+    backend,
+    events,
+    setDevice: (d) => devices.set(`${d.metadata.namespace}/${d.metadata.name}`, d),
+  };
+}
+
+const device = (spec: EdgeDevice['spec'], generation = 1): Device => ({
+  apiVersion: 'kedge.io/v1alpha1',
+  kind: 'EdgeDevice',
+  metadata: {
+    name: 'cam-1',
+    namespace: 'site',
+    uid: 'device-uid',
+    generation,
+    finalizers: [FINALIZER],
+  },
+  spec,
+});
+
+/** The conditions of the last status the reconciler wrote. */
+function lastConditions(
+  kube: FakeKube,
+): Record<string, { status: string; reason: string; message: string }> {
+  const write = kube.writes.filter((w) => w.plural === 'edgedevices').at(-1);
+  const conditions = (write?.body as { status: { conditions: any[] } }).status.conditions;
+  return Object.fromEntries(conditions.map((c) => [c.type, c]));
+}
+
+describe('reconcileDevice: identities kedge does not serve yet', () => {
+  it('answers an X.509 device with Ready=False AuthenticationNotSupported, no key and no retry', async () => {
+    const h = harness();
+    const x509 = device({ authentication: { type: 'X509', x509: { thumbprint: 'a'.repeat(64) } } });
+    h.setDevice(x509);
+    await expect(reconcileDevice(h.ctx, 'site/cam-1')).resolves.toEqual({});
+    const ready = lastConditions(h.kube).Ready!;
+    expect(ready).toMatchObject({ status: 'False', reason: 'AuthenticationNotSupported' });
+    expect(ready.message).toMatch(/X\.509 device authentication is not supported yet/);
+    expect(lastConditions(h.kube).Credentials).toMatchObject({
+      status: 'False',
+      reason: 'AuthenticationNotSupported',
+    });
+    expect(h.backend.credentials.get('site/cam-1')).toEqual([]);
+    expect(h.kube.writes.some((w) => w.plural === 'secrets')).toBe(false);
+    expect(h.events).toEqual(['Warning AuthenticationNotSupported']);
+    // Looking again (a resync) writes nothing and asks for no retry.
+    const writes = h.kube.writes.length;
+    await expect(reconcileDevice(h.ctx, 'site/cam-1')).resolves.toEqual({});
+    expect(h.kube.writes.slice(writes)).toEqual([]);
+    expect(h.events).toHaveLength(1);
+  });
+
+  it('gives the device a key once its spec switches to SymmetricKey', async () => {
+    const h = harness();
+    h.setDevice(device({ authentication: { type: 'X509', x509: { thumbprint: 'b'.repeat(64) } } }));
+    await reconcileDevice(h.ctx, 'site/cam-1');
+    h.setDevice(device({ authentication: { type: 'SymmetricKey' } }, 2));
+    await reconcileDevice(h.ctx, 'site/cam-1');
+    expect(h.kube.writes.some((w) => w.verb === 'create' && w.plural === 'secrets')).toBe(true);
+    expect(h.backend.credentials.get('site/cam-1')).toHaveLength(1);
+    expect(lastConditions(h.kube).Credentials).toMatchObject({
+      status: 'True',
+      reason: 'KeyLoaded',
+    });
+  });
+
+  it('says a leaf EdgeDevice (spec.parent) is not synced to its gateway, instead of ignoring it', async () => {
+    const h = harness();
+    h.setDevice(device({ parent: 'gw-1' }));
+    await expect(reconcileDevice(h.ctx, 'site/cam-1')).resolves.toEqual({});
+    const ready = lastConditions(h.kube).Ready!;
+    expect(ready).toMatchObject({ status: 'False', reason: 'LeafDeviceNotSupported' });
+    expect(ready.message).toContain('spec.parent (gw-1) is not acted on');
+    expect(h.backend.credentials.get('site/cam-1')).toEqual([]);
+    expect(h.events).toEqual(['Warning LeafDeviceNotSupported']);
+  });
+});
