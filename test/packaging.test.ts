@@ -520,6 +520,7 @@ describe('packaging: Helm chart and deploy/ on a real API server', () => {
       ['list', 'namespaces'],
       ['get', 'configmaps/extension-apiserver-authentication', '-n', 'kube-system'],
       ['create', 'events', '-n', 'fleet'],
+      ['patch', 'events', '-n', 'fleet'],
       ['create', 'tokenreviews.authentication.k8s.io'],
       ['create', 'subjectaccessreviews.authorization.k8s.io'],
       ['patch', 'apiservices.apiregistration.k8s.io/v1alpha1.api.kedge.io'],

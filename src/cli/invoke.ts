@@ -7,6 +7,7 @@ import {
   type DirectMethodRequest,
 } from '../controller/service-api/invoke.js';
 import { SERVICE_API_GROUP, SERVICE_API_VERSION } from '../controller/service-api/server.js';
+import { EDGE_AGENT_MODULE_ID } from '../edgenode/agent/edge-agent-methods.js';
 import { parseTarget, serviceApiError, subresourcePath } from './service-api.js';
 
 interface InvokeFlags {
@@ -90,6 +91,36 @@ export function registerInvokeCommand(program: Command): void {
         }
       },
     );
+}
+
+/**
+ * `kedge restart <namespace>/<device>/<module>`: the device's `$edgeAgent` RestartModule, as
+ * `iotedge restart` does on the device. The module keeps its container and counts a restart.
+ */
+export function registerRestartCommand(program: Command): void {
+  program
+    .command('restart <target>')
+    .description(
+      'Restart a module on its device: <namespace>/<device>/<module>, through $edgeAgent RestartModule (RBAC: create edgedevices/invoke in api.kedge.io).',
+    )
+    .option('--kubeconfig <path>', 'kubeconfig to use')
+    .action(async (target: string, flags: { kubeconfig?: string }) => {
+      const { namespace, device, name: module } = parseTarget(target, 'module');
+      const response = await invokeMethod(KubeClient.fromConfig(flags.kubeconfig), {
+        target: `${namespace}/${device}/${EDGE_AGENT_MODULE_ID}`,
+        method: 'RestartModule',
+        payload: { schemaVersion: '1.0', id: module },
+        timeoutSecs: DEFAULT_METHOD_TIMEOUT_SECS,
+      });
+      if (response.status >= 400) {
+        const message = (response.payload as { message?: string } | null)?.message;
+        throw new KedgeError(
+          ErrorCode.Unavailable,
+          `restarting ${target} failed (${response.status})${message ? `: ${message}` : ''}`,
+        );
+      }
+      console.log(`restarted ${target}`);
+    });
 }
 
 function parsePayload(text: string | undefined): unknown {

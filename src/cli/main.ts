@@ -19,6 +19,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   device: async () => (await import('./device.js')).registerDeviceCommands,
   gateway: async () => (await import('./gateway.js')).registerGatewayCommand,
   invoke: async () => (await import('./invoke.js')).registerInvokeCommand,
+  restart: async () => (await import('./invoke.js')).registerRestartCommand,
   c2d: async () => (await import('./c2d.js')).registerC2dCommand,
   twin: async () => (await import('./twin.js')).registerTwinCommand,
   manifest: async () => (await import('./manifest.js')).registerManifestCommands,

@@ -20,6 +20,8 @@ export interface DeviceState {
   lastStatus?: RecentWrite;
   /** When the controller last wrote the EdgeDevice status (epoch ms). */
   statusWrittenAt?: number;
+  /** The phase this controller last wrote: the cache may not show it yet. */
+  writtenPhase?: string;
   /** When the keys were last read from their Secret. */
   keysReadAt?: number;
   /** Why the key Secret cannot be used, when it cannot (shown as Ready=False). */

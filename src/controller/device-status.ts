@@ -50,7 +50,24 @@ export async function updateDeviceStatus(
     { status },
     { subresource: 'status' },
   );
+  // The cache can lag a quick drop and return; the phase last written is the one users saw.
+  recordPresence(ctx, device, state.writtenPhase ?? device.status?.phase, status.phase);
+  state.writtenPhase = status.phase;
   return 0;
+}
+
+/** `Connected` and `Disconnected` Events when the phase the device shows changes between them. */
+function recordPresence(
+  ctx: ControllerContext,
+  device: EdgeDevice,
+  from: string | undefined,
+  to: string | undefined,
+): void {
+  if (from === to) return;
+  if (to === 'Connected')
+    ctx.events.record(device, 'Normal', 'Connected', 'device connected to a gateway');
+  else if (to === 'Disconnected' && from === 'Connected')
+    ctx.events.record(device, 'Warning', 'Disconnected', 'device lost its gateway connection');
 }
 
 function deviceStatus(

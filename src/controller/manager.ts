@@ -211,6 +211,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       loops.forEach(clearInterval);
       Object.values(queues).forEach((q) => q.stop());
       Object.values(ctx.informers).forEach((i) => i.stop());
+      ctx.events.close();
       elector?.stop();
       await webhooks.stop();
       await gateway?.close();
@@ -259,7 +260,7 @@ function buildContext(
   return {
     client: opts.client,
     log,
-    events: new EventRecorder(opts.client, log),
+    events: new EventRecorder(opts.client, log, metrics.eventsDropped),
     states,
     backend,
     metrics,

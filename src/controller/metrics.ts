@@ -32,6 +32,11 @@ export class ControllerMetrics {
     help: 'Device reports dropped because they did not match the report schema.',
     registers: [this.registry],
   });
+  readonly eventsDropped = new Counter({
+    name: 'kedge_controller_events_dropped_total',
+    help: 'Events not recorded: over the per-object limit, or the write queue was full.',
+    registers: [this.registry],
+  });
   readonly apiRequests = new Counter({
     name: 'kedge_controller_api_requests_total',
     help: 'Kubernetes API requests by method and status code.',

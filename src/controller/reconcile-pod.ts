@@ -10,6 +10,7 @@ import { recentlyWritten, type RecentWrite } from './recent-writes.js';
 import { assignModules } from './desired.js';
 import { admittedPodsOnDevice } from './device-desired.js';
 import { podRefusal } from './pod-admission.js';
+import { podLifecycleEvents } from './pod-events.js';
 import type { DeviceState } from './device-state.js';
 import { Resources } from './kube/client.js';
 import { kubeTime } from './kube/time.js';
@@ -17,6 +18,8 @@ import type { ReconcileResult } from './workqueue.js';
 
 /** The status last written for each pod (by key), see {@link recentlyWritten}. */
 const recentWrites = new Map<string, RecentWrite>();
+/** Pods (by key) whose containers were told to stop, so `Killing` is recorded once. */
+const killing = new Set<string>();
 
 /** How often a terminating pod is re-checked while the device stops its modules. */
 const DELETION_POLL_MS = 1_000;
@@ -27,7 +30,10 @@ export const UNSUPPORTED_CONDITION = 'kedge.io/UnsupportedFeatures';
 export async function reconcilePod(ctx: ControllerContext, key: string): Promise<ReconcileResult> {
   const pod = ctx.informers.pods.get(key);
   const target = pod?.spec.nodeName ? deviceForNode(pod.spec.nodeName) : undefined;
-  if (!pod) recentWrites.delete(key);
+  if (!pod) {
+    recentWrites.delete(key);
+    killing.delete(key);
+  }
   if (!pod || !target) return {};
   const deviceKey = keyFor(target.namespace, target.device);
   const device = ctx.informers.devices.get(deviceKey);
@@ -101,6 +107,7 @@ async function finishDeletion(
   const applied = removedAt !== undefined && (state?.report?.desiredVersion ?? 0) >= removedAt;
   const graceEnd = Date.parse(pod.metadata.deletionTimestamp!);
   if (state && !applied && Date.now() < graceEnd) {
+    recordKilling(ctx, pod);
     ctx.enqueue.desired(keyFor(...deviceOf(pod)));
     return { requeueAfterMs: DELETION_POLL_MS };
   }
@@ -111,6 +118,14 @@ async function finishDeletion(
   });
   state?.removals.delete(pod.metadata.uid!);
   return {};
+}
+
+function recordKilling(ctx: ControllerContext, pod: PodObject): void {
+  const key = keyFor(pod.metadata.namespace, pod.metadata.name);
+  if (killing.has(key)) return;
+  killing.add(key);
+  for (const c of pod.spec.containers)
+    ctx.events.record(pod, 'Normal', 'Killing', `Stopping container ${c.name}`);
 }
 
 function deviceOf(pod: PodObject): [string, string] {
@@ -144,20 +159,26 @@ async function writeStatus(
     ];
     ctx.events.record(pod, 'Warning', 'UnsupportedPodFeatures', message);
   }
-  await patchStatus(ctx, pod, status);
+  const previous = pod.status;
+  if (await patchStatus(ctx, pod, status))
+    for (const e of podLifecycleEvents(pod.metadata.name!, previous, status))
+      ctx.events.record(pod, e.type, e.reason, e.message);
   return {};
 }
 
-/** Writes `status` unless the pod already has it (timestamps aside) or it was just written. */
+/**
+ * Writes `status` unless the pod already has it (timestamps aside) or it was just written.
+ * Returns whether it wrote.
+ */
 async function patchStatus(
   ctx: ControllerContext,
   pod: PodObject,
   status: PodStatus,
-): Promise<void> {
+): Promise<boolean> {
   const signature = statusSignature(status);
-  if (statusSignature(pod.status) === signature) return;
+  if (statusSignature(pod.status) === signature) return false;
   const key = keyFor(pod.metadata.namespace, pod.metadata.name);
-  if (recentlyWritten(recentWrites.get(key), signature)) return;
+  if (recentlyWritten(recentWrites.get(key), signature)) return false;
   await ctx.client.patch(
     Resources.pods(pod.metadata.namespace),
     pod.metadata.name!,
@@ -166,6 +187,7 @@ async function patchStatus(
     { subresource: 'status' },
   );
   recentWrites.set(key, { signature, at: Date.now() });
+  return true;
 }
 
 function moduleClash(

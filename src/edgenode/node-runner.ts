@@ -14,6 +14,7 @@ import {
 } from './agent/index.js';
 import { ProcessRuntime } from './agent/process-runtime.js';
 import { createCloudLink, createHub, hubUpdateFrom } from './compose.js';
+import { edgeAgentMethods } from './agent/edge-agent-methods.js';
 import type { Hub } from './hub/hub.js';
 import type { NodeConfig } from './config.js';
 import { startLocalEndpoint, type LocalEndpoint } from './metrics-server.js';
@@ -140,6 +141,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   await hub?.start();
   const identity = options.identity ?? hub?.identityProvider;
   const agent = createAgent({ config, logger, runtime, identity, hub });
+  hub?.setEdgeAgentMethods(edgeAgentMethods(agent));
   const endpoint = await startEndpoint(config, agent, hub);
   try {
     await agent.start();

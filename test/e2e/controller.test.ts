@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { gunzipSync } from 'node:zlib';
 import mqtt from 'mqtt';
 import { request } from 'node:https';
 import { createSasToken } from '../../src/common/iothub/index.js';
@@ -378,6 +379,20 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
       },
       90_000,
     );
+    await eventually(
+      'lifecycle Events in kubectl describe pod',
+      async () => {
+        const crasher = await cluster.kubectlOk(['describe', 'pod', 'broken-crasher-dev1']);
+        const badImage = await cluster.kubectlOk(['describe', 'pod', 'broken-badimage-dev1']);
+        return /Normal\s+Created\s.*Created container crasher/.test(crasher) &&
+          /Normal\s+Started\s.*Started container crasher/.test(crasher) &&
+          /Warning\s+BackOff\s.*Back-off restarting failed container crasher/.test(crasher) &&
+          /Warning\s+Failed\s.*Failed to pull image "localhost:1\/kedge\/missing:1"/.test(badImage)
+          ? true
+          : undefined;
+      },
+      60_000,
+    );
     const d = await json(cluster, ['get', 'edgedeployment', 'broken']);
     await eventually('the deployment to count the failure', async () => {
       const dep = await json(cluster, ['get', 'edgedeployment', 'broken']);
@@ -386,6 +401,46 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
     expect(d.metadata.name).toBe('broken');
     await cluster.kubectlOk(['delete', 'edgedeployment', 'broken', '--wait=false']);
   });
+
+  it('records Disconnected and Connected Events when the device drops off and comes back', async () => {
+    const presenceCount = async (reason: string): Promise<number> =>
+      (
+        await json(cluster, [
+          'get',
+          'events',
+          '--field-selector',
+          `involvedObject.kind=EdgeDevice,involvedObject.name=dev1,reason=${reason}`,
+        ])
+      ).items.reduce((n: number, e: any) => n + (e.count ?? 1), 0);
+    const disconnects = await presenceCount('Disconnected');
+    const connects = await presenceCount('Connected');
+    // A frozen agent stops heartbeating, as a device that lost power would.
+    node.child.kill('SIGSTOP');
+    try {
+      await eventually(
+        'a Disconnected Event',
+        async () => ((await presenceCount('Disconnected')) > disconnects ? true : undefined),
+        60_000,
+      );
+    } finally {
+      node.child.kill('SIGCONT');
+    }
+    await eventually(
+      'a Connected Event after it',
+      async () => ((await presenceCount('Connected')) > connects ? true : undefined),
+      60_000,
+    );
+    const table = await cluster.kubectlOk([
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=dev1',
+    ]);
+    expect(table).toMatch(
+      /Warning\s+Disconnected\s+edgedevice\/dev1\s+device lost its gateway connection/,
+    );
+    expect(table).toMatch(/Normal\s+Connected\s+edgedevice\/dev1\s+device connected to a gateway/);
+  }, 150_000);
 
   it('schedules a plain Deployment with a nodeSelector and the kedge toleration onto the virtual node', async () => {
     const plain = {
@@ -530,6 +585,66 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
     expect(missing.code).not.toBe(0);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
     expect(missing.stderr).toMatch(/^kedge: /);
+  });
+
+  it('answers $edgeAgent ping, GetModuleLogs and RestartModule, and kedge restart', async () => {
+    const kedge = (args: string[]) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(process.execPath, [
+          `${process.cwd()}/dist/cli/main.js`,
+          ...args,
+          '--kubeconfig',
+          cluster.cp.kubeconfigPath,
+        ]);
+        let stdout = '';
+        let stderr = '';
+        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+        child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+      });
+    const agent = 'default/dev1/$edgeAgent';
+    const ping = await kedge(['invoke', agent, 'ping']);
+    expect({ code: ping.code, stdout: ping.stdout.trim() }).toEqual({ code: 0, stdout: 'null' });
+
+    const request = (encoding: string) =>
+      JSON.stringify({
+        schemaVersion: '1.0',
+        items: [{ id: 'sen.*', filter: { tail: 2, regex: 'sent' } }],
+        encoding,
+        contentType: 'text',
+      });
+    const logs = await kedge(['invoke', agent, 'GetModuleLogs', request('none')]);
+    expect(logs.code).toBe(0);
+    const [item] = JSON.parse(logs.stdout) as { id: string; payload: string }[];
+    expect(item!.id).toBe('sensor');
+    expect(item!.payload.split('\n')).toHaveLength(2);
+    expect(item!.payload).toMatch(/^sent \{/);
+    const zipped = await kedge(['invoke', agent, 'GetModuleLogs', request('gzip')]);
+    const [packed] = JSON.parse(zipped.stdout) as { id: string; payloadBytes: string }[];
+    expect(gunzipSync(Buffer.from(packed!.payloadBytes, 'base64')).toString()).toMatch(/^sent \{/);
+    const bad = await kedge(['invoke', agent, 'GetModuleLogs', '{"items": "all"}']);
+    expect(bad.code).not.toBe(0);
+    expect(JSON.parse(bad.stdout).message).toMatch(/"items" lists at least one/);
+
+    const before = await container('filter');
+    const restarted = await kedge(['restart', 'default/dev1/filter']);
+    expect({ code: restarted.code, stdout: restarted.stdout.trim() }).toEqual({
+      code: 0,
+      stdout: 'restarted default/dev1/filter',
+    });
+    const after = await container('filter');
+    expect(after.id).toBe(before.id);
+    expect(after.startedAt).not.toBe(before.startedAt);
+    expect(after.running).toBe(true);
+    await eventually('the restart counted in pod status', async () => {
+      const pod = await json(cluster, ['get', 'pod', 'telemetry-filter-dev1']);
+      return pod.status.containerStatuses[0].restartCount >= 1 ? true : undefined;
+    });
+    const unknown = await kedge(['restart', 'default/dev1/nosuch']);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(
+      /^kedge: restarting default\/dev1\/nosuch failed \(404\): module nosuch is not deployed\n$/,
+    );
   });
 
   it('refuses another device token, a wrong key and anonymous kubelet API calls', async () => {

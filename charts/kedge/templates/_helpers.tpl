@@ -182,9 +182,10 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version }}
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get"]
+# Events, and their count when one repeats (aggregated as the kubelet does).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 {{- end -}}
 
 {{/* nats-server configuration of the bundled cluster; $SERVER_NAME and $NATS_* come from the pod env. */}}

@@ -36,6 +36,9 @@ export interface OwnerReference {
 }
 
 export interface KubeList<T> {
+  apiVersion?: string;
+  /** `<Kind>List`. */
+  kind?: string;
   metadata: { resourceVersion?: string; continue?: string };
   items: T[];
 }

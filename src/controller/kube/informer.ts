@@ -141,7 +141,11 @@ export class Informer<T extends KubeObject> {
       'listed',
     );
     const seen = new Set<string>();
+    // List items come without apiVersion and kind (watch events have them); Events need both.
+    const kind = list.kind?.replace(/List$/, '');
     for (const item of list.items) {
+      item.apiVersion ??= list.apiVersion;
+      item.kind ??= kind;
       const key = keyOf(item);
       seen.add(key);
       this.#apply('ADDED', item);

@@ -243,6 +243,16 @@ export class Agent {
     return this.#o.runtime.logs(id, options);
   }
 
+  /** Restarts a deployed module's instance (`$edgeAgent` RestartModule). */
+  restartModule(name: string): Promise<void> {
+    return this.#reconciler.restartModule(name);
+  }
+
+  /** Names of the modules the agent reports. */
+  moduleNames(): string[] {
+    return Object.keys(this.#snapshot.modules);
+  }
+
   /**
    * Stops the agent. Modules keep running unless `stopModules` is set (then they are stopped in
    * reverse startup order, and the next start brings them back without counting restarts).

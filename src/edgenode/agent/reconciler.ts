@@ -1,6 +1,6 @@
 import type { DesiredDeployment } from '../../common/manifest/index.js';
 import type { ModuleIdentityProvider } from '../../common/module-identity.js';
-import { errorMessage } from '../../common/errors.js';
+import { ErrorCode, KedgeError, errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { RestartSettings } from './backoff.js';
 import type { AgentMetrics } from './metrics.js';
@@ -43,6 +43,8 @@ export class Reconciler {
   #stopped = false;
   #requested = 0;
   #waiters: { seq: number; resolve: () => void }[] = [];
+  /** Restarts asked for (`$edgeAgent` RestartModule), run at the start of the next pass. */
+  #restarts: { name: string; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
   constructor(options: ReconcilerOptions) {
     this.#o = options;
@@ -85,6 +87,45 @@ export class Reconciler {
     await this.#loop;
     for (const w of this.#waiters) w.resolve();
     this.#waiters = [];
+    for (const r of this.#restarts.splice(0))
+      r.reject(new KedgeError(ErrorCode.Unavailable, 'the agent is stopping'));
+  }
+
+  /**
+   * Stops and starts a desired module's instance within the pass loop, so that no pass sees it
+   * half-way, and counts the restart. @throws KedgeError NotFound for a module not deployed or
+   * without an instance.
+   */
+  restartModule(name: string): Promise<void> {
+    if (!this.#desired?.modules.some((m) => m.name === name))
+      return Promise.reject(new KedgeError(ErrorCode.NotFound, `module ${name} is not deployed`));
+    const done = new Promise<void>((resolve, reject) =>
+      this.#restarts.push({ name, resolve, reject }),
+    );
+    this.trigger();
+    return done;
+  }
+
+  async #runRestarts(observed: ObservedModule[]): Promise<boolean> {
+    const asked = this.#restarts.splice(0);
+    for (const r of asked) {
+      const instance = observed.find((o) => o.name === r.name);
+      if (!instance) {
+        r.reject(new KedgeError(ErrorCode.NotFound, `module ${r.name} has no instance to restart`));
+        continue;
+      }
+      try {
+        this.#o.logger.info({ module: r.name }, 'restarting module on request');
+        await this.#o.runtime.stop(instance.id, this.#o.stopGraceMs);
+        await this.#o.runtime.start(instance.id);
+        const record = this.#records.get(r.name);
+        if (record) this.#countRestart(record, r.name);
+        r.resolve();
+      } catch (err) {
+        r.reject(err);
+      }
+    }
+    return asked.length > 0;
   }
 
   /** Marks modules as stopped by the agent (so the next start is not counted as a restart). */
@@ -125,7 +166,8 @@ export class Reconciler {
     const desired = this.#desired;
     if (!desired) return undefined; // No desired state yet: leave whatever runs alone.
     const specs = await this.#specs(desired);
-    const observed = await this.#o.runtime.list();
+    let observed = await this.#o.runtime.list();
+    if (await this.#runRestarts(observed)) observed = await this.#o.runtime.list();
     const plan = planReconcile({
       desired: specs,
       observed,

@@ -15,6 +15,7 @@ import { HubModuleIdentityProvider } from './identity-provider.js';
 import { HubMetrics } from './metrics.js';
 import { addressList } from './listen.js';
 import { MethodApi } from './method-api.js';
+import { EDGE_AGENT_MODULE_ID } from '../agent/edge-agent-methods.js';
 import { MethodCalls, type MethodResult } from './methods.js';
 import { resolveHubOptions, type HubOptions, type HubOptionsInput } from './options.js';
 import { ensureHubPki, issueServerCert, renewAtMs, type HubPki } from './pki-store.js';
@@ -89,6 +90,7 @@ export class Hub {
   readonly #methods = new MethodCalls();
   readonly #upstreamOverride: Upstream | undefined;
   #r: Running | undefined;
+  #edgeAgent: ((method: string, payload: unknown) => Promise<MethodResult>) | undefined;
 
   /** `upstream` overrides `options.upstream` (the cloud link passes itself here). */
   constructor(options: HubOptionsInput, deps: { log?: Logger; upstream?: Upstream } = {}) {
@@ -369,6 +371,11 @@ export class Hub {
     );
   }
 
+  /** Answers methods called on this device's `$edgeAgent` (from the cloud or from modules). */
+  setEdgeAgentMethods(handler: (method: string, payload: unknown) => Promise<MethodResult>): void {
+    this.#edgeAgent = handler;
+  }
+
   /** Sends the request; undefined when the target is not connected or not listening. */
   #callMethod(
     target: Target,
@@ -376,6 +383,12 @@ export class Hub {
     payload: unknown,
     timeoutMs: number,
   ): Promise<MethodResult> | undefined {
+    if (
+      this.#edgeAgent &&
+      target.moduleId === EDGE_AGENT_MODULE_ID &&
+      target.deviceId === this.options.deviceId
+    )
+      return this.#edgeAgent(methodName, payload);
     const r = this.#running();
     const client = r.broker.client(twinId(target));
     if (!client || !subscribed(client, METHODS_FILTER)) return undefined;
