@@ -3,7 +3,7 @@
  */
 import { stringify } from 'yaml';
 export { importManifest, parseSelector, type ImportOptions, type ImportResult } from './convert.js';
-export { toDnsLabel, uniqueLabels, renameModulesInRoute } from './names.js';
+export { toDnsLabel, uniqueLabels } from './names.js';
 
 /** Multi-document YAML of `objects`, with no line folding so routes stay on one line. */
 export function toYaml(objects: readonly object[]): string {
