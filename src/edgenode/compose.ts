@@ -51,8 +51,8 @@ export function withModuleAddress(
 
 /**
  * Builds the hub from the node configuration, or undefined when `hub.enabled` is false.
- * `moduleAddress` is the host's address on the module network (Docker runtime): the hub's MQTT,
- * method and workload listeners bind it next to the configured addresses (default loopback).
+ * `moduleAddress` is the host's address on the module network (Docker runtime): the hub's MQTT
+ * and method listeners bind it on the SDK ports 8883 and 443, the workload API on its own port.
  */
 export function createHub(
   config: NodeConfig,
@@ -68,7 +68,10 @@ export function createHub(
     containerHostName: gateway,
     extraHostNames: ['localhost', LOOPBACK, gateway, ...(moduleAddress ? [moduleAddress] : [])],
     ...settings,
-    host: withModuleAddress(settings.host, moduleAddress),
+    // MQTT and methods reach containers on the SDK ports (hub.moduleHost); the workload API's
+    // port travels in IOTEDGE_WORKLOADURI, so it simply binds the module address too.
+    host: addressList(settings.host ?? LOOPBACK),
+    moduleHost: moduleAddress ?? null,
     workloadHost: withModuleAddress(settings.workloadHost, moduleAddress),
     deviceId: config.deviceId,
     dataDir: path.join(config.dataDir, 'hub'),

@@ -81,6 +81,19 @@ describe('kedge manifest import', () => {
     expect(warnings.join('\n')).toMatch(/minDockerVersion/);
   });
 
+  it('keeps module ids unique in the CRD rules (moduleId, else name)', () => {
+    const { objects } = importManifest(fixture('simulated-temperature-sensor.json'), { name: 't' });
+    const d = structuredClone(objects[0]!);
+    d.spec.modules![1]!.moduleId = 'SimulatedTemperatureSensor';
+    const messages = (): string =>
+      validateObject(d)
+        .map((p) => `${p.path}: ${p.message}`)
+        .join('\n');
+    expect(messages()).toMatch(/module ids \(moduleId, else name\) must be unique/);
+    d.spec.modules![1]!.moduleId = 'Filter:Module';
+    expect(messages()).toMatch(/modules\[1\]\.moduleId/);
+  });
+
   it('never puts registry passwords into the output, and says how to create the Secret', () => {
     const doc = fixture('multi-module.json');
     const { objects, warnings } = importManifest(doc, { registrySecret: 'pull-creds' });
