@@ -24,7 +24,7 @@ describe('withModuleAddress', () => {
 
 describe('sdkPortHosts', () => {
   it('binds the module network on the SDK port unless the hub already listens there on it', () => {
-    expect(sdkPortHosts(null, ['127.0.0.1'], 9000, 8883)).toEqual([]);
+    expect(sdkPortHosts(undefined, ['127.0.0.1'], 9000, 8883)).toEqual([]);
     expect(sdkPortHosts('172.18.0.1', ['127.0.0.1'], 9000, 8883)).toEqual(['172.18.0.1']);
     expect(sdkPortHosts('172.18.0.1', ['127.0.0.1'], 8883, 8883)).toEqual(['172.18.0.1']);
     expect(sdkPortHosts('172.18.0.1', ['0.0.0.0'], 9000, 8883)).toEqual(['172.18.0.1']);

@@ -71,7 +71,7 @@ export function createHub(
     // MQTT and methods reach containers on the SDK ports (hub.moduleHost); the workload API's
     // port travels in IOTEDGE_WORKLOADURI, so it simply binds the module address too.
     host: addressList(settings.host ?? LOOPBACK),
-    moduleHost: moduleAddress ?? null,
+    ...(moduleAddress ? { moduleHost: moduleAddress } : {}),
     workloadHost: withModuleAddress(settings.workloadHost, moduleAddress),
     deviceId: config.deviceId,
     dataDir: path.join(config.dataDir, 'hub'),

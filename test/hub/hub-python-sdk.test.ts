@@ -132,6 +132,28 @@ function telemetryFrom(file: string, moduleId: string): Record<string, unknown>[
     .map((l) => JSON.parse(l.body) as Record<string, unknown>);
 }
 
+/** Every module's output, to explain a failure. */
+async function moduleOutputs(node: RunningNode): Promise<string> {
+  const parts: string[] = [];
+  for (const name of Object.keys(node.agent.snapshot().modules)) {
+    const chunks: Buffer[] = [];
+    try {
+      for await (const c of await node.agent.logs(name, { tail: 20 })) chunks.push(Buffer.from(c));
+    } catch (err) {
+      chunks.push(Buffer.from(String(err)));
+    }
+    parts.push(`--- ${name}\n${Buffer.concat(chunks).toString()}`);
+  }
+  return parts.join('\n');
+}
+
+/** `eventually`, but a timeout reports what the modules printed. */
+async function until(node: RunningNode, what: string, check: () => boolean, timeoutMs: number) {
+  await eventually(check, timeoutMs).catch(async () => {
+    throw new Error(`${what} did not happen in time\n${await moduleOutputs(node)}`);
+  });
+}
+
 describe('identities survive import; Python SDK modules on the default ports', () => {
   let dir: string;
   let python: string;
@@ -144,7 +166,7 @@ describe('identities survive import; Python SDK modules on the default ports', (
   afterAll(async () => {
     await node?.stop();
     await rm(dir, { recursive: true, force: true });
-  });
+  }, 60_000);
 
   it('routes on $connectionModuleId, calls methods by the original module id, patches twins', async () => {
     const manifest = deviceManifest(python, 'initial') as {
@@ -168,6 +190,8 @@ describe('identities survive import; Python SDK modules on the default ports', (
       agent: {
         ...base.agent,
         runtime: 'process',
+        // The SDK venv lives in this user's cache (~/.cache/kedge), which `nobody` cannot read.
+        processUser: 'root',
         restartBackoffUnitSecs: 1,
         resyncIntervalSecs: 1,
         stopGraceSecs: 1,
@@ -186,10 +210,13 @@ describe('identities survive import; Python SDK modules on the default ports', (
     const sensor = { deviceId: DEVICE, moduleId: SENSOR };
 
     // Python telemetry reaches FilterModule through the route on $connectionModuleId.
-    const forwarded = await eventually(
+    await until(
+      node,
+      'Python telemetry through FilterModule',
       () => telemetryFrom(upstreamFile, 'FilterModule').length >= 2,
       90_000,
-    ).then(() => telemetryFrom(upstreamFile, 'FilterModule'));
+    );
+    const forwarded = telemetryFrom(upstreamFile, 'FilterModule');
     expect(forwarded[0]).toMatchObject({
       sdk: 'python',
       temperature: 30,
@@ -199,7 +226,12 @@ describe('identities survive import; Python SDK modules on the default ports', (
     });
 
     // Module to module: the Node SDK called `ping` on the Python module by its original id.
-    await eventually(() => telemetryFrom(upstreamFile, 'PingModule').length > 0, 60_000);
+    await until(
+      node,
+      'a ping result from PingModule',
+      () => telemetryFrom(upstreamFile, 'PingModule').length > 0,
+      60_000,
+    );
     expect(telemetryFrom(upstreamFile, 'PingModule')[0]).toEqual({
       pingResult: {
         status: 200,
@@ -216,7 +248,9 @@ describe('identities survive import; Python SDK modules on the default ports', (
     // A desired patch reaches the running Python module, which reports it back.
     const before = node.agent.snapshot().modules['simulated-temperature-sensor']!;
     await writeFile(manifestFile, JSON.stringify(deviceManifest(python, 'patched')));
-    await eventually(
+    await until(
+      node,
+      'the desired patch reported back',
       () => (hub.twin(sensor).reported.seenPatch as { mode?: string })?.mode === 'patched',
       30_000,
     );

@@ -168,7 +168,7 @@ export class Hub {
     });
     broker.attach(protocol);
     const hosts = addressList(o.host);
-    if (hosts.length === 0 && o.moduleHost === null)
+    if (hosts.length === 0 && o.moduleHost === undefined)
       throw new KedgeError(
         ErrorCode.InvalidConfig,
         'hub.host: at least one listen address is needed',
@@ -246,7 +246,7 @@ export class Hub {
     ].filter((x) => x !== undefined);
     if (off.length === 0) return;
     const containers =
-      this.options.moduleHost === null
+      this.options.moduleHost === undefined
         ? ''
         : ` (containers on the module network are served on ${this.options.moduleHost}:${SDK_PORTS.mqtts} and :${SDK_PORTS.https})`;
     this.log.warn(

@@ -64,12 +64,12 @@ const WILDCARDS = new Set(['0.0.0.0', '::']);
  * `hosts` already covers it (the address itself or a wildcard) on that same port.
  */
 export function sdkPortHosts(
-  moduleHost: string | null,
+  moduleHost: string | undefined,
   hosts: readonly string[],
   boundPort: number,
   sdkPort: number,
 ): string[] {
-  if (moduleHost === null) return [];
+  if (moduleHost === undefined) return [];
   const covered = hosts.includes(moduleHost) || hosts.some((h) => WILDCARDS.has(h));
   return covered && boundPort === sdkPort ? [] : [moduleHost];
 }

@@ -103,9 +103,9 @@ export interface HubOptions {
    * configuration key). The hub's MQTT/TLS and method listeners bind it on the ports the SDKs dial
    * ({@link SDK_PORTS}: 8883 and 443), whatever `tlsPort` and `methodsPort` say, because
    * `IOTEDGE_GATEWAYHOSTNAME` carries no port. Only containers on that network reach it.
-   * Default `null`.
+   * Left out (the default): no module network.
    */
-  moduleHost: string | null;
+  moduleHost?: string;
   /**
    * Addresses the workload API's TCP listener binds. Default `127.0.0.1`; `kedge node` adds the
    * module network's gateway address. Only modules need it: never put a LAN address here.
@@ -168,7 +168,6 @@ export const HUB_DEFAULTS: Omit<HubOptions, 'deviceId' | 'dataDir' | 'workloadSo
   gatewayHostName: 'kedge-hub',
   extraHostNames: ['localhost', '127.0.0.1'],
   host: '127.0.0.1',
-  moduleHost: null,
   workloadHost: '127.0.0.1',
   tlsPort: 8883,
   methodsPort: 443,
