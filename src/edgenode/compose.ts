@@ -23,10 +23,7 @@ export function hubUpdateFrom(desired: DesiredDeployment): Parameters<Hub['apply
     ),
     modules: Object.fromEntries(
       // The hub knows modules by their IoT Hub identity; the manifest keys twins by module name.
-      desired.modules.map((m) => [
-        m.moduleId,
-        { desiredProperties: desired.twins[m.name] ?? {} },
-      ]),
+      desired.modules.map((m) => [m.moduleId, { desiredProperties: desired.twins[m.name] ?? {} }]),
     ),
     timeToLiveSecs: desired.hub.storeAndForwardTimeToLiveSecs,
   };

@@ -162,8 +162,7 @@ export class Reconciler {
     for (const module of desired.modules) {
       let env = this.#identityEnv.get(module.moduleId);
       if (!env) {
-        env =
-          (await this.#o.identity?.environmentFor(module.moduleId, this.#o.runtime.name)) ?? {};
+        env = (await this.#o.identity?.environmentFor(module.moduleId, this.#o.runtime.name)) ?? {};
         this.#identityEnv.set(module.moduleId, env);
       }
       this.#moduleIds.set(module.name, module.moduleId);

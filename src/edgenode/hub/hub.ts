@@ -16,12 +16,7 @@ import { HubMetrics } from './metrics.js';
 import { addressList, sdkPortHosts } from './listen.js';
 import { MethodApi } from './method-api.js';
 import { MethodCalls, type MethodResult } from './methods.js';
-import {
-  resolveHubOptions,
-  SDK_PORTS,
-  type HubOptions,
-  type HubOptionsInput,
-} from './options.js';
+import { resolveHubOptions, SDK_PORTS, type HubOptions, type HubOptionsInput } from './options.js';
 import { ensureHubPki, issueServerCert, renewAtMs, type HubPki } from './pki-store.js';
 import { Protocol } from './protocol.js';
 import type { DurableQueue } from './queue/durable-queue.js';
