@@ -69,7 +69,7 @@ const moduleSpec = named(
         { pattern: DNS_LABEL_PATTERN, maxLength: 63 },
       ),
       moduleId: str(
-        'The module\'s IoT Hub module id when it is not a DNS label, as IoT Edge names it (SimulatedTemperatureSensor): IOTEDGE_MODULEID, its hub credentials, routes (/messages/modules/<id>/…, BrokeredEndpoint("/modules/<id>/inputs/…"), $connectionModuleId), its twin, direct methods and `kedge invoke`/`kedge twin` targets. Letters, digits, - and _ (IoT Edge module names), case kept. Defaults to name.',
+        'The module\'s IoT Hub module id when it is not a DNS label, as IoT Edge names it (SimulatedTemperatureSensor): IOTEDGE_MODULEID, its hub credentials, routes (/messages/modules/<id>/…, BrokeredEndpoint("/modules/<id>/inputs/…"), $connectionModuleId), its twin, direct methods and the `kedge invoke` target. Letters, digits, - and _ (IoT Edge module names), case kept. Defaults to name.',
         { pattern: MODULE_ID_PATTERN, maxLength: MAX_MODULE_ID_LENGTH },
       ),
       image: str('Container image.', { minLength: 1, maxLength: 1024 }),

@@ -233,7 +233,7 @@ export type ModuleEnvVar = {
 export type EdgeModule = {
   /** Module name: the container name in the pod and on the device, and the module identity on the hub unless moduleId is set. */
   name: string;
-  /** The module's IoT Hub module id when it is not a DNS label, as IoT Edge names it (SimulatedTemperatureSensor): IOTEDGE_MODULEID, its hub credentials, routes (/messages/modules/<id>/…, BrokeredEndpoint("/modules/<id>/inputs/…"), $connectionModuleId), its twin, direct methods and `kedge invoke`/`kedge twin` targets. Letters, digits, - and _ (IoT Edge module names), case kept. Defaults to name. */
+  /** The module's IoT Hub module id when it is not a DNS label, as IoT Edge names it (SimulatedTemperatureSensor): IOTEDGE_MODULEID, its hub credentials, routes (/messages/modules/<id>/…, BrokeredEndpoint("/modules/<id>/inputs/…"), $connectionModuleId), its twin, direct methods and the `kedge invoke` target. Letters, digits, - and _ (IoT Edge module names), case kept. Defaults to name. */
   moduleId?: string;
   /** Container image. */
   image: string;
