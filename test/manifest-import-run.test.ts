@@ -170,6 +170,26 @@ describe('imported IoT Edge manifests run on a device', () => {
       60_000,
     );
     for (const m of forwarded) expect(m).toEqual({ cmid: 'filtermodule', temperature: 30 });
+    // The route names SimulatedTemperatureSensor as written: the module kept that IoT Hub id
+    // while its pod container and its Docker container carry the DNS label.
+    const pod = JSON.parse(
+      await cluster.kubectlOk([
+        'get',
+        'pod',
+        'simulated-temperature-sensor-simulated-temperature-sensor-lyon-1',
+        '-o',
+        'json',
+      ]),
+    );
+    expect(pod.metadata.annotations['kedge.io/module-id']).toBe('SimulatedTemperatureSensor');
+    const [sensor] = JSON.parse(
+      await docker(['inspect', 'e2e-lyon-1-simulated-temperature-sensor']),
+    ) as { Config: { Env: string[] } }[];
+    expect(sensor!.Config.Env).toContain('IOTEDGE_MODULEID=SimulatedTemperatureSensor');
+    // A host name only: the SDK in the container dialled 8883 on it (the module network).
+    expect(sensor!.Config.Env.filter((e) => e.startsWith('IOTEDGE_GATEWAYHOSTNAME='))).toEqual([
+      expect.stringMatching(/^IOTEDGE_GATEWAYHOSTNAME=[^:]+$/),
+    ]);
   }, 300_000);
 
   it('the multi-module manifest: modules run, the stopped one stays stopped, a digest-pinned image fails clearly', async () => {

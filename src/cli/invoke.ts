@@ -59,7 +59,7 @@ export function registerInvokeCommand(program: Command): void {
   program
     .command('invoke <target> <method> [payload]')
     .description(
-      'Call a direct method on a module: <namespace>/<device>/<module>, through the service API (RBAC: create edgedevices/invoke in api.kedge.io).',
+      "Call a direct method on a module: <namespace>/<device>/<module>, where <module> is the module's id on the hub (its moduleId, else its name: SimulatedTemperatureSensor for an imported module), through the service API (RBAC: create edgedevices/invoke in api.kedge.io).",
     )
     .option('--kubeconfig <path>', 'kubeconfig to use')
     .option(

@@ -85,6 +85,8 @@ function moduleAnnotations(module: EdgeModule): Record<string, string> {
     out[ModuleAnnotations.createOptions] = JSON.stringify(module.createOptions);
   if (module.desiredProperties)
     out[ModuleAnnotations.desiredProperties] = JSON.stringify(module.desiredProperties);
+  if (module.moduleId !== undefined && module.moduleId !== module.name)
+    out[ModuleAnnotations.moduleId] = module.moduleId;
   return out;
 }
 

@@ -124,6 +124,40 @@ describe('device desired state', () => {
     expect(Object.keys(deviceRoutes([d], []))).toEqual(['d-up']);
   });
 
+  it('carries a moduleId from the EdgeDeployment to the device as its hub identity', () => {
+    const sensor = { ...deployment.spec.modules![0]!, moduleId: 'SimulatedTemperatureSensor' };
+    const pod = desiredModulePod(deployment, sensor, 'dev', 'dev.ns.kedge') as BoundPod['pod'];
+    expect(pod.spec.containers[0]!.name).toBe('sensor');
+    expect(pod.metadata.annotations!['kedge.io/module-id']).toBe('SimulatedTemperatureSensor');
+    const ownership = assignModules([{ pod, env: {}, registryCredentials: [] }]);
+    const content = buildModulesContent({ ownership, deployments: [deployment], routes: [] });
+    const parsed = parseManifest({ modulesContent: content });
+    expect(parsed.modules.map((m) => [m.name, m.moduleId])).toEqual([
+      ['sensor', 'SimulatedTemperatureSensor'],
+    ]);
+    // Without one, the name is the id and the manifest stays plain IoT Edge.
+    const plain = bound(1, '2026-01-01T00:00:00Z');
+    expect(plain.pod.metadata.annotations!['kedge.io/module-id']).toBeUndefined();
+  });
+
+  it('fails a later pod whose module id is already taken on the device', () => {
+    const withId = (module: number, created: string, name: string): BoundPod => {
+      const b = bound(module, created, name);
+      b.pod.metadata.annotations = {
+        ...b.pod.metadata.annotations,
+        'kedge.io/module-id': 'Shared',
+      };
+      return b;
+    };
+    const { clashes } = assignModules([
+      withId(0, '2026-01-01T00:00:00Z', 'first'),
+      withId(1, '2026-01-01T00:00:05Z', 'later'),
+    ]);
+    expect(clashes.map((c) => [c.pod.metadata.name, c.module, c.owner])).toEqual([
+      ['later', 'filter (Shared)', 'first'],
+    ]);
+  });
+
   it('writes structured routes in IoT Edge syntax', () => {
     expect(routeText({ from: '/messages/*', to: '$upstream' })).toBe(
       'FROM /messages/* INTO $upstream',

@@ -6,7 +6,7 @@ import type {
 } from '../common/manifest/index.js';
 import { parseRoute, routeText } from '../common/routes/index.js';
 import type { EdgeDeployment, Route } from '../crds/index.js';
-import { podToModules } from '../provider/translate.js';
+import { moduleIdOf, podToModules } from '../provider/translate.js';
 import type { PodSpec } from '../provider/pod-types.js';
 import type { KubeObject } from './kube/client.js';
 
@@ -36,20 +36,39 @@ export function assignModules(pods: readonly BoundPod[]): ModuleOwnership {
       ) || a.pod.metadata.name!.localeCompare(b.pod.metadata.name!),
   );
   const owners = new Map<string, BoundPod>();
+  // Hub identities are claimed like names: two modules cannot share one module id on a device.
+  const ids = new Map<string, BoundPod>();
   const clashes: ModuleOwnership['clashes'] = [];
   for (const bound of live) {
-    const clash = bound.pod.spec.containers.find((c) => owners.has(c.name));
+    const clash = firstClash(bound, owners, ids);
     if (clash) {
-      clashes.push({
-        pod: bound.pod,
-        module: clash.name,
-        owner: owners.get(clash.name)!.pod.metadata.name!,
-      });
+      clashes.push({ pod: bound.pod, ...clash });
       continue;
     }
-    for (const c of bound.pod.spec.containers) owners.set(c.name, bound);
+    for (const c of bound.pod.spec.containers) {
+      owners.set(c.name, bound);
+      ids.set(moduleIdOf(bound.pod, c.name), bound);
+    }
   }
   return { owners, clashes };
+}
+
+/** The first container of `bound` whose name or module id is taken, with its owner pod. */
+function firstClash(
+  bound: BoundPod,
+  owners: ReadonlyMap<string, BoundPod>,
+  ids: ReadonlyMap<string, BoundPod>,
+): { module: string; owner: string } | undefined {
+  const own = new Set<string>();
+  for (const c of bound.pod.spec.containers) {
+    const id = moduleIdOf(bound.pod, c.name);
+    const owner = owners.get(c.name) ?? ids.get(id);
+    if (owner)
+      return { module: c.name === id ? id : `${c.name} (${id})`, owner: owner.pod.metadata.name! };
+    if (own.has(id)) return { module: id, owner: bound.pod.metadata.name! };
+    own.add(id);
+  }
+  return undefined;
 }
 
 /** Inputs for {@link buildModulesContent}. */

@@ -204,7 +204,7 @@ function clashStatus(pod: PodObject, clash: { module: string; owner: string }): 
   return {
     phase: 'Failed',
     reason: 'ModuleNameConflict',
-    message: `module ${clash.module} already runs on this device for pod ${clash.owner}; container names must be unique per device`,
+    message: `module ${clash.module} already runs on this device for pod ${clash.owner}; container names and module ids must be unique per device`,
     startTime: pod.status?.startTime ?? kubeTime(),
   };
 }

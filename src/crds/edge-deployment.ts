@@ -18,6 +18,13 @@ export const DESIRED_STATUSES = ['running', 'stopped'] as const;
 /** Image pull policies, in Kubernetes terms. */
 export const PULL_POLICIES = ['Always', 'IfNotPresent', 'Never'] as const;
 
+/** IoT Edge module names: letters, digits, `-` and `_`, any case (the manifest's module keys). */
+const MODULE_ID_PATTERN = '^[A-Za-z0-9_-]+$';
+/** The longest IoT Hub module id. */
+const MAX_MODULE_ID_LENGTH = 128;
+/** The hub identity of a module in CEL: its moduleId, else its name. */
+const celModuleId = (v: string): string => `(has(${v}.moduleId) ? ${v}.moduleId : ${v}.name)`;
+
 const keyRef = (what: string): ReturnType<typeof obj> =>
   obj(
     `A key of a ${what} in the deployment's namespace.`,
@@ -57,10 +64,14 @@ const moduleSpec = named(
   obj(
     'One module (container) to run on every targeted device.',
     {
-      name: str('Module name; also the container name and the module identity on the hub.', {
-        pattern: DNS_LABEL_PATTERN,
-        maxLength: 63,
-      }),
+      name: str(
+        'Module name: the container name in the pod and on the device, and the module identity on the hub unless moduleId is set.',
+        { pattern: DNS_LABEL_PATTERN, maxLength: 63 },
+      ),
+      moduleId: str(
+        'The module\'s IoT Hub module id when it is not a DNS label, as IoT Edge names it (SimulatedTemperatureSensor): IOTEDGE_MODULEID, its hub credentials, routes (/messages/modules/<id>/…, BrokeredEndpoint("/modules/<id>/inputs/…"), $connectionModuleId), its twin, direct methods and the `kedge invoke` target. Letters, digits, - and _ (IoT Edge module names), case kept. Defaults to name.',
+        { pattern: MODULE_ID_PATTERN, maxLength: MAX_MODULE_ID_LENGTH },
+      ),
       image: str('Container image.', { minLength: 1, maxLength: 1024 }),
       imagePullPolicy: strEnum('When to pull the image. Defaults to IfNotPresent.', PULL_POLICIES),
       command: arr('Entrypoint override.', str('One argument.'), { maxItems: 64 }),
@@ -179,6 +190,11 @@ const spec = named(
         {
           rule: '!has(self.modules) || self.modules.all(m, self.modules.exists_one(n, n.name == m.name))',
           message: 'module names must be unique within a deployment',
+          fieldPath: '.modules',
+        },
+        {
+          rule: `!has(self.modules) || self.modules.all(m, self.modules.exists_one(n, ${celModuleId('n')} == ${celModuleId('m')}))`,
+          message: 'module ids (moduleId, else name) must be unique within a deployment',
           fieldPath: '.modules',
         },
         {

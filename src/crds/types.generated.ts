@@ -231,8 +231,10 @@ export type ModuleEnvVar = {
 
 /** One module (container) to run on every targeted device. */
 export type EdgeModule = {
-  /** Module name; also the container name and the module identity on the hub. */
+  /** Module name: the container name in the pod and on the device, and the module identity on the hub unless moduleId is set. */
   name: string;
+  /** The module's IoT Hub module id when it is not a DNS label, as IoT Edge names it (SimulatedTemperatureSensor): IOTEDGE_MODULEID, its hub credentials, routes (/messages/modules/<id>/…, BrokeredEndpoint("/modules/<id>/inputs/…"), $connectionModuleId), its twin, direct methods and the `kedge invoke` target. Letters, digits, - and _ (IoT Edge module names), case kept. Defaults to name. */
+  moduleId?: string;
   /** Container image. */
   image: string;
   /** When to pull the image. Defaults to IfNotPresent. */

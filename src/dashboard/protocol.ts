@@ -63,6 +63,8 @@ export interface FleetView {
 /** One module of a device, from EdgeDevice status and the pod that runs it. */
 export interface ModuleView {
   name: string;
+  /** The module's IoT Hub id (its twin's name) when it is not `name`. */
+  moduleId?: string;
   image?: string;
   status?: string;
   restarts?: number;

@@ -89,6 +89,24 @@ describe('deviceView', () => {
     ]);
     expect(view.modules[1]!.restarts).toBe(2);
   });
+
+  it("names a module's twin by its module id when the pod carries one", () => {
+    const d = device('gw', 'Connected');
+    d.status!.modules = [{ name: 'simulated-temperature-sensor', runtimeStatus: 'running' }];
+    const pod = {
+      metadata: {
+        name: 'p',
+        namespace: 'factory',
+        annotations: { 'kedge.io/module-id': 'SimulatedTemperatureSensor' },
+      },
+      spec: { containers: [{ name: 'simulated-temperature-sensor' }] },
+    };
+    expect(deviceView(d, [pod]).modules[0]).toMatchObject({
+      name: 'simulated-temperature-sensor',
+      moduleId: 'SimulatedTemperatureSensor',
+      pod: { name: 'p', container: 'simulated-temperature-sensor' },
+    });
+  });
 });
 
 describe('deploymentView', () => {

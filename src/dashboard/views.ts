@@ -5,6 +5,7 @@
 import type { EdgeDeployment, EdgeDevice, EdgeDeviceStatus } from '../crds/index.js';
 import type { StoredTelemetry } from '../controller/backend/device-backend.js';
 import type { KubeObject } from '../controller/kube/client.js';
+import { moduleIdOf } from '../provider/translate.js';
 import type {
   DeploymentView,
   DeviceView,
@@ -113,36 +114,52 @@ export function deviceView(device: EdgeDevice, pods: Iterable<PodLike>): DeviceV
   };
 }
 
+type PodContainer = NonNullable<ModuleView['pod']> & { moduleId: string };
+
 /** Container name → the pod container of that name (a module's container is named as it). */
-function containersOf(pods: Iterable<PodLike>): Map<string, NonNullable<ModuleView['pod']>> {
-  const containers = new Map<string, NonNullable<ModuleView['pod']>>();
+function containersOf(pods: Iterable<PodLike>): Map<string, PodContainer> {
+  const containers = new Map<string, PodContainer>();
   for (const pod of pods)
     for (const c of pod.spec?.containers ?? [])
       containers.set(c.name, {
         namespace: pod.metadata.namespace ?? '',
         name: pod.metadata.name ?? '',
         container: c.name,
+        moduleId: moduleIdOf({ metadata: pod.metadata }, c.name),
       });
   return containers;
 }
 
 function moduleViews(
   status: EdgeDeviceStatus,
-  containers: Map<string, NonNullable<ModuleView['pod']>>,
+  containers: Map<string, PodContainer>,
 ): ModuleView[] {
   return (status.modules ?? [])
-    .map((m) => ({
-      name: m.name,
-      image: m.image,
-      status: m.runtimeStatus,
-      restarts: m.restartCount,
-      exitCode: m.exitCode,
-      lastExit: m.lastExitTimeUtc,
-      lastStart: m.lastStartTimeUtc,
-      description: m.statusDescription,
-      pod: containers.get(m.name),
-    }))
+    .map((m) => viewOf(m, containers.get(m.name)))
     .sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+function viewOf(
+  m: NonNullable<EdgeDeviceStatus['modules']>[number],
+  container: PodContainer | undefined,
+): ModuleView {
+  const moduleId = container?.moduleId ?? m.name;
+  return {
+    name: m.name,
+    ...(moduleId !== m.name ? { moduleId } : {}),
+    image: m.image,
+    status: m.runtimeStatus,
+    restarts: m.restartCount,
+    exitCode: m.exitCode,
+    lastExit: m.lastExitTimeUtc,
+    lastStart: m.lastStartTimeUtc,
+    description: m.statusDescription,
+    pod: container && {
+      namespace: container.namespace,
+      name: container.name,
+      container: container.container,
+    },
+  };
 }
 
 /** An EdgeDeployment's counts and failing devices. */

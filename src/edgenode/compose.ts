@@ -22,7 +22,8 @@ export function hubUpdateFrom(desired: DesiredDeployment): Parameters<Hub['apply
       ]),
     ),
     modules: Object.fromEntries(
-      desired.modules.map((m) => [m.name, { desiredProperties: desired.twins[m.name] ?? {} }]),
+      // The hub knows modules by their IoT Hub identity; the manifest keys twins by module name.
+      desired.modules.map((m) => [m.moduleId, { desiredProperties: desired.twins[m.name] ?? {} }]),
     ),
     timeToLiveSecs: desired.hub.storeAndForwardTimeToLiveSecs,
   };
@@ -47,8 +48,8 @@ export function withModuleAddress(
 
 /**
  * Builds the hub from the node configuration, or undefined when `hub.enabled` is false.
- * `moduleAddress` is the host's address on the module network (Docker runtime): the hub's MQTT,
- * method and workload listeners bind it next to the configured addresses (default loopback).
+ * `moduleAddress` is the host's address on the module network (Docker runtime): the hub's MQTT
+ * and method listeners bind it on the SDK ports 8883 and 443, the workload API on its own port.
  */
 export function createHub(
   config: NodeConfig,
@@ -64,7 +65,10 @@ export function createHub(
     containerHostName: gateway,
     extraHostNames: ['localhost', LOOPBACK, gateway, ...(moduleAddress ? [moduleAddress] : [])],
     ...settings,
-    host: withModuleAddress(settings.host, moduleAddress),
+    // MQTT and methods reach containers on the SDK ports (hub.moduleHost); the workload API's
+    // port travels in IOTEDGE_WORKLOADURI, so it simply binds the module address too.
+    host: addressList(settings.host ?? LOOPBACK),
+    ...(moduleAddress ? { moduleHost: moduleAddress } : {}),
     workloadHost: withModuleAddress(settings.workloadHost, moduleAddress),
     deviceId: config.deviceId,
     dataDir: path.join(config.dataDir, 'hub'),

@@ -13,6 +13,11 @@ export const ModuleAnnotations = {
   createOptions: 'kedge.io/create-options',
   /** JSON desired properties of the module twin. */
   desiredProperties: 'kedge.io/desired-properties',
+  /**
+   * The module's IoT Hub module id when it is not the container name (an IoT Edge name such as
+   * `SimulatedTemperatureSensor`, which a DNS-label container name cannot hold).
+   */
+  moduleId: 'kedge.io/module-id',
 } as const;
 
 /** Each annotation may be narrowed to one container with a `.<container>` suffix. */
@@ -46,7 +51,26 @@ const NANO_CPUS_PER_CORE = 1e9;
 /** The projected service-account volume every pod gets; it means nothing on a device. */
 const SERVICE_ACCOUNT_VOLUME = /^kube-api-access-/;
 
-/** Translates a pod into IoT Edge modules: one container, one module, same name. */
+/**
+ * The hub identity of a pod's container: its `kedge.io/module-id` annotation, else the container
+ * name. Every place that names a module to the hub (routes, twins, methods) uses this id.
+ */
+export function moduleIdOf(
+  pod: { metadata: { annotations?: Record<string, string> } },
+  container: string,
+): string {
+  return (
+    annotation(pod.metadata.annotations ?? {}, ModuleAnnotations.moduleId, container) ?? container
+  );
+}
+
+/** IoT Edge module names, which the device's manifest accepts as module ids. */
+const MODULE_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+/**
+ * Translates a pod into IoT Edge modules: one container, one module keyed by the container name,
+ * with `moduleId` when the module's hub identity differs from it.
+ */
 export function podToModules(
   pod: { metadata: { annotations?: Record<string, string> }; spec: PodSpec },
   resolved: ResolvedInputs,
@@ -62,6 +86,12 @@ export function podToModules(
       annotations,
       resolved.env[container.name] ?? {},
     );
+    const moduleId = moduleIdOf(pod, container.name);
+    if (!MODULE_ID.test(moduleId))
+      problems.push(
+        `${ModuleAnnotations.moduleId} ${JSON.stringify(moduleId)} is not a module id (up to 128 letters, digits, - and _); the container name is used`,
+      );
+    else if (moduleId !== container.name) module.moduleId = moduleId;
     modules[container.name] = module;
     unsupported.push(...problems.map((p) => `container ${container.name}: ${p}`));
     const twin = parseJsonAnnotation(

@@ -35,6 +35,7 @@ import { SAMPLE, sampleDeployment, sampleDevice, sampleRoute } from './sample.js
 import { Teardown } from './teardown.js';
 import { watchTelemetry } from './telemetry.js';
 import { waitFor } from './wait.js';
+import { SDK_PORTS } from '../edgenode/hub/options.js';
 
 const run = promisify(execFile);
 
@@ -290,7 +291,9 @@ async function startDevice(
         : {}),
     },
     hub: {
-      tlsPort: await freePort(),
+      // Process modules dial 8883 on localhost (IOTEDGE_GATEWAYHOSTNAME carries no port);
+      // containers get 8883 on the module network whatever this port is.
+      tlsPort: where.runtime === 'process' ? SDK_PORTS.mqtts : await freePort(),
       workloadPort: await freePort(),
       methodsPort: await freePort(),
     },

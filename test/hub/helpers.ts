@@ -66,6 +66,9 @@ export async function startHub(
 /** An SDK module client created exactly as a module does: ModuleClient.fromEnvironment(Mqtt). */
 export async function sdkModule(hub: Hub, moduleId: string): Promise<SdkModuleClient> {
   const env = await hub.identityProvider.environmentFor(moduleId, 'process');
+  expect(env.IOTEDGE_GATEWAYHOSTNAME).toBe('localhost');
+  // These hubs run on ephemeral ports; the Node SDK (only it) also reads `host:port` here.
+  env.IOTEDGE_GATEWAYHOSTNAME = `localhost:${hub.ports.tls}`;
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {

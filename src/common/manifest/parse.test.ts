@@ -88,6 +88,28 @@ describe('parseManifest', () => {
     expect(d.systemModules.edgeHub?.restartPolicy).toBe('always');
   });
 
+  it('reads a moduleId as the hub identity, defaulting to the key, and refuses a shared one', () => {
+    const image = { settings: { image: 'img:1' } };
+    const parsed = parseManifest(
+      manifest({ 'sensor-a': { ...image, moduleId: 'SensorA' }, SensorB: image }),
+    );
+    expect(parsed.modules.map((m) => [m.name, m.moduleId])).toEqual([
+      ['sensor-a', 'SensorA'],
+      ['SensorB', 'SensorB'],
+    ]);
+    expect(
+      problemsOf(manifest({ a: { ...image, moduleId: 'X' }, b: { ...image, moduleId: 'X' } })),
+    ).toEqual([
+      {
+        path: 'modulesContent.$edgeAgent["properties.desired"].modules.b.moduleId',
+        message: 'module id "X" is already the id of module "a"',
+      },
+    ]);
+    expect(problemsOf(manifest({ a: { ...image, moduleId: 'bad:id' } }))[0]!.path).toMatch(
+      /modules\.a\.moduleId$/,
+    );
+  });
+
   it('accepts the inner form and the full form alike', () => {
     const full = manifest({ m: { settings: { image: 'x:1' } } }) as { modulesContent: unknown };
     expect(parseManifest(full.modulesContent)).toEqual(parseManifest(full));

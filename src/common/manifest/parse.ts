@@ -143,6 +143,7 @@ function normalize(
       normalizeModule(name, raw, joinPath(joinPath(agentPath, 'modules'), name), problems),
     )
     .sort((a, b) => a.startupOrder - b.startupOrder || a.name.localeCompare(b.name));
+  checkModuleIds(modules, joinPath(agentPath, 'modules'), problems);
   const systemModules: DesiredDeployment['systemModules'] = {};
   for (const key of ['edgeAgent', 'edgeHub'] as const) {
     const raw = agent.systemModules?.[key];
@@ -159,6 +160,24 @@ function normalize(
     hub: normalizeHub(content.$edgeHub?.['properties.desired'], hubPath, problems),
     twins: twinsOf(content),
   };
+}
+
+/** Two modules may not share a hub identity: each moduleId names one module. */
+function checkModuleIds(
+  modules: readonly DesiredModule[],
+  at: string,
+  problems: ManifestProblem[],
+): void {
+  const seen = new Map<string, string>();
+  for (const m of modules) {
+    const other = seen.get(m.moduleId);
+    if (other !== undefined)
+      problems.push({
+        path: joinPath(joinPath(at, m.name), 'moduleId'),
+        message: `module id ${JSON.stringify(m.moduleId)} is already the id of module ${JSON.stringify(other)}`,
+      });
+    else seen.set(m.moduleId, m.name);
+  }
 }
 
 function contentHash(content: unknown): string {
@@ -186,6 +205,7 @@ function normalizeModule(
   const settingsPath = joinPath(at, 'settings');
   const module: DesiredModule = {
     name,
+    moduleId: raw.moduleId ?? name,
     image: withDefaultTag(raw.settings.image),
     createOptions: parseCreateOptions(raw.settings, settingsPath, problems),
     env: Object.fromEntries(Object.entries(raw.env ?? {}).map(([k, v]) => [k, String(v.value)])),

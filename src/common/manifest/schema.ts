@@ -5,6 +5,8 @@
  */
 
 const MODULE_NAME = '^[a-zA-Z0-9_-]+$';
+/** The longest IoT Hub module id. */
+const MAX_MODULE_ID_LENGTH = 128;
 const ENV_NAME = '^[^\\+#$\\s\\.]+$';
 const ROUTE_NAME = '^[^\\.\\$# ]+$';
 const CREATE_OPTIONS_KEY = '^(createoptions|createOptions)([0-9]{2})?$';
@@ -34,6 +36,8 @@ const settingsSchema = {
 };
 
 const moduleProperties = {
+  // kedge extension: the module's IoT Hub identity when it differs from its key (see DesiredModule).
+  moduleId: { type: 'string', pattern: MODULE_NAME, maxLength: MAX_MODULE_ID_LENGTH },
   version: { type: 'string' },
   type: { const: 'docker' },
   status: { enum: ['running', 'stopped'] },

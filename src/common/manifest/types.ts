@@ -32,6 +32,11 @@ export interface RawEnvValue {
 
 /** A module exactly as written under `$edgeAgent` `modules` or `systemModules`. */
 export interface RawModule {
+  /**
+   * kedge extension: the module's IoT Hub module id when it differs from its key, which then
+   * names only the container (see {@link DesiredModule.moduleId}). IoT Edge manifests leave it out.
+   */
+  moduleId?: string;
   version?: string;
   type?: 'docker';
   status?: DesiredStatus;
@@ -94,8 +99,14 @@ export interface RawManifest {
 
 /** A normalized module: what the agent reconciles on. */
 export interface DesiredModule {
-  /** Module name (the key under `modules`), also the container hostname. */
+  /** Module name (the key under `modules`): the container name and hostname on the device. */
   name: string;
+  /**
+   * The module's identity on the hub: IOTEDGE_MODULEID, its credentials, routes, twin and
+   * methods. The manifest's `moduleId` when given, else `name`, as in IoT Edge. A cluster
+   * deployment sets it when the IoT Edge name (`SimulatedTemperatureSensor`) is not a DNS label.
+   */
+  moduleId: string;
   /** The user-defined `version` string; changing it recreates the module. */
   version?: string;
   /** Image reference with `:latest` added when no tag or digest was given. */
@@ -148,7 +159,7 @@ export interface DesiredDeployment {
   /** `systemModules` as written, normalized; kedge node is itself agent and hub, so they run nowhere. */
   systemModules: { edgeAgent?: DesiredModule; edgeHub?: DesiredModule };
   hub: DesiredHub;
-  /** Module twins: `properties.desired` per module name. */
+  /** Module twins: `properties.desired` per module name (the key, not the moduleId). */
   twins: Record<string, Record<string, unknown>>;
 }
 

@@ -18,13 +18,7 @@ import type {
   EdgeModule,
   LabelSelector,
 } from '../types.generated.js';
-import {
-  isDnsLabel,
-  mentionsAny,
-  renameModulesInRoute,
-  toDnsLabel,
-  uniqueLabels,
-} from './names.js';
+import { isDnsLabel, toDnsLabel, uniqueLabels } from './names.js';
 import { runtimeSettingWarnings } from './settings.js';
 
 /** Options of {@link importManifest}. */
@@ -84,8 +78,8 @@ export function importManifest(doc: unknown, options: ImportOptions = {}): Impor
   };
   const priority = priorityOf(envelope, warnings);
   if (priority !== undefined) deployment.spec.priority = priority;
-  const renames = convertModules({ content, desired, spec: deployment.spec }, warnings);
-  const routes = convertRoutes(hub, renames, warnings);
+  convertModules({ content, desired, spec: deployment.spec }, warnings);
+  const routes = convertRoutes(hub, warnings);
   if (routes.length > 0) deployment.spec.routes = routes;
   const ttl = storeTtl(hub, warnings);
   if (ttl !== undefined) deployment.spec.hub = { storeAndForward: { timeToLiveSecs: ttl } };
@@ -103,17 +97,21 @@ export function importManifest(doc: unknown, options: ImportOptions = {}): Impor
 /** Room left in a 63-character name for the `-registry` suffix. */
 const REGISTRY_PREFIX_MAX = 54;
 
-/** Converts the modules and their twins into `spec.modules`; returns the module renames. */
+/**
+ * Converts the modules and their twins into `spec.modules`. A module
+ * whose IoT Edge name is not a DNS label gets a label as `name` and keeps its IoT Edge name as
+ * `moduleId`, so its IoT Hub identity, and every route and method call naming it, stays the same.
+ */
 function convertModules(
   input: { content: RawModulesContent; desired: DesiredDeployment; spec: EdgeDeploymentSpec },
   warnings: string[],
-): Map<string, string> {
+): void {
   const raws = input.content.$edgeAgent['properties.desired'].modules ?? {};
   const renames = uniqueLabels(Object.keys(raws), 'module');
   for (const [from, to] of renames) {
     if (from !== to)
       warnings.push(
-        `module "${from}" renamed to "${to}": EdgeDeployment module names are DNS-1123 labels`,
+        `module "${from}" runs in container "${to}" (container names are DNS-1123 labels); its module id stays "${from}"`,
       );
   }
   const normalized = new Map(input.desired.modules.map((m) => [m.name, m]));
@@ -122,7 +120,6 @@ function convertModules(
   );
   attachTwins(input.content, modules, renames, warnings);
   if (modules.length > 0) input.spec.modules = modules;
-  return renames;
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -177,6 +174,7 @@ function convertModule(input: ModuleInput, warnings: string[]): EdgeModule {
     ? `${raw.settings.image}@${raw.settings.digest}`
     : raw.settings.image;
   const module: EdgeModule = { name: input.renames.get(input.name)!, image };
+  if (module.name !== input.name) module.moduleId = input.name;
   if (raw.imagePullPolicy) module.imagePullPolicy = PULL_POLICY[raw.imagePullPolicy];
   const env = Object.entries(normalized.env).map(([envName, value]) => ({ name: envName, value }));
   if (env.length > 0) module.env = env;
@@ -220,11 +218,8 @@ function attachTwins(
   }
 }
 
-function convertRoutes(
-  hub: RawEdgeHubDesired | undefined,
-  renames: ReadonlyMap<string, string>,
-  warnings: string[],
-): DeploymentRoute[] {
+/** Routes are kept as written: they name modules by module id, which import never changes. */
+function convertRoutes(hub: RawEdgeHubDesired | undefined, warnings: string[]): DeploymentRoute[] {
   const entries = Object.entries(hub?.routes ?? {});
   const names = uniqueLabels(
     entries.map(([n]) => n),
@@ -234,30 +229,19 @@ function convertRoutes(
     const object = typeof value === 'string' ? { route: value } : value;
     const route: DeploymentRoute = {
       name: names.get(routeName)!,
-      route: renameModulesInRoute(object.route, renames),
+      route: object.route,
     };
     if (object.priority !== undefined) route.priority = object.priority;
     if (object.timeToLiveSecs !== undefined) route.timeToLiveSecs = object.timeToLiveSecs;
-    routeWarnings(routeName, route, renames, warnings);
+    routeWarnings(routeName, route, warnings);
     return route;
   });
 }
 
-function routeWarnings(
-  original: string,
-  route: DeploymentRoute,
-  renames: ReadonlyMap<string, string>,
-  warnings: string[],
-): void {
+function routeWarnings(original: string, route: DeploymentRoute, warnings: string[]): void {
   if (route.name !== original) {
     warnings.push(
       `route "${original}" renamed to "${route.name}": route names are DNS-1123 labels`,
-    );
-  }
-  const quoted = mentionsAny(route.route!, renames);
-  if (quoted.length > 0) {
-    warnings.push(
-      `route "${original}" names renamed module(s) ${quoted.join(', ')} in its condition; update it by hand`,
     );
   }
   if (route.timeToLiveSecs !== undefined && route.timeToLiveSecs > MAX_TTL_SECS) {

@@ -6,7 +6,7 @@ import { isKedgeError, ErrorCode } from '../../common/errors.js';
 import { parseRoute } from '../../common/routes/index.js';
 import { validateObject } from '../validate.js';
 import { importManifest, parseSelector, toYaml } from './index.js';
-import { isDnsLabel, renameModulesInRoute, toDnsLabel, uniqueLabels } from './names.js';
+import { isDnsLabel, toDnsLabel, uniqueLabels } from './names.js';
 
 const FIXTURES = path.resolve('test/fixtures/iotedge');
 const fixture = (name: string): unknown =>
@@ -52,9 +52,9 @@ describe('kedge manifest import', () => {
     expect(validateObject(d)).toEqual([]);
     expect(d.metadata).toEqual({ name: 'tempsensor', namespace: 'demo' });
     expect(d.spec.selector).toEqual({ matchLabels: { site: 'lyon' } });
-    expect(d.spec.modules!.map((m) => m.name)).toEqual([
-      'simulated-temperature-sensor',
-      'filtermodule',
+    expect(d.spec.modules!.map((m) => [m.name, m.moduleId])).toEqual([
+      ['simulated-temperature-sensor', 'SimulatedTemperatureSensor'],
+      ['filtermodule', undefined],
     ]);
     expect(d.spec.modules![0]!.env).toEqual([
       { name: 'MessageCount', value: '-1' },
@@ -69,16 +69,29 @@ describe('kedge manifest import', () => {
       {
         name: 'sensor-tofiltermodule',
         route:
-          'FROM /messages/modules/simulated-temperature-sensor/outputs/temperatureOutput INTO BrokeredEndpoint("/modules/filtermodule/inputs/input1")',
+          'FROM /messages/modules/SimulatedTemperatureSensor/outputs/temperatureOutput INTO BrokeredEndpoint("/modules/filtermodule/inputs/input1")',
       },
     ]);
     expect(d.spec.hub).toEqual({ storeAndForward: { timeToLiveSecs: 7200 } });
     expect(d.spec.imagePullSecrets).toEqual([{ name: 'tempsensor-registry' }]);
     expect(warnings.join('\n')).toMatch(
-      /SimulatedTemperatureSensor" renamed to "simulated-temperature-sensor"/,
+      /"SimulatedTemperatureSensor" runs in container "simulated-temperature-sensor" .*its module id stays "SimulatedTemperatureSensor"/,
     );
     expect(warnings.join('\n')).toMatch(/systemModules\.edgeHub/);
     expect(warnings.join('\n')).toMatch(/minDockerVersion/);
+  });
+
+  it('keeps module ids unique in the CRD rules (moduleId, else name)', () => {
+    const { objects } = importManifest(fixture('simulated-temperature-sensor.json'), { name: 't' });
+    const d = structuredClone(objects[0]!);
+    d.spec.modules![1]!.moduleId = 'SimulatedTemperatureSensor';
+    const messages = (): string =>
+      validateObject(d)
+        .map((p) => `${p.path}: ${p.message}`)
+        .join('\n');
+    expect(messages()).toMatch(/module ids \(moduleId, else name\) must be unique/);
+    d.spec.modules![1]!.moduleId = 'Filter:Module';
+    expect(messages()).toMatch(/modules\[1\]\.moduleId/);
   });
 
   it('never puts registry passwords into the output, and says how to create the Secret', () => {
@@ -131,13 +144,13 @@ describe('kedge manifest import', () => {
     expect(gateway.desiredStatus).toBeUndefined();
   });
 
-  it('converts route objects with priority and TTL, and rewrites renamed modules in routes', () => {
+  it('converts route objects with priority and TTL, keeping the module ids routes name', () => {
     const { objects, warnings } = importManifest(fixture('multi-module.json'), { name: 'plant' });
     const routes = new Map(objects[0]!.spec.routes!.map((r) => [r.name, r]));
     expect(routes.get('sensor-to-detector')).toEqual({
       name: 'sensor-to-detector',
       route:
-        'FROM /messages/modules/temp-sensor/outputs/* WHERE $body.machine.temperature > 20 INTO BrokeredEndpoint("/modules/anomaly-detector/inputs/telemetry")',
+        'FROM /messages/modules/tempSensor/outputs/* WHERE $body.machine.temperature > 20 INTO BrokeredEndpoint("/modules/anomaly_detector/inputs/telemetry")',
       priority: 1,
       timeToLiveSecs: 600,
     });
@@ -150,9 +163,13 @@ describe('kedge manifest import', () => {
     for (const r of routes.values()) expect(() => parseRoute(r.route!)).not.toThrow();
     expect(objects[0]!.spec.hub).toEqual({ storeAndForward: { timeToLiveSecs: 14400 } });
     const text = warnings.join('\n');
-    expect(text).toMatch(
-      /route "modbus-upstream" names renamed module\(s\) ModbusTCP in its condition/,
-    );
+    // A $connectionModuleId condition keeps working: the module id is still ModbusTCP.
+    expect(routes.get('modbus-upstream')!.route).toContain("$connectionModuleId = 'ModbusTCP'");
+    expect(text).not.toMatch(/modbus-upstream/);
+    const ids = objects[0]!.spec.modules!.map((m) => m.moduleId ?? m.name);
+    for (const r of routes.values())
+      for (const [, id] of r.route!.matchAll(/\/modules\/([A-Za-z0-9_-]+)/g))
+        expect(ids).toContain(id);
     expect(text).toMatch(/storeLimits\.maxSizeBytes 1073741824 not carried over/);
     expect(text).toMatch(/loggingOptions not carried over/);
     expect(text).toMatch(/twin of "tempSensor": \$version not carried over/);
@@ -267,18 +284,5 @@ describe('import name conversion', () => {
         expect(new Set(labels).size).toBe(names.length);
       }),
     );
-  });
-
-  it('rewrites only whole module names in sources and sinks', () => {
-    const renames = new Map([
-      ['Sensor', 'sensor'],
-      ['SensorX', 'sensor-x'],
-    ]);
-    expect(
-      renameModulesInRoute(
-        'FROM /messages/modules/Sensor/* INTO BrokeredEndpoint("/modules/SensorX/inputs/in")',
-        renames,
-      ),
-    ).toBe('FROM /messages/modules/sensor/* INTO BrokeredEndpoint("/modules/sensor-x/inputs/in")');
   });
 });

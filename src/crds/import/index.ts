@@ -6,7 +6,7 @@ export { importManifest, parseSelector, type ImportOptions, type ImportResult } 
 export { importDocument, parsePriority, type DocumentImportOptions } from './document.js';
 export { importLayered, isLayered } from './layered.js';
 export { fillTemplate, parseSetPairs, type TemplateValues } from './template.js';
-export { toDnsLabel, uniqueLabels, renameModulesInRoute } from './names.js';
+export { toDnsLabel, uniqueLabels } from './names.js';
 
 /** Multi-document YAML of `objects`, with no line folding so routes stay on one line. */
 export function toYaml(objects: readonly object[]): string {

@@ -79,8 +79,9 @@ describe('layered deployment import', () => {
     expect(d.spec.modules![0]!.env).toEqual([{ name: 'ScrapeIntervalSecs', value: '30' }]);
     const routes = Object.fromEntries(d.spec.routes!.map((r) => [r.name, r]));
     expect(Object.values(routes).map((r) => r.route)).toEqual([
-      `FROM /messages/modules/${collector}/outputs/metrics INTO $upstream`,
-      `FROM /messages/modules/${sensor}/outputs/* WHERE $body.machine.temperature > 80 INTO BrokeredEndpoint("/modules/${collector}/inputs/alerts")`,
+      // Routes keep the IoT Hub module ids; the modules keep them as moduleId.
+      'FROM /messages/modules/MetricsCollector/outputs/metrics INTO $upstream',
+      'FROM /messages/modules/SimulatedTemperatureSensor/outputs/* WHERE $body.machine.temperature > 80 INTO BrokeredEndpoint("/modules/MetricsCollector/inputs/alerts")',
     ]);
     expect(Object.values(routes)[0]).toMatchObject({ priority: 2, timeToLiveSecs: 86400 });
     expect(d.spec.desiredProperties).toEqual([
@@ -182,8 +183,8 @@ describe('deployment.template.json import', () => {
     // --set wins over the environment.
     expect(aggregator!.desiredProperties).toEqual({ Line: 'line-7', Threshold: 12.5 });
     expect(d.spec.routes!.map((r) => r.route)).toEqual([
-      `FROM /messages/modules/${importedName('PlcReader')}/outputs/* WHERE $connectionModuleId = 'PlcReader' INTO BrokeredEndpoint("/modules/${importedName('Aggregator')}/inputs/raw")`,
-      `FROM /messages/modules/${importedName('Aggregator')}/outputs/* INTO $upstream`,
+      `FROM /messages/modules/PlcReader/outputs/* WHERE $connectionModuleId = 'PlcReader' INTO BrokeredEndpoint("/modules/Aggregator/inputs/raw")`,
+      'FROM /messages/modules/Aggregator/outputs/* INTO $upstream',
     ]);
     expect(JSON.stringify(d)).not.toContain('not-a-real-password');
   });

@@ -9,7 +9,7 @@
 import { joinPath, type RegistryCredential } from '../../common/manifest/index.js';
 import type { DesiredPropertyPath, EdgeDeployment } from '../types.generated.js';
 import { importManifest, type ImportOptions, type ImportResult } from './convert.js';
-import { renameModulesInRoute, uniqueLabels } from './names.js';
+import { uniqueLabels } from './names.js';
 
 const DESIRED = 'properties.desired';
 const PATH_PREFIX = `${DESIRED}.`;
@@ -62,8 +62,7 @@ export function importLayered(doc: unknown, options: ImportOptions = {}): Import
   const converted = new Set(names.values());
   const foreign = [...new Set(mentioned)].filter((m) => !names.has(m) && !converted.has(m));
   for (const module of foreign) names.set(module, uniqueLabels([module], 'module').get(module)!);
-  for (const route of deployment.spec.routes ?? [])
-    if (route.route !== undefined) route.route = renameModulesInRoute(route.route, names);
+  // Routes keep naming modules by their IoT Hub ids, which imported modules keep (`moduleId`).
   const entries: DesiredPropertyPath[] = split.paths.map((p) => ({
     module: names.get(p.module)!,
     path: p.path,

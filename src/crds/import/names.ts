@@ -1,7 +1,7 @@
 /**
  * Name conversion for `kedge manifest import`: IoT Edge module and route names (letters, digits,
- * `_`, `-`, any case) become DNS-1123 labels, which EdgeDeployment requires, and routes are
- * rewritten to the new module names.
+ * `_`, `-`, any case) get DNS-1123 labels, which Kubernetes names require. A module keeps its
+ * IoT Edge name as its module id, so routes are never rewritten.
  */
 
 /** The longest DNS-1123 label. */
@@ -52,33 +52,4 @@ export function uniqueLabels(names: readonly string[], fallback: string): Map<st
     out.set(name, candidate);
   }
   return out;
-}
-
-const NAME_CHAR = '[A-Za-z0-9_-]';
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-}
-
-/**
- * Rewrites module names in a route's sources and sinks: `/messages/modules/<old>/…` and
- * `BrokeredEndpoint("/modules/<old>/inputs/…")`. Conditions that name a module in a string
- * (`$connectionModuleId = 'old'`) are left alone; {@link mentionsAny} finds them for a warning.
- */
-export function renameModulesInRoute(route: string, renames: ReadonlyMap<string, string>): string {
-  let out = route;
-  for (const [from, to] of renames) {
-    if (from === to) continue;
-    const pattern = new RegExp(`(/modules/)${escapeRegExp(from)}(?!${NAME_CHAR})`, 'g');
-    out = out.replace(pattern, `$1${to}`);
-  }
-  return out;
-}
-
-/** The old names (of those renamed) that still appear as quoted strings in a route. */
-export function mentionsAny(route: string, renames: ReadonlyMap<string, string>): string[] {
-  return [...renames]
-    .filter(([from, to]) => from !== to)
-    .map(([from]) => from)
-    .filter((from) => new RegExp(`['"]${escapeRegExp(from)}['"]`).test(route));
 }

@@ -38,7 +38,7 @@ export function DevicePage({ namespace, name }: { namespace: string; name: strin
       <Modules modules={data.modules} selected={module?.name} onSelect={setSelected} />
       {module && (
         <div className="split">
-          <Twin namespace={namespace} device={name} module={module.name} />
+          <Twin namespace={namespace} device={name} module={module.moduleId ?? module.name} />
           <LogTail module={module} />
         </div>
       )}

@@ -94,7 +94,8 @@ export function containerCreateBody(spec: ModuleSpec, ctx: ContainerContext): Js
     const networking = asRecord(options.NetworkingConfig);
     const endpoints = asRecord(networking.EndpointsConfig);
     const ours = asRecord(endpoints[ctx.network]);
-    ours.Aliases = [...new Set([...asStrings(ours.Aliases), spec.name])];
+    // Modules reach each other by name, as on IoT Edge: by container name and by module id.
+    ours.Aliases = [...new Set([...asStrings(ours.Aliases), spec.name, spec.moduleId])];
     body.NetworkingConfig = {
       ...networking,
       EndpointsConfig: { ...endpoints, [ctx.network]: ours },

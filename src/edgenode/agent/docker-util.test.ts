@@ -34,6 +34,7 @@ describe('containerCreateBody', () => {
   const ctx = { deviceId: 'd1', network: 'kedge', gatewayHostName: 'gw.local' };
   const spec = {
     name: 'filter',
+    moduleId: 'filter',
     image: 'img:1',
     env: { A: 'manifest', IOTEDGE_MODULEID: 'filter' },
     configHash: 'abc',
@@ -71,6 +72,17 @@ describe('containerCreateBody', () => {
       NetworkingConfig: { EndpointsConfig: { kedge: { Aliases: ['filter'] } } },
     });
     expect(createOptions.HostConfig.RestartPolicy).toEqual({ Name: 'always' });
+  });
+
+  it('names the container by its DNS-label name and aliases its IoT Edge module id too', () => {
+    const body = containerCreateBody(
+      { ...spec, name: 'filter-module', moduleId: 'FilterModule', createOptions: {} },
+      ctx,
+    );
+    expect(body.Hostname).toBe('filter-module');
+    expect(body.NetworkingConfig).toEqual({
+      EndpointsConfig: { kedge: { Aliases: ['filter-module', 'FilterModule'] } },
+    });
   });
 
   it('points the hub host at the module network gateway once the hub listens there', () => {

@@ -28,6 +28,8 @@ export function moduleSpec(
   salt: string,
 ): ModuleSpec {
   const env = { ...module.env, ...identityEnv };
+  // moduleId is not hashed itself: it is IOTEDGE_MODULEID in `env`, so a new id recreates anyway,
+  // and hashes from before moduleId existed stay equal (adoption restarts nothing).
   const hashed = {
     name: module.name,
     image: module.image,
@@ -43,6 +45,7 @@ export function moduleSpec(
     .slice(0, HASH_LENGTH);
   return {
     name: module.name,
+    moduleId: module.moduleId,
     image: module.image,
     createOptions: module.createOptions,
     env,

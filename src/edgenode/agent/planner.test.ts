@@ -8,6 +8,7 @@ const settings: RestartSettings = { ...DEFAULT_RESTART_SETTINGS, maxRestarts: 3 
 function spec(name: string, over: Partial<ModuleSpec> = {}): ModuleSpec {
   return {
     name,
+    moduleId: name,
     image: 'img:1',
     createOptions: {},
     env: {},

@@ -37,6 +37,8 @@ export class Reconciler {
   #desired: DesiredDeployment | undefined;
   #records = new Map<string, RestartRecord>();
   readonly #identityEnv = new Map<string, Record<string, string>>();
+  /** Container name → module id of the modules this agent started, for identity removal. */
+  readonly #moduleIds = new Map<string, string>();
   #timer: NodeJS.Timeout | undefined;
   #loop: Promise<void> | undefined;
   #dirty = false;
@@ -194,17 +196,18 @@ export class Reconciler {
     return plan.wakeAtMs;
   }
 
+  /** Identity env per module id (the hub identity), not per container name. */
   async #specs(desired: DesiredDeployment): Promise<ModuleSpec[]> {
-    const wanted = new Set(desired.modules.map((m) => m.name));
-    for (const name of this.#identityEnv.keys())
-      if (!wanted.has(name)) this.#identityEnv.delete(name);
+    const wanted = new Set(desired.modules.map((m) => m.moduleId));
+    for (const id of this.#identityEnv.keys()) if (!wanted.has(id)) this.#identityEnv.delete(id);
     const specs: ModuleSpec[] = [];
     for (const module of desired.modules) {
-      let env = this.#identityEnv.get(module.name);
+      let env = this.#identityEnv.get(module.moduleId);
       if (!env) {
-        env = (await this.#o.identity?.environmentFor(module.name, this.#o.runtime.name)) ?? {};
-        this.#identityEnv.set(module.name, env);
+        env = (await this.#o.identity?.environmentFor(module.moduleId, this.#o.runtime.name)) ?? {};
+        this.#identityEnv.set(module.moduleId, env);
       }
+      this.#moduleIds.set(module.name, module.moduleId);
       specs.push(moduleSpec(module, env, this.#o.runtime.configSalt));
     }
     return specs;
@@ -215,7 +218,11 @@ export class Reconciler {
     await this.#o.runtime.stop(orphan.id, this.#o.stopGraceMs);
     await this.#o.runtime.remove(orphan.id);
     if (!desired.modules.some((m) => m.name === orphan.name)) {
-      await this.#o.identity?.removeModule(orphan.name);
+      // The identity it ran as; after an agent restart only the name is known, as before moduleId.
+      const moduleId = this.#moduleIds.get(orphan.name) ?? orphan.name;
+      this.#moduleIds.delete(orphan.name);
+      if (!desired.modules.some((m) => m.moduleId === moduleId))
+        await this.#o.identity?.removeModule(moduleId);
     }
   }
 

@@ -19,7 +19,10 @@ export type StatusReason =
 
 /** Everything a runtime needs to create one module instance. */
 export interface ModuleSpec {
+  /** Container (or process) name: the manifest key. */
   name: string;
+  /** IoT Hub module id; containers also answer to it as a network alias. */
+  moduleId: string;
   image: string;
   /** Docker `ContainerCreate` options from the manifest (the process runtime reads a subset). */
   createOptions: Record<string, unknown>;

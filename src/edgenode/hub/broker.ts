@@ -13,6 +13,7 @@ import type { Logger } from '../../common/logger.js';
 import type { Identity, IdentityRegistry } from './identities.js';
 import type { HubMetrics } from './metrics.js';
 import { listenOn } from './listen.js';
+import { SDK_PORTS } from './options.js';
 import type { HubLimits } from './options.js';
 import { PreAuthGuard } from './preauth-guard.js';
 import type { Protocol } from './protocol.js';
@@ -176,10 +177,12 @@ export class HubBroker {
 
   /**
    * Starts the TLS listener (and the plain one when `plainPort` is set) on every address in
-   * `hosts`. Returns the bound ports.
+   * `hosts`, and the TLS listener on `sdkHosts` at the SDK's port 8883. Returns the bound ports.
    */
   async listen(options: {
     hosts: string[];
+    /** Addresses that get a TLS listener on 8883 whatever `tlsPort` is (the module network). */
+    sdkHosts: (boundTlsPort: number) => string[];
     tlsPort: number;
     plainPort: number | null;
     cert: string;
@@ -212,6 +215,12 @@ export class HubBroker {
     const tlsListen = await listenOn(createTls, options.tlsPort, options.hosts, 'hub.tlsPort');
     this.#servers.push(...tlsListen.servers);
     this.#tlsServers = tlsListen.servers as tls.Server[];
+    const sdkHosts = options.sdkHosts(tlsListen.port);
+    if (sdkHosts.length > 0) {
+      const sdk = await listenOn(createTls, SDK_PORTS.mqtts, sdkHosts, 'module network MQTT/TLS');
+      this.#servers.push(...sdk.servers);
+      this.#tlsServers.push(...(sdk.servers as tls.Server[]));
+    }
     let plainPort: number | null = null;
     if (options.plainPort !== null) {
       const createPlain = (): net.Server =>

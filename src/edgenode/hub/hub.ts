@@ -13,11 +13,11 @@ import { HubBroker } from './broker.js';
 import { IdentityRegistry } from './identities.js';
 import { HubModuleIdentityProvider } from './identity-provider.js';
 import { HubMetrics } from './metrics.js';
-import { addressList } from './listen.js';
+import { addressList, sdkPortHosts } from './listen.js';
 import { MethodApi } from './method-api.js';
 import { EDGE_AGENT_MODULE_ID } from '../agent/edge-agent-methods.js';
 import { MethodCalls, type MethodResult } from './methods.js';
-import { resolveHubOptions, type HubOptions, type HubOptionsInput } from './options.js';
+import { resolveHubOptions, SDK_PORTS, type HubOptions, type HubOptionsInput } from './options.js';
 import { ensureHubPki, issueServerCert, renewAtMs, type HubPki } from './pki-store.js';
 import { Protocol } from './protocol.js';
 import type { DurableQueue } from './queue/durable-queue.js';
@@ -165,13 +165,14 @@ export class Hub {
     });
     broker.attach(protocol);
     const hosts = addressList(o.host);
-    if (hosts.length === 0)
+    if (hosts.length === 0 && o.moduleHost === undefined)
       throw new KedgeError(
         ErrorCode.InvalidConfig,
         'hub.host: at least one listen address is needed',
       );
     const listened = await broker.listen({
       hosts,
+      sdkHosts: (port) => sdkPortHosts(o.moduleHost, hosts, port, SDK_PORTS.mqtts),
       tlsPort: o.tlsPort,
       plainPort: o.plainPort,
       cert: pki.server.certPem,
@@ -188,6 +189,7 @@ export class Hub {
       (await methodApi?.listen({
         port: o.methodsPort ?? 0,
         hosts,
+        sdkHosts: (port) => sdkPortHosts(o.moduleHost, hosts, port, SDK_PORTS.https),
         cert: pki.server.certPem,
         key: pki.server.keyPem,
       })) ?? null;
@@ -224,6 +226,29 @@ export class Hub {
     this.log.info(
       { ports: this.#r.ports, routes: this.router.size, queued: queue.stats().depth },
       'hub started',
+    );
+    this.#warnOffSdkPorts(this.#r.ports);
+  }
+
+  /**
+   * `IOTEDGE_GATEWAYHOSTNAME` is a host name only, so SDK clients dial 8883 and 443 on it. Says
+   * once, at start, when the hub's own addresses listen elsewhere.
+   */
+  #warnOffSdkPorts(ports: HubPorts): void {
+    const off = [
+      ports.tls !== SDK_PORTS.mqtts ? `MQTT/TLS on ${ports.tls}` : undefined,
+      ports.methods !== null && ports.methods !== SDK_PORTS.https
+        ? `direct methods on ${ports.methods}`
+        : undefined,
+    ].filter((x) => x !== undefined);
+    if (off.length === 0) return;
+    const containers =
+      this.options.moduleHost === undefined
+        ? ''
+        : ` (containers on the module network are served on ${this.options.moduleHost}:${SDK_PORTS.mqtts} and :${SDK_PORTS.https})`;
+    this.log.warn(
+      { host: this.options.host, tlsPort: ports.tls, methodsPort: ports.methods },
+      `the hub serves ${off.join(' and ')}, but SDK clients dial ${SDK_PORTS.mqtts} (MQTT/TLS) and ${SDK_PORTS.https} (methods) on IOTEDGE_GATEWAYHOSTNAME, which carries no port: process modules and leaf devices must be given the port some other way${containers}`,
     );
   }
 
@@ -440,7 +465,6 @@ export class Hub {
       processHostName: 'localhost',
       workloadPort: r.ports.workload,
       workloadSocket: this.options.workloadSocket,
-      tlsPort: r.ports.tls,
     }));
   }
 

@@ -15,12 +15,7 @@ export interface ModuleEndpoints {
   processHostName: string;
   workloadPort: number | null;
   workloadSocket: string | null;
-  /** The MQTT/TLS port; when not 8883 it is appended to the gateway host name (see below). */
-  tlsPort: number;
 }
-
-/** The port the SDK dials when `GatewayHostName` carries none (`mqtts://host`). */
-const SDK_MQTTS_PORT = 8883;
 
 export class HubModuleIdentityProvider implements ModuleIdentityProvider {
   readonly #identities: IdentityRegistry;
@@ -47,8 +42,9 @@ export class HubModuleIdentityProvider implements ModuleIdentityProvider {
       IOTEDGE_MODULEID: moduleId,
       IOTEDGE_MODULEGENERATIONID: creds.generationId,
       IOTEDGE_IOTHUBHOSTNAME: e.iotHubHostName,
-      // The SDK builds `mqtts://{gateway}`, so `host:port` reaches a hub on another port.
-      IOTEDGE_GATEWAYHOSTNAME: e.tlsPort === SDK_MQTTS_PORT ? host : `${host}:${e.tlsPort}`,
+      // A host name only: the Python SDK takes `host:port` for a host name, and every SDK dials
+      // its own fixed ports on it (8883 MQTT/TLS, 443 methods); see docs/adr/0020.
+      IOTEDGE_GATEWAYHOSTNAME: host,
       IOTEDGE_AUTHSCHEME: 'sasToken',
       IOTEDGE_APIVERSION: '2018-06-28',
     });

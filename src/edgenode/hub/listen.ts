@@ -56,3 +56,20 @@ export async function listenOn(
   }
   return { servers, port: bound };
 }
+
+const WILDCARDS = new Set(['0.0.0.0', '::']);
+
+/**
+ * The module network address to bind on an SDK port, as a list: empty when there is none, or when
+ * `hosts` already covers it (the address itself or a wildcard) on that same port.
+ */
+export function sdkPortHosts(
+  moduleHost: string | undefined,
+  hosts: readonly string[],
+  boundPort: number,
+  sdkPort: number,
+): string[] {
+  if (moduleHost === undefined) return [];
+  const covered = hosts.includes(moduleHost) || hosts.some((h) => WILDCARDS.has(h));
+  return covered && boundPort === sdkPort ? [] : [moduleHost];
+}

@@ -14,6 +14,7 @@ import { isKedgeError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { IdentityRegistry } from './identities.js';
 import { listenOn } from './listen.js';
+import { SDK_PORTS } from './options.js';
 import type { HubMetrics } from './metrics.js';
 import type { MethodResult } from './methods.js';
 import type { HubLimits } from './options.js';
@@ -122,6 +123,8 @@ export class MethodApi {
   async listen(options: {
     port: number;
     hosts: string[];
+    /** Addresses that also get the API on 443 whatever `port` is (the module network). */
+    sdkHosts: (boundPort: number) => string[];
     cert: string;
     key: string;
   }): Promise<number> {
@@ -142,6 +145,11 @@ export class MethodApi {
     };
     const bound = await listenOn(create, options.port, options.hosts, 'hub.methodsPort');
     this.#servers = bound.servers;
+    const sdkHosts = options.sdkHosts(bound.port);
+    if (sdkHosts.length > 0) {
+      const sdk = await listenOn(create, SDK_PORTS.https, sdkHosts, 'module network method API');
+      this.#servers.push(...sdk.servers);
+    }
     return bound.port;
   }
 

@@ -93,18 +93,28 @@ export interface HubOptions {
   /** Extra DNS names or IPs for the server certificate SAN. Default `['localhost', '127.0.0.1']`. */
   extraHostNames: string[];
   /**
-   * Addresses the MQTT listeners and the direct-method API bind. Default `127.0.0.1`: nothing
-   * outside the device reaches the hub unless configured. `kedge node` with the Docker runtime adds
-   * the module network's gateway address, so containers on that network (and only those) reach
-   * it. Leaf devices need the device's LAN address here (or `0.0.0.0`, every interface).
+   * Addresses the MQTT listeners and the direct-method API bind, on `tlsPort` and `methodsPort`.
+   * Default `127.0.0.1`: nothing outside the device reaches the hub unless configured. Leaf
+   * devices need the device's LAN address here (or `0.0.0.0`, every interface).
    */
   host: ListenAddresses;
+  /**
+   * The module network's gateway address, set by `kedge node` with the Docker runtime (not a
+   * configuration key). The hub's MQTT/TLS and method listeners bind it on the ports the SDKs dial
+   * ({@link SDK_PORTS}: 8883 and 443), whatever `tlsPort` and `methodsPort` say, because
+   * `IOTEDGE_GATEWAYHOSTNAME` carries no port. Only containers on that network reach it.
+   * Left out (the default): no module network.
+   */
+  moduleHost?: string;
   /**
    * Addresses the workload API's TCP listener binds. Default `127.0.0.1`; `kedge node` adds the
    * module network's gateway address. Only modules need it: never put a LAN address here.
    */
   workloadHost: ListenAddresses;
-  /** MQTT over TLS port. Default 8883. */
+  /**
+   * MQTT over TLS port on `host`. Default 8883, the port every SDK dials: with another port, local
+   * process modules and leaf devices must be told the port some other way (the hub warns).
+   */
   tlsPort: number;
   /** Plain MQTT port for development; `null` (default) disables it. */
   plainPort: number | null;
@@ -134,6 +144,13 @@ export interface HubOptions {
    */
   serverCert: ServerCertLifetime;
 }
+
+/**
+ * The ports the Azure IoT SDKs dial on `GatewayHostName`, which carries no port: MQTT/TLS 8883
+ * (AMQP/TLS 5671 is not served) and HTTPS 443 for module-to-module direct methods (and MQTT over
+ * WebSockets).
+ */
+export const SDK_PORTS = { mqtts: 8883, https: 443 } as const;
 
 /** Options callers pass: required fields plus any overrides. */
 export type HubOptionsInput = Pick<HubOptions, 'deviceId' | 'dataDir'> &
