@@ -1,10 +1,12 @@
 import { X509Certificate } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { gunzipSync } from 'node:zlib';
 import { createCa, issueCertificate } from '../common/pki.js';
 import { EXPIRY_WARN_MS, judgeClock, judgeExpiry } from './certificates.js';
 import { judgeApiService, judgeCrd, judgeDevice, judgeGatewayEndpoints } from './cluster.js';
 import { DISK_FAIL_BYTES, judgeDisk } from './disk.js';
-import { gatewayTarget } from './gateway.js';
+import { gatewayTarget, probeGateway } from './gateway.js';
 import { judgePort, listeningInodes, type NodePort } from './ports.js';
 import { REDACTED, redactValue, scrubText } from './redact.js';
 import { anyFailed, fail, formatResults, ok, skip, warn } from './result.js';
@@ -251,5 +253,48 @@ describe('cluster judgements', () => {
     expect(
       judgeDevice('factory/x', { ...meta, status: { phase: 'Connected', lastSeen: 't' } }).status,
     ).toBe('ok');
+  });
+});
+
+describe('probeGateway (a TLS server on loopback)', () => {
+  const ca = createCa('unit gateway CA');
+  async function serve(
+    altNames: string[],
+    signer = ca,
+  ): Promise<{ url: string; close: () => void }> {
+    const leaf = issueCertificate(signer, { commonName: 'gw', altNames, usage: ['server'] });
+    const server = tls.createServer({ cert: leaf.certPem, key: leaf.keyPem }, () => undefined);
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return {
+      url: `mqtts://localhost:${(server.address() as AddressInfo).port}`,
+      close: () => server.close(),
+    };
+  }
+
+  it('verifies a certificate that names the host and returns it', async () => {
+    const gw = await serve(['localhost']);
+    try {
+      const probe = await probeGateway(gw.url, ca.certPem);
+      expect(probe.results.map((r) => r.status)).toEqual(['ok', 'ok', 'ok']);
+      expect(probe.certificate?.subject).toBe('CN=gw');
+    } finally {
+      gw.close();
+    }
+  });
+
+  it('fails a certificate for another name, and one from another CA, each with its hint', async () => {
+    const other = await serve(['gateway.example.com']);
+    const foreign = await serve(['localhost'], createCa('someone else'));
+    try {
+      const named = (await probeGateway(other.url, ca.certPem)).results[2]!;
+      expect(named).toMatchObject({ status: 'fail' });
+      expect(named.hint).toContain('does not name localhost');
+      const signed = (await probeGateway(foreign.url, ca.certPem)).results[2]!;
+      expect(signed).toMatchObject({ status: 'fail' });
+      expect(signed.hint).toContain('not signed by cloud.caPem');
+    } finally {
+      other.close();
+      foreign.close();
+    }
   });
 });

@@ -99,12 +99,14 @@ function handshake(
   });
 }
 
-/** Why a verified chain still does not fit, or undefined when it does. */
+/** Why the certificate does not fit: chain, validity, or host name; undefined when it does. */
 function verifyPeer(secure: tls.TLSSocket, target: GatewayTarget): string | undefined {
   const error = secure.authorizationError as unknown as string | Error | null;
-  if (error) return typeof error === 'string' ? error : error.message;
+  const code = typeof error === 'string' ? error : error?.message;
+  // Node reports a name mismatch as this code only; checkServerIdentity says which names it has.
+  if (code && code !== 'ERR_TLS_CERT_ALTNAME_INVALID') return code;
   const identity = tls.checkServerIdentity(target.host, secure.getPeerCertificate());
-  return identity ? identity.message : undefined;
+  return identity ? identity.message : code;
 }
 
 /** The hint for a TLS verification failure, by OpenSSL's reason. */
@@ -113,7 +115,7 @@ function tlsHint(reason: string, target: GatewayTarget, keys: { url: string; ca:
     return 'the gateway serves an expired certificate: the controller renews Secret kedge-gateway-tls; check that it runs and the gateways re-read it';
   if (reason.includes('NOT_YET_VALID'))
     return "the device clock is behind the gateway certificate's start: set the clock (timedatectl, NTP)";
-  if (reason.includes('Host') || reason.includes('altnames'))
+  if (reason.includes('altnames') || reason.includes('ALTNAME'))
     return `the gateway certificate does not name ${target.host}: use a name it carries in ${keys.url}, or add ${target.host} to the chart's gateway.hostnames`;
   return `the gateway certificate is not signed by ${keys.ca}: re-run kedge device bootstrap to get the cluster's current CA`;
 }
@@ -141,8 +143,9 @@ async function tlsStep(
       ],
     };
   }
-  const certificate = secure.getPeerX509Certificate();
+  // In this order: on Node 20, getPeerCertificate() returns {} once getPeerX509Certificate() ran.
   const problem = verifyPeer(secure, target);
+  const certificate = secure.getPeerX509Certificate();
   secure.destroy();
   const result = problem
     ? fail('gateway TLS', `certificate rejected: ${problem}`, tlsHint(problem, target, keys))
