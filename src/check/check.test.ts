@@ -5,6 +5,8 @@ import { gunzipSync } from 'node:zlib';
 import { createCa, issueCertificate } from '../common/pki.js';
 import { EXPIRY_WARN_MS, judgeClock, judgeExpiry } from './certificates.js';
 import { judgeApiService, judgeCrd, judgeDevice, judgeGatewayEndpoints } from './cluster.js';
+import { defaultConfig } from '../edgenode/config.js';
+import { nodePorts } from './device.js';
 import { DISK_FAIL_BYTES, judgeDisk } from './disk.js';
 import { gatewayTarget, probeGateway } from './gateway.js';
 import { judgePort, listeningInodes, type NodePort } from './ports.js';
@@ -296,5 +298,26 @@ describe('probeGateway (a TLS server on loopback)', () => {
       other.close();
       foreign.close();
     }
+  });
+});
+
+describe('nodePorts', () => {
+  it('lists the hub ports and the metrics port as the config sets them', () => {
+    const config = defaultConfig();
+    expect(nodePorts(config).map((p) => `${p.key}=${p.port}`)).toEqual([
+      'hub.tlsPort=8883',
+      'hub.methodsPort=443',
+      'hub.workloadPort=15580',
+      'metrics.port=9600',
+    ]);
+    config.hub = { methodsPort: null, plainPort: 1883, host: ['0.0.0.0'] };
+    config.metrics.port = 0;
+    expect(nodePorts(config).map((p) => `${p.host}:${p.port}`)).toEqual([
+      '0.0.0.0:8883',
+      '0.0.0.0:1883',
+      '127.0.0.1:15580',
+    ]);
+    config.hub = { enabled: false };
+    expect(nodePorts(config)).toEqual([]);
   });
 });

@@ -81,6 +81,7 @@ function hubSettings(config: NodeConfig): HubOptions | undefined {
     ...HUB_DEFAULTS,
     ...settings,
     storeAndForward: { ...HUB_DEFAULTS.storeAndForward, ...settings.storeAndForward },
+    serverCert: { ...HUB_DEFAULTS.serverCert, ...settings.serverCert },
   } as HubOptions;
 }
 
