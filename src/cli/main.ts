@@ -14,6 +14,7 @@ type Register = (program: Command) => void;
 const COMMANDS: Record<string, () => Promise<Register>> = {
   validate: async () => (await import('./validate.js')).registerValidateCommand,
   cluster: async () => (await import('./cluster.js')).registerClusterCommands,
+  check: async () => (await import('./check.js')).registerCheckCommand,
   controller: async () => (await import('./controller.js')).registerControllerCommand,
   dashboard: async () => (await import('./dashboard.js')).registerDashboardCommand,
   device: async () => (await import('./device.js')).registerDeviceCommands,
@@ -25,6 +26,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   manifest: async () => (await import('./manifest.js')).registerManifestCommands,
   node: async () => (await import('./node.js')).registerNodeCommand,
   route: async () => (await import('./route.js')).registerRouteCommands,
+  'support-bundle': async () => (await import('./support-bundle.js')).registerSupportBundleCommand,
   up: async () => (await import('./up.js')).registerUpCommand,
 };
 
