@@ -26,6 +26,11 @@ export interface DeviceState {
   keyRefusal?: KeyRefusal;
   /** Why the Node of the device's name is not kedge's to manage, when it is not. */
   nodeRefusal?: { reason: string; message: string };
+  /**
+   * For a leaf device: the parent and credentials its parent's desired state was last built
+   * for, so a change re-pushes the parents concerned.
+   */
+  leafSync?: { parent: string; signature: string };
   /** Terminating pods (by UID) and the desired version that first left them out. */
   removals: Map<string, number>;
 }

@@ -85,7 +85,7 @@ export class CloudUpstream extends UpstreamBase {
     if (!this.#handlers) return { status: 503, payload: { message: 'the hub is not running' } };
     try {
       return await this.#handlers.invokeMethod(
-        { deviceId, moduleId: request.module },
+        request.leaf ? { deviceId } : { deviceId, moduleId: request.module },
         {
           methodName: request.method,
           payload: request.payload,
