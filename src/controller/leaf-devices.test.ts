@@ -18,7 +18,7 @@ function device(name: string, spec: EdgeDevice['spec'] = {}, extra: Partial<Devi
     metadata: { name, namespace: 'ns', uid: `uid-${name}`, generation: 1 },
     spec,
     ...extra,
-  } as Device;
+  };
 }
 
 /** A controller context over a fixed set of devices, recording enqueues and status patches. */
@@ -127,13 +127,13 @@ describe('leaf devices in the controller', () => {
     });
 
     // Nothing changed: no second push, no second write.
-    await reconcileLeaf(ctx, { ...leaf, status: status as never }, state, loadKeys);
+    await reconcileLeaf(ctx, { ...leaf, status: status }, state, loadKeys);
     expect(enqueued).toEqual(['desired ns/gw']);
     expect(patches).toHaveLength(1);
 
     // The parent stops reporting it: Disconnected, with the reason.
     gw.report = { leaves: [] } as never;
-    await reconcileLeaf(ctx, { ...leaf, status: status as never }, state, loadKeys);
+    await reconcileLeaf(ctx, { ...leaf, status: status }, state, loadKeys);
     expect(patches[1]!.body.status).toMatchObject({ phase: 'Disconnected' });
   });
 

@@ -120,12 +120,12 @@ export async function reconcileLeaf(
 function syncToParent(ctx: ControllerContext, device: EdgeDevice, state: DeviceState): void {
   const parent = declaredParent(device)!;
   const signature = JSON.stringify(leafIdentity(device, state) ?? null);
-  const before = state.leafSync;
+  const before = state.leaf;
   if (before?.parent === parent && before.signature === signature) return;
   ctx.enqueue.desired(keyFor(device.metadata.namespace, parent));
   if (before && before.parent !== parent)
     ctx.enqueue.desired(keyFor(device.metadata.namespace, before.parent));
-  state.leafSync = { parent, signature };
+  state.leaf = { connected: false, ...before, parent, signature };
 }
 
 /** Whether the parent reports the leaf connected to its hub now. */
@@ -143,11 +143,11 @@ async function writeLeafStatus(
   state: DeviceState,
   problem: ParentProblem | undefined,
 ): Promise<void> {
+  const leaf = state.leaf!;
   const connected = !problem && connectedThroughParent(ctx, device);
-  if (connected !== state.connected) {
-    state.connected = connected;
-    state.since = new Date();
-    if (connected) state.lastSeen = new Date();
+  if (connected !== leaf.connected) {
+    leaf.connected = connected;
+    leaf.since = new Date();
   }
   const status = leafStatus(device, state, problem);
   if (sameLeafStatus(device.status, status)) return;
@@ -191,23 +191,26 @@ export function leafStatus(
   state: DeviceState,
   problem: ParentProblem | undefined,
 ): EdgeDeviceStatus {
-  const wasSeen =
-    state.lastSeen !== undefined ||
-    device.status?.phase === 'Connected' ||
-    device.status?.phase === 'Disconnected';
-  const phase = state.connected ? 'Connected' : wasSeen ? 'Disconnected' : 'Pending';
+  const connected = state.leaf?.connected === true;
   const conditions = leafConditions(device, state, problem);
   return {
     observedGeneration: device.metadata.generation,
-    phase,
+    phase: leafPhase(device, connected),
     ...(problem ? {} : { parent: declaredParent(device) }),
-    ...(state.connected && state.since ? { connectedSince: kubeTime(state.since) } : {}),
+    ...(connected && state.leaf?.since ? { connectedSince: kubeTime(state.leaf.since) } : {}),
     conditions: mergeConditions(
       device.status?.conditions?.filter((c) => !GATEWAY_CONDITIONS.has(c.type)),
       conditions,
       device.metadata.generation,
     ),
   };
+}
+
+/** Connected; Disconnected once it has been connected; Pending before. */
+function leafPhase(device: EdgeDevice, connected: boolean): EdgeDeviceStatus['phase'] {
+  if (connected) return 'Connected';
+  const wasSeen = device.status?.phase === 'Connected' || device.status?.phase === 'Disconnected';
+  return wasSeen ? 'Disconnected' : 'Pending';
 }
 
 /** Conditions a gateway has and a leaf does not. */
@@ -238,7 +241,7 @@ function leafConditions(
           ? "the gateway's hub accepts a client certificate with the declared SHA-256 thumbprint"
           : 'the device key is usable',
       };
-  const connected: ConditionInput = state.connected
+  const connected: ConditionInput = state.leaf?.connected
     ? {
         type: 'Connected',
         status: 'True',
