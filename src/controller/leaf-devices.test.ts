@@ -6,6 +6,8 @@ import type { KubeObject } from './kube/client.js';
 import { leafIdentitiesOf, leafParentOf, parentProblem, reconcileLeaf } from './leaf-devices.js';
 import { invokeSubresource } from './service-api/invoke.js';
 import { c2dSubresource } from './service-api/c2d.js';
+import { twinSubresource } from './service-api/twin.js';
+import { leafTwinModule } from '../common/cloudplane/layout.js';
 
 type Device = EdgeDevice & KubeObject;
 
@@ -219,5 +221,21 @@ describe('leaf devices in the controller', () => {
     expect(sent).toEqual([{ d: 'gw', leaf: 's1', to: '/devices/s1/messages/devicebound' }]);
     const wrongLeaf = await c2d.handle(request('s1', { payload: 'hi', deviceId: 'other' }));
     expect(wrongLeaf.status).toBe(400);
+
+    const reads: string[] = [];
+    const twin = twinSubresource((_ns, d, module) => {
+      reads.push(`${d} ${module}`);
+      return Promise.resolve({ module, version: 2, properties: { fw: '1' } });
+    }, leafOf);
+    const got = await twin.handle(request('s1', {}));
+    expect(got).toMatchObject({
+      status: 200,
+      body: {
+        kind: 'DeviceTwin',
+        deviceId: 's1',
+        properties: { reported: { fw: '1', $version: 2 } },
+      },
+    });
+    expect(reads).toEqual([`gw ${leafTwinModule('s1')}`]);
   });
 });

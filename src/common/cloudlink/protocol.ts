@@ -154,7 +154,10 @@ export interface TelemetryMessage {
 }
 
 export interface TwinReportedMessage {
+  /** The module; empty for a leaf device. */
   module: string;
+  /** The leaf device behind the hub whose twin this is, instead of a module. */
+  leaf?: string;
   patch: Record<string, unknown>;
   version: number;
 }

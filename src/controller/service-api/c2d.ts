@@ -97,11 +97,8 @@ export function parseC2d(
     false,
   );
   if (typeof request === 'string') return request;
-  if (leaf !== undefined) {
-    if (request.deviceId !== undefined && request.deviceId !== leaf)
-      return `the EdgeDevice is the leaf device ${leaf}; deviceId must be ${leaf} or left out`;
-    request.deviceId = leaf;
-  }
+  const leafProblem = defaultToLeaf(request, leaf);
+  if (leafProblem) return leafProblem;
   if (typeof request.deviceId !== 'string' || !DEVICE_ID.test(request.deviceId))
     return "deviceId must name the leaf device (up to 128 letters, digits and -:.+%_#*?!(),=@$')";
   const payload = parsePayload(request);
@@ -113,6 +110,18 @@ export function parseC2d(
   const properties = parseProperties(request, expiresAt);
   if (typeof properties === 'string') return properties;
   return { send: { leaf: request.deviceId, body: payload, properties, ttlSecs }, expiresAt };
+}
+
+/** For a leaf EdgeDevice, the message is for that leaf: `deviceId` may only name it. */
+function defaultToLeaf(
+  request: Partial<CloudToDeviceMessage>,
+  leaf: string | undefined,
+): string | undefined {
+  if (leaf === undefined) return undefined;
+  if (request.deviceId !== undefined && request.deviceId !== leaf)
+    return `the EdgeDevice is the leaf device ${leaf}; deviceId must be ${leaf} or left out`;
+  request.deviceId = leaf;
+  return undefined;
 }
 
 function parsePayload(request: Partial<CloudToDeviceMessage>): Buffer | string {

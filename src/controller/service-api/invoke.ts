@@ -106,10 +106,8 @@ export function invokeSubresource(
 export function parseCall(body: string, leaf = false): MethodCall | string {
   const request = jsonObjectBody<Partial<DirectMethodRequest>>(body, 'DirectMethodRequest', true);
   if (typeof request === 'string') return request;
-  if (leaf && request.moduleId !== undefined)
-    return 'the EdgeDevice is a leaf device, which has no modules: leave moduleId out';
-  if (!leaf && (typeof request.moduleId !== 'string' || !request.moduleId))
-    return 'moduleId is required';
+  const moduleProblem = moduleIdProblem(request.moduleId, leaf);
+  if (moduleProblem) return moduleProblem;
   if (typeof request.methodName !== 'string' || !request.methodName)
     return 'methodName is required';
   const timeoutSecs = request.responseTimeoutInSeconds ?? DEFAULT_METHOD_TIMEOUT_SECS;
@@ -121,6 +119,15 @@ export function parseCall(body: string, leaf = false): MethodCall | string {
     payload: request.payload ?? null,
     timeoutSecs,
   };
+}
+
+/** A leaf device names no module; a device with modules must name one. */
+function moduleIdProblem(moduleId: unknown, leaf: boolean): string | undefined {
+  if (leaf)
+    return moduleId === undefined
+      ? undefined
+      : 'the EdgeDevice is a leaf device, which has no modules: leave moduleId out';
+  return typeof moduleId === 'string' && moduleId ? undefined : 'moduleId is required';
 }
 
 function deviceFailure(err: unknown): Reply {
