@@ -188,7 +188,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     await cluster.kubectlOk(['delete', 'edgedevice', 'orphan']);
   });
 
-  it('connects a SAS leaf through its gateway: telemetry arrives, status names the parent, kedge invoke calls its method', async () => {
+  it('connects a SAS leaf through its gateway: telemetry arrives, status names the parent, its twin reads and kedge invoke calls its method', async () => {
     const sensor = await eventually('the sensor leaf connected through gw', () =>
       openSas(sensorKey),
     );
@@ -206,6 +206,24 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     expect(connected.conditions.find((c: any) => c.type === 'Ready')).toMatchObject({
       status: 'True',
       reason: 'ConnectedThroughParent',
+    });
+
+    // Its reported twin, through the service API on the leaf EdgeDevice itself.
+    const twin = await sensor.getTwin();
+    await new Promise<void>((resolve, reject) =>
+      twin.properties.reported.update({ firmware: '1.2.3' }, (err?: Error) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
+    const twinPath = `/apis/api.kedge.io/v1alpha1/namespaces/default/edgedevices/${SENSOR}/twin`;
+    const read = await eventually('the leaf twin through the service API', async () => {
+      const res = await cluster.kubectl(['get', '--raw', twinPath]);
+      return res.code === 0 ? JSON.parse(res.stdout) : undefined;
+    });
+    expect(read).toMatchObject({
+      kind: 'DeviceTwin',
+      deviceId: SENSOR,
+      properties: { reported: { firmware: '1.2.3' } },
     });
 
     sensor.onDeviceMethod('ping', (request, response) => {
