@@ -23,18 +23,19 @@ export interface C2dStatus {
 
 /**
  * Queues a cloud-to-device message through the service API (`edgedevices/{name}/c2d`), with the
- * caller's own Kubernetes identity and RBAC. `target` is `<namespace>/<device>/<leaf>`.
+ * caller's own Kubernetes identity and RBAC. `target` is `<namespace>/<device>/<leaf>` (a leaf
+ * by the id its gateway's hub knows) or `<namespace>/<leaf-device>` (a leaf EdgeDevice by name).
  */
 export async function sendC2d(
   client: KubeClient,
   target: string,
   message: Omit<CloudToDeviceMessage, 'deviceId'>,
 ): Promise<C2dStatus> {
-  const { namespace, device, name: leaf } = parseTarget(target, 'leaf');
+  const { namespace, device, name: leaf } = parseTarget(target, 'leaf', true);
   const body: CloudToDeviceMessage = {
     apiVersion: `${SERVICE_API_GROUP}/${SERVICE_API_VERSION}`,
     kind: 'CloudToDeviceMessage',
-    deviceId: leaf,
+    ...(leaf === undefined ? {} : { deviceId: leaf }),
     ...message,
   };
   try {
@@ -54,7 +55,7 @@ export function registerC2dCommand(program: Command): void {
     .description('Cloud-to-device messages for leaf devices behind an edge device')
     .command('send <target> <body>')
     .description(
-      'Queue a message for <namespace>/<device>/<leaf>; it waits in the cloud plane until the leaf’s edge device takes it or its TTL ends (RBAC: create edgedevices/c2d in api.kedge.io).',
+      'Queue a message for <namespace>/<device>/<leaf> or for a leaf EdgeDevice <namespace>/<leaf-device>; it waits in the cloud plane until the leaf’s edge device takes it or its TTL ends (RBAC: create edgedevices/c2d in api.kedge.io).',
     )
     .option('--kubeconfig <path>', 'kubeconfig to use')
     .option(

@@ -32,12 +32,12 @@ export async function invokeMethod(
   client: KubeClient,
   { target, method, payload, timeoutSecs }: InvokeRequest,
 ): Promise<MethodResponse> {
-  const { namespace, device, name: module } = parseTarget(target, 'module');
+  const { namespace, device, name: module } = parseTarget(target, 'module', true);
   const path = subresourcePath(namespace, device, 'invoke');
   const body: DirectMethodRequest = {
     apiVersion: `${SERVICE_API_GROUP}/${SERVICE_API_VERSION}`,
     kind: 'DirectMethodRequest',
-    moduleId: module,
+    ...(module === undefined ? {} : { moduleId: module }),
     methodName: method,
     payload,
     responseTimeoutInSeconds: timeoutSecs,
@@ -59,7 +59,7 @@ export function registerInvokeCommand(program: Command): void {
   program
     .command('invoke <target> <method> [payload]')
     .description(
-      "Call a direct method on a module: <namespace>/<device>/<module>, where <module> is the module's id on the hub (its moduleId, else its name: SimulatedTemperatureSensor for an imported module), through the service API (RBAC: create edgedevices/invoke in api.kedge.io).",
+      "Call a direct method on a module (<namespace>/<device>/<module>, where <module> is the module's id on the hub: its moduleId, else its name, e.g. SimulatedTemperatureSensor for an imported module) or on a leaf device (<namespace>/<leaf-device>, the leaf EdgeDevice by its own name), through the service API (RBAC: create edgedevices/invoke in api.kedge.io on the device named).",
     )
     .option('--kubeconfig <path>', 'kubeconfig to use')
     .option(
@@ -69,7 +69,7 @@ export function registerInvokeCommand(program: Command): void {
     )
     .addHelpText(
       'after',
-      `\nExamples:\n  kedge invoke default/sensor-1/filter ping\n  kedge invoke factory/gw-7/filter setThreshold '{"threshold": 30}' --timeout 10\n`,
+      `\nExamples:\n  kedge invoke default/sensor-1/filter ping\n  kedge invoke factory/gw-7/filter setThreshold '{"threshold": 30}' --timeout 10\n  kedge invoke factory/sensor-12 reboot     # a leaf EdgeDevice behind its gateway\n`,
     )
     .action(
       async (

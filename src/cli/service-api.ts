@@ -2,19 +2,35 @@ import { ErrorCode, KedgeError } from '../common/errors.js';
 import { KubeApiError } from '../controller/kube/client.js';
 import { SERVICE_API_GROUP, SERVICE_API_VERSION } from '../controller/service-api/server.js';
 
-/** `<namespace>/<device>/<name>` split into its parts, or an error that shows the form. */
+/**
+ * `<namespace>/<device>/<name>` split into its parts, or an error that shows the form. With
+ * `leafForm`, `<namespace>/<leaf>` (a leaf EdgeDevice by its own name) is accepted too and has
+ * no `name`.
+ */
 export function parseTarget(
   target: string,
   last: string,
-): { namespace: string; device: string; name: string } {
+  leafForm?: false,
+): { namespace: string; device: string; name: string };
+export function parseTarget(
+  target: string,
+  last: string,
+  leafForm: true,
+): { namespace: string; device: string; name?: string };
+export function parseTarget(
+  target: string,
+  last: string,
+  leafForm = false,
+): { namespace: string; device: string; name?: string } {
   const parts = target.split('/');
-  if (parts.length !== 3 || parts.some((p) => !p))
+  const shapeOk = parts.length === 3 || (leafForm && parts.length === 2);
+  if (!shapeOk || parts.some((p) => !p))
     throw new KedgeError(
       ErrorCode.InvalidInput,
-      `target must be <namespace>/<device>/<${last}>, got "${target}"`,
+      `target must be <namespace>/<device>/<${last}>${leafForm ? ' or <namespace>/<leaf-device>' : ''}, got "${target}"`,
     );
-  const [namespace, device, name] = parts as [string, string, string];
-  return { namespace, device, name };
+  const [namespace, device, name] = parts as [string, string, string | undefined];
+  return name === undefined ? { namespace, device } : { namespace, device, name };
 }
 
 /** The path of an EdgeDevice subresource in the service API. */

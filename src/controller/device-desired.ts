@@ -16,6 +16,7 @@ import {
 } from './desired.js';
 import type { DeviceState } from './device-state.js';
 import { Resources, type KubeObject } from './kube/client.js';
+import { leafIdentitiesOf } from './leaf-devices.js';
 import { podRefusal } from './pod-admission.js';
 import { matchesSelector } from './selector.js';
 
@@ -76,7 +77,9 @@ export async function pushDesired(
     deployments: deploymentsFor(ctx, device),
     routes,
   });
-  const hash = createHash('sha256').update(JSON.stringify(modulesContent)).digest('hex');
+  const leafDevices = leafIdentitiesOf(ctx, device);
+  const content = leafDevices.length > 0 ? { modulesContent, leafDevices } : modulesContent;
+  const hash = createHash('sha256').update(JSON.stringify(content)).digest('hex');
   if (hash !== state.desiredHash) {
     state.desiredVersion = Math.max(state.desiredVersion, device.status?.desiredVersion ?? 0) + 1;
     state.desiredHash = hash;
@@ -93,6 +96,7 @@ export async function pushDesired(
   await ctx.backend.publishDesired(namespace, device.metadata.name!, {
     version: state.desiredVersion,
     modulesContent,
+    leafDevices,
   });
   return ownership;
 }

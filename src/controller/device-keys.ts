@@ -14,12 +14,7 @@ export type SecretObject = KubeObject & { data?: Record<string, string> };
 
 /** Why a device's key cannot be used: the Ready=False reason and message. */
 export interface KeyRefusal {
-  reason:
-    | 'KeySecretNotOwned'
-    | 'InvalidKey'
-    | 'NoKey'
-    | 'AuthenticationNotSupported'
-    | 'LeafDeviceNotSupported';
+  reason: 'KeySecretNotOwned' | 'InvalidKey' | 'NoKey' | 'AuthenticationNotSupported';
   message: string;
 }
 
@@ -28,16 +23,12 @@ export interface KeyRefusal {
  * something kedge does not serve yet. Retrying cannot fix that, only a spec change can.
  */
 export function unsupportedIdentity(device: EdgeDevice): KeyRefusal | undefined {
-  if (device.spec.authentication?.type === 'X509')
+  // A leaf's X.509 is checked by its gateway's hub (leaf-devices.ts); the cloud does not serve it.
+  if (device.spec.authentication?.type === 'X509' && !device.spec.parent)
     return {
       reason: 'AuthenticationNotSupported',
       message:
-        'X.509 device authentication is not supported yet, so the device cannot connect; use spec.authentication.type SymmetricKey (the default)',
-    };
-  if (device.spec.parent)
-    return {
-      reason: 'LeafDeviceNotSupported',
-      message: `leaf EdgeDevices are not synced to their gateway yet: spec.parent (${device.spec.parent}) is not acted on and this device gets no credentials; list the leaf under hub.leafDevices in the gateway's node.yaml instead`,
+        'X.509 device authentication to the cloud is not supported yet, so the device cannot connect; use spec.authentication.type SymmetricKey (the default). Leaf devices (spec.parent) may use X.509 to their gateway',
     };
   return undefined;
 }

@@ -28,8 +28,23 @@ export interface DeviceState {
   keyRefusal?: KeyRefusal;
   /** Why the Node of the device's name is not kedge's to manage, when it is not. */
   nodeRefusal?: { reason: string; message: string };
+  /** For a leaf device: what the controller knows of it (see leaf-devices.ts). */
+  leaf?: LeafState;
   /** Terminating pods (by UID) and the desired version that first left them out. */
   removals: Map<string, number>;
+}
+
+/**
+ * A leaf's own state. It stays apart from `connected`/`lastSeen`, which drive a gateway's Node
+ * Lease and heartbeat timeout: a leaf has neither.
+ */
+export interface LeafState {
+  /** The parent and credentials its parent's desired state was last built for. */
+  parent: string;
+  signature: string;
+  /** Whether its parent last reported it connected, and since when. */
+  connected: boolean;
+  since?: Date;
 }
 
 /** In-memory device states keyed by `namespace/name`. */

@@ -2,6 +2,7 @@ import { POD_SECURITY_ENFORCE_LABEL } from '../provider/host-access.js';
 import { Labels, deviceForNode, nodeNameFor } from '../provider/naming.js';
 import { keyFor, podsOnNode, type ControllerContext, type PodObject } from './context.js';
 import type { KubeObject } from './kube/client.js';
+import { enqueueLeavesOf } from './leaf-devices.js';
 
 /** Connects informer events to the work queues: who must look again when something changes. */
 export function wireHandlers(ctx: ControllerContext): void {
@@ -22,6 +23,11 @@ export function wireHandlers(ctx: ControllerContext): void {
   informers.devices.on((event, device, old) => {
     enqueue.device(keyFor(device.metadata.namespace, device.metadata.name));
     if (event !== 'update' || !old || specChanged(device, old)) {
+      // A leaf's identity travels in its parent's desired state; its parent's presence decides
+      // its leaves' Parent condition.
+      for (const parent of new Set([device.spec.parent, old?.spec.parent]))
+        if (parent) enqueue.desired(keyFor(device.metadata.namespace, parent));
+      enqueueLeavesOf(ctx, device.metadata.namespace!, device.metadata.name!);
       enqueue.desired(keyFor(device.metadata.namespace, device.metadata.name));
       // Tenancy and host access decide which of its pods the device admits.
       const node = nodeNameFor(device.metadata.namespace ?? 'default', device.metadata.name!);
@@ -107,6 +113,8 @@ function podShapeChanged(pod: PodObject, old: PodObject): boolean {
 /** Re-examines everything that depends on what a device reported. */
 export function onDeviceReport(ctx: ControllerContext, namespace: string, device: string): void {
   ctx.enqueue.device(keyFor(namespace, device));
+  // The leaves it reports connected, and those it no longer does.
+  enqueueLeavesOf(ctx, namespace, device);
   for (const d of ctx.informers.deployments.list())
     if (d.metadata.namespace === namespace)
       ctx.enqueue.deployment(keyFor(namespace, d.metadata.name));

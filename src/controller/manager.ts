@@ -35,6 +35,7 @@ import { NODE_LEASE_RENEW_MS, renewLease } from './device-node.js';
 import { DeviceStates } from './device-state.js';
 import { EventRecorder } from './events.js';
 import { onDeviceReport, wireHandlers } from './handlers.js';
+import { leafParentOf } from './leaf-devices.js';
 import { Resources, type KubeClient, type KubeObject } from './kube/client.js';
 import { Informer } from './kube/informer.js';
 import { namespacedCache } from './kube/informer-set.js';
@@ -174,9 +175,18 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       frontProxy,
       deviceExists: (ns, name) => ctx.informers.devices.get(keyFor(ns, name)) !== undefined,
       subresources: [
-        invokeSubresource((ns, device, call) => backend.invokeMethod(ns, device, call)),
-        twinSubresource((ns, device, module) => backend.reportedTwin(ns, device, module)),
-        c2dSubresource((ns, device, message) => backend.sendC2D(ns, device, message)),
+        invokeSubresource(
+          (ns, device, call) => backend.invokeMethod(ns, device, call),
+          (ns, device) => leafParentOf(ctx, ns, device),
+        ),
+        twinSubresource(
+          (ns, device, module) => backend.reportedTwin(ns, device, module),
+          (ns, device) => leafParentOf(ctx, ns, device),
+        ),
+        c2dSubresource(
+          (ns, device, message) => backend.sendC2D(ns, device, message),
+          (ns, device) => leafParentOf(ctx, ns, device),
+        ),
         telemetrySubresource((ns, device, query) => backend.recentTelemetry(ns, device, query)),
       ],
     },

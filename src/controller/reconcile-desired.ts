@@ -1,5 +1,6 @@
 import { keyFor, type ControllerContext } from './context.js';
 import { pushDesired } from './device-desired.js';
+import { declaredParent } from './leaf-devices.js';
 import type { ReconcileResult } from './workqueue.js';
 
 /**
@@ -12,7 +13,8 @@ export async function reconcileDesired(
   key: string,
 ): Promise<ReconcileResult> {
   const device = ctx.informers.devices.get(key);
-  if (!device || device.metadata.deletionTimestamp) return {};
+  // A leaf has no desired state of its own: its identity travels in its parent's.
+  if (!device || device.metadata.deletionTimestamp || declaredParent(device)) return {};
   const state = ctx.states.get(key);
   const ownership = await pushDesired(ctx, device, state);
   // The device's status counts its desired modules; it looks again when that number moves.

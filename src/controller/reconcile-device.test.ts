@@ -105,7 +105,7 @@ describe('reconcileDevice: identities kedge does not serve yet', () => {
     await expect(reconcileDevice(h.ctx, 'site/cam-1')).resolves.toEqual({});
     const ready = lastConditions(h.kube).Ready!;
     expect(ready).toMatchObject({ status: 'False', reason: 'AuthenticationNotSupported' });
-    expect(ready.message).toMatch(/X\.509 device authentication is not supported yet/);
+    expect(ready.message).toMatch(/X\.509 device authentication to the cloud is not supported yet/);
     expect(lastConditions(h.kube).Credentials).toMatchObject({
       status: 'False',
       reason: 'AuthenticationNotSupported',
@@ -132,16 +132,5 @@ describe('reconcileDevice: identities kedge does not serve yet', () => {
       status: 'True',
       reason: 'KeyLoaded',
     });
-  });
-
-  it('says a leaf EdgeDevice (spec.parent) is not synced to its gateway, instead of ignoring it', async () => {
-    const h = harness();
-    h.setDevice(device({ parent: 'gw-1' }));
-    await expect(reconcileDevice(h.ctx, 'site/cam-1')).resolves.toEqual({});
-    const ready = lastConditions(h.kube).Ready!;
-    expect(ready).toMatchObject({ status: 'False', reason: 'LeafDeviceNotSupported' });
-    expect(ready.message).toContain('spec.parent (gw-1) is not acted on');
-    expect(h.backend.credentials.get('site/cam-1')).toEqual([]);
-    expect(h.events).toEqual(['Warning LeafDeviceNotSupported']);
   });
 });

@@ -12,6 +12,7 @@ import { deleteNode, ensureNode } from './device-node.js';
 import { updateDeviceStatus } from './device-status.js';
 import type { DeviceState } from './device-state.js';
 import { isConflict, Resources, type KubeObject } from './kube/client.js';
+import { declaredParent, reconcileLeaf } from './leaf-devices.js';
 import type { ReconcileResult } from './workqueue.js';
 
 /** Bytes of a generated device key, as IoT Hub's symmetric keys. */
@@ -45,6 +46,8 @@ export async function reconcileDevice(
   }
   await ensureFinalizer(ctx, device);
   const state = ctx.states.get(key);
+  if (declaredParent(device))
+    return reconcileLeaf(ctx, device, state, () => ensureKeys(ctx, device, state));
   await ensureKeys(ctx, device, state);
   await ctx.backend.setCredentials(
     device.metadata.namespace!,

@@ -202,7 +202,7 @@ const spec = named(
     }),
     authentication,
     parent: str(
-      'Name of the gateway EdgeDevice (same namespace) this leaf device connects through.',
+      "Name of the gateway EdgeDevice (same namespace) this leaf device connects through. A leaf gets no Node and no modules: its identity (key or X.509 thumbprint) is synced to the gateway's hub, which caches it for offline use.",
       { pattern: DNS_LABEL_PATTERN, maxLength: 63 },
     ),
     heartbeat,
@@ -218,7 +218,10 @@ const status = named(
     phase: strEnum('Connection phase.', DEVICE_PHASES),
     lastSeen: time('Last heartbeat received from the device.'),
     connectedSince: time('When the current connection started.'),
-    nodeName: str('Name of the Node that represents the device.'),
+    nodeName: str('Name of the Node that represents the device. A leaf device has none.'),
+    parent: str(
+      'For a leaf device: the gateway EdgeDevice whose hub it connects through, once that gateway exists and is not itself a leaf.',
+    ),
     agentVersion: str('kedge version running on the device.'),
     containerRuntime: str('Container runtime and version, for example docker://24.0.7.'),
     os: str('Operating system, for example linux.'),
@@ -240,7 +243,9 @@ const status = named(
       minimum: 0,
     }),
     modules: arr('Per-module summary, bounded to 64 entries.', moduleStatus, { maxItems: 64 }),
-    conditions: conditionsSchema('Ready, Connected and ModulesHealthy conditions.'),
+    conditions: conditionsSchema(
+      'Ready, Connected and ModulesHealthy conditions; a leaf device has Parent instead of NodeOwned and ModulesHealthy.',
+    ),
   }),
 );
 

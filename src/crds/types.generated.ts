@@ -81,7 +81,7 @@ export type EdgeDeviceSpec = {
   taints?: Array<DeviceTaint>;
   /** How the device proves its identity to the cloud hub. */
   authentication?: DeviceAuthentication;
-  /** Name of the gateway EdgeDevice (same namespace) this leaf device connects through. */
+  /** Name of the gateway EdgeDevice (same namespace) this leaf device connects through. A leaf gets no Node and no modules: its identity (key or X.509 thumbprint) is synced to the gateway's hub, which caches it for offline use. */
   parent?: string;
   /** Heartbeat and offline-tolerance settings. */
   heartbeat?: DeviceHeartbeat;
@@ -153,8 +153,10 @@ export type EdgeDeviceStatus = {
   lastSeen?: string;
   /** When the current connection started. */
   connectedSince?: string;
-  /** Name of the Node that represents the device. */
+  /** Name of the Node that represents the device. A leaf device has none. */
   nodeName?: string;
+  /** For a leaf device: the gateway EdgeDevice whose hub it connects through, once that gateway exists and is not itself a leaf. */
+  parent?: string;
   /** kedge version running on the device. */
   agentVersion?: string;
   /** Container runtime and version, for example docker://24.0.7. */
@@ -173,7 +175,7 @@ export type EdgeDeviceStatus = {
   appliedVersion?: number;
   /** Per-module summary, bounded to 64 entries. */
   modules?: Array<DeviceModuleStatus>;
-  /** Ready, Connected and ModulesHealthy conditions. */
+  /** Ready, Connected and ModulesHealthy conditions; a leaf device has Parent instead of NodeOwned and ModulesHealthy. */
   conditions?: Array<Condition>;
 };
 

@@ -149,6 +149,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
       await agent.addSource(new FileDesiredStateSource(options.manifestFile));
     if (cloud) {
       cloud.attachAgent(agent);
+      if (hub) cloud.attachLeafHost(hub);
       await agent.addSource(cloud);
     }
   } catch (err) {

@@ -12,7 +12,13 @@ import type {
   TwinReportedMessage,
   UpstreamMessage,
 } from '../common/cloudlink/protocol.js';
-import { deviceKey, Headers, Subjects, twinKey } from '../common/cloudplane/layout.js';
+import {
+  deviceKey,
+  Headers,
+  leafTwinModule,
+  Subjects,
+  twinKey,
+} from '../common/cloudplane/layout.js';
 import { ErrorCode, KedgeError, errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { ReportedTwin } from '../controller/backend/device-backend.js';
@@ -91,15 +97,16 @@ export class DeviceIo {
   /** Merges a reported patch into the module's twin (JSON merge patch, as IoT Hub). */
   async mergeReportedTwin(who: CloudIdentity, payload: Buffer): Promise<void> {
     const message = JSON.parse(payload.toString('utf8')) as TwinReportedMessage;
-    const key = twinKey(who.namespace, who.device, message.module);
+    const module = message.leaf ? leafTwinModule(message.leaf) : message.module;
+    const key = twinKey(who.namespace, who.device, module);
     for (let attempt = 1; ; attempt++) {
       const entry = await this.buckets.twins.get(key);
       const current: ReportedTwin =
         entry?.operation === 'PUT'
           ? entry.json<ReportedTwin>()
-          : { module: message.module, version: 0, properties: {} };
+          : { module, version: 0, properties: {} };
       const next: ReportedTwin = {
-        module: message.module,
+        module,
         version: current.version + 1,
         properties: mergePatch(current.properties, message.patch),
       };

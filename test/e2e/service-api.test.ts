@@ -489,19 +489,13 @@ describe('service API and kubelet API: access to one device never implies anothe
     );
   });
 
-  it('answers an X.509 EdgeDevice and a leaf EdgeDevice with Ready=False that says why, and does not retry', async () => {
+  it('answers an X.509 EdgeDevice (to the cloud) with Ready=False that says why, and does not retry', async () => {
     const unsupported = [
       {
         name: 'cam-x509',
         spec: { authentication: { type: 'X509', x509: { thumbprint: 'ab'.repeat(32) } } },
         reason: 'AuthenticationNotSupported',
-        message: /X\.509 device authentication is not supported yet/,
-      },
-      {
-        name: 'leaf-b',
-        spec: { parent: B.device },
-        reason: 'LeafDeviceNotSupported',
-        message: /leaf EdgeDevices are not synced to their gateway yet/,
+        message: /X\.509 device authentication to the cloud is not supported yet/,
       },
     ];
     await cluster.kubectlOk(

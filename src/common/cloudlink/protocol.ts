@@ -74,7 +74,25 @@ export interface DesiredMessage {
   version: number;
   /** `{ $edgeAgent: …, $edgeHub: …, <module>: … }` as in an IoT Edge deployment. */
   modulesContent: Record<string, unknown>;
+  /**
+   * Leaf devices that may connect through this device's hub: the EdgeDevices whose `spec.parent`
+   * names this device. The hub caches the list on disk. Absent means none.
+   */
+  leafDevices?: LeafIdentity[];
 }
+
+/** One leaf device's identity as its parent's hub checks it: SAS keys or X.509 thumbprints. */
+export interface LeafIdentity {
+  /** The leaf's device id: its EdgeDevice name. */
+  deviceId: string;
+  /** Base64 symmetric keys (primary, then secondary) its SAS tokens may be signed with. */
+  keys?: string[];
+  /** SHA-256 thumbprints (lowercase hex) of the client certificates it may present. */
+  thumbprints?: string[];
+}
+
+/** Connected leaf ids one report lists at most, so a busy gateway keeps its report small. */
+export const MAX_REPORTED_LEAVES = 256;
 
 /** Runtime state of one module, as IoT Edge reports it. */
 export interface ModuleReport {
@@ -102,6 +120,8 @@ export interface ReportedMessage {
   outcome: { status: 'applied' | 'rejected' | 'pending'; message?: string };
   facts: DeviceFacts;
   modules: ModuleReport[];
+  /** Leaf devices connected to the hub now (at most {@link MAX_REPORTED_LEAVES}). */
+  leaves?: string[];
   /** ISO time of the report. */
   at: string;
 }
@@ -134,7 +154,10 @@ export interface TelemetryMessage {
 }
 
 export interface TwinReportedMessage {
+  /** The module; empty for a leaf device. */
   module: string;
+  /** The leaf device behind the hub whose twin this is, instead of a module. */
+  leaf?: string;
   patch: Record<string, unknown>;
   version: number;
 }
@@ -160,7 +183,10 @@ export interface LogEnd {
 
 export interface MethodRequest {
   id: string;
+  /** The module; empty when the method is for a leaf device. */
   module: string;
+  /** The leaf device behind this device's hub the method is for, instead of a module. */
+  leaf?: string;
   method: string;
   payload: unknown;
   timeoutSecs: number;

@@ -4,7 +4,7 @@
  * reads the device's state.
  */
 import { Ajv, type ErrorObject } from 'ajv';
-import type { ModuleReport, ReportedMessage } from './protocol.js';
+import { MAX_REPORTED_LEAVES, type ModuleReport, type ReportedMessage } from './protocol.js';
 
 /** Modules one report may list; far above what a device runs. */
 const MAX_REPORTED_MODULES = 1_000;
@@ -83,6 +83,11 @@ export const REPORTED_MESSAGE_SCHEMA = {
     },
     facts: factsSchema,
     modules: { type: 'array', maxItems: MAX_REPORTED_MODULES, items: moduleSchema },
+    leaves: {
+      type: 'array',
+      maxItems: MAX_REPORTED_LEAVES,
+      items: { type: 'string', minLength: 1, maxLength: 128 },
+    },
     at: text,
   },
 } as const;

@@ -69,6 +69,14 @@ export function twinKey(namespace: string, device: string, module: string): stri
   return `${deviceKey(namespace, device)}.${token(module)}`;
 }
 
+/**
+ * The twin-bucket "module" under which a leaf device's reported twin is kept, beside its gateway's
+ * module twins: `$` cannot start a module id, so the two never collide.
+ */
+export function leafTwinModule(leaf: string): string {
+  return `$leaf/${leaf}`;
+}
+
 /** Requests a controller sends to whichever gateway holds the device. */
 export type RequestKind = 'method' | 'logs' | 'logs-cancel';
 

@@ -11,9 +11,12 @@ import type {
   MethodResponse,
 } from '../../common/cloudlink/protocol.js';
 
-/** A direct-method call on one module of a device. */
+/** A direct-method call on one module of a device, or on a leaf device behind its hub. */
 export interface MethodCall {
+  /** The module; empty for a leaf device. */
   module: string;
+  /** The leaf device behind the device's hub, instead of a module. */
+  leaf?: string;
   method: string;
   payload: unknown;
   timeoutSecs: number;

@@ -188,7 +188,7 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
       if (response.status === 504)
         throw new KedgeError(
           ErrorCode.Timeout,
-          `method ${call.method} on ${namespace}/${device}/${call.module} timed out after ${call.timeoutSecs} s`,
+          `method ${call.method} on ${namespace}/${device}/${call.leaf ?? call.module} timed out after ${call.timeoutSecs} s`,
         );
       return response;
     } catch (err) {

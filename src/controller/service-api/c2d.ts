@@ -10,6 +10,7 @@ import {
   type Reply,
   type Subresource,
 } from './server.js';
+import type { LeafParentOf } from './invoke.js';
 
 /** Queues a C2D message on the cloud plane (today `backend.sendC2D`). */
 export type SendC2d = (namespace: string, device: string, message: C2dSend) => Promise<void>;
@@ -25,8 +26,11 @@ const DEVICE_ID = /^[A-Za-z0-9\-:.+%_#*?!(),=@$']{1,128}$/;
 export interface CloudToDeviceMessage {
   apiVersion?: string;
   kind?: 'CloudToDeviceMessage';
-  /** The leaf device behind this edge device that the message is for. */
-  deviceId: string;
+  /**
+   * The leaf device behind this edge device that the message is for. When the path names a leaf
+   * EdgeDevice itself, it may be left out (it is that leaf).
+   */
+  deviceId?: string;
   /** The body: text, or base64 when `payloadEncoding` is `base64`. */
   payload: string;
   payloadEncoding?: 'utf-8' | 'base64';
@@ -44,7 +48,10 @@ export interface CloudToDeviceMessage {
  * verb `create`. It is stored in the cloud plane and answered 202 at once; the device gets it
  * when it is (next) connected, unless its TTL ends first.
  */
-export function c2dSubresource(send: SendC2d): Subresource {
+export function c2dSubresource(
+  send: SendC2d,
+  leafParentOf: LeafParentOf = () => undefined,
+): Subresource {
   return {
     name: 'c2d',
     kind: 'CloudToDeviceMessage',
@@ -52,10 +59,12 @@ export function c2dSubresource(send: SendC2d): Subresource {
     // A base64 body of 64 KiB, plus room for the other fields.
     maxBodyBytes: Math.ceil((MAX_C2D_BODY_BYTES * 4) / 3) + 16 * 1024,
     handle: async ({ namespace, device, body }) => {
-      const message = parseC2d(body, Date.now());
+      const leaf = leafParentOf(namespace, device);
+      if (leaf?.problem) return failure(409, 'Conflict', `kedge: ${leaf.problem}`);
+      const message = parseC2d(body, Date.now(), leaf ? device : undefined);
       if (typeof message === 'string') return failure(400, 'BadRequest', `kedge: ${message}`);
       try {
-        await send(namespace, device, message.send);
+        await send(namespace, leaf?.parent ?? device, message.send);
         return {
           status: 202,
           body: {
@@ -73,10 +82,14 @@ export function c2dSubresource(send: SendC2d): Subresource {
   };
 }
 
-/** The message in a request body, with its system properties set, or what is wrong with it. */
+/**
+ * The message in a request body, with its system properties set, or what is wrong with it.
+ * `leaf` is the leaf EdgeDevice the path names, when it names one: the message is for it.
+ */
 export function parseC2d(
   body: string,
   nowMs: number,
+  leaf?: string,
 ): { send: C2dSend; expiresAt: string } | string {
   const request = jsonObjectBody<Partial<CloudToDeviceMessage>>(
     body,
@@ -84,6 +97,8 @@ export function parseC2d(
     false,
   );
   if (typeof request === 'string') return request;
+  const leafProblem = defaultToLeaf(request, leaf);
+  if (leafProblem) return leafProblem;
   if (typeof request.deviceId !== 'string' || !DEVICE_ID.test(request.deviceId))
     return "deviceId must name the leaf device (up to 128 letters, digits and -:.+%_#*?!(),=@$')";
   const payload = parsePayload(request);
@@ -95,6 +110,18 @@ export function parseC2d(
   const properties = parseProperties(request, expiresAt);
   if (typeof properties === 'string') return properties;
   return { send: { leaf: request.deviceId, body: payload, properties, ttlSecs }, expiresAt };
+}
+
+/** For a leaf EdgeDevice, the message is for that leaf: `deviceId` may only name it. */
+function defaultToLeaf(
+  request: Partial<CloudToDeviceMessage>,
+  leaf: string | undefined,
+): string | undefined {
+  if (leaf === undefined) return undefined;
+  if (request.deviceId !== undefined && request.deviceId !== leaf)
+    return `the EdgeDevice is the leaf device ${leaf}; deviceId must be ${leaf} or left out`;
+  request.deviceId = leaf;
+  return undefined;
 }
 
 function parsePayload(request: Partial<CloudToDeviceMessage>): Buffer | string {

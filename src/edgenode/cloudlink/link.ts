@@ -6,8 +6,10 @@ import {
   deviceTopic,
   deviceUsername,
   Leaf,
+  MAX_REPORTED_LEAVES,
   type C2dMessage,
   type DesiredMessage,
+  type LeafIdentity,
   type LogRequest,
   type MethodRequest,
 } from '../../common/cloudlink/protocol.js';
@@ -29,6 +31,16 @@ const REPORT_DEBOUNCE_MS = 200;
 const KEEPALIVE_SECS = 30;
 /** Default heartbeat, the kubelet's lease renewal interval. */
 export const DEFAULT_HEARTBEAT_SECS = 10;
+
+/** What the link needs of the local hub for leaf devices. */
+export interface LeafHost {
+  /** Takes the leaf devices that arrived with the desired state. */
+  setCloudLeaves(leaves: readonly LeafIdentity[]): void;
+  /** Leaf devices connected now, for the report. */
+  connectedLeaves(): string[];
+  /** Calls `listener` whenever a leaf connects or disconnects. */
+  onLeafPresence(listener: () => void): () => void;
+}
 
 /** Options for {@link CloudLink}. */
 export interface CloudLinkOptions {
@@ -54,6 +66,7 @@ export class CloudLink implements DesiredStateSource {
   readonly upstream: CloudUpstream;
   #client: MqttClient | undefined;
   #agent: Agent | undefined;
+  #leafHost: LeafHost | undefined;
   #onDesired: DesiredHandler | undefined;
   #lastDesired = -1;
   #attempt = 0;
@@ -74,6 +87,12 @@ export class CloudLink implements DesiredStateSource {
   attachAgent(agent: Agent): void {
     this.#agent = agent;
     agent.subscribe(() => this.#scheduleReport());
+  }
+
+  /** Hands leaf identities from the desired state to the hub, and reports its connected leaves. */
+  attachLeafHost(host: LeafHost): void {
+    this.#leafHost = host;
+    host.onLeafPresence(() => this.#scheduleReport());
   }
 
   /** DesiredStateSource: desired documents arrive from the cloud. */
@@ -178,6 +197,8 @@ export class CloudLink implements DesiredStateSource {
       this.#timers.report = undefined;
       if (!this.connected || !this.#agent) return;
       const report = reportFrom(this.#agent.snapshot(), hostname());
+      const leaves = this.#leafHost?.connectedLeaves();
+      if (leaves?.length) report.leaves = leaves.slice(0, MAX_REPORTED_LEAVES);
       this.#client!.publishAsync(this.#topic(Leaf.reported), JSON.stringify(report), {
         qos: 1,
       }).catch(() => this.#scheduleReport());
@@ -201,6 +222,12 @@ export class CloudLink implements DesiredStateSource {
   #desired(message: DesiredMessage): void {
     if (message.version === this.#lastDesired) return;
     this.#lastDesired = message.version;
+    // Leaves first: a manifest the agent rejects must not hold back a revocation.
+    try {
+      this.#leafHost?.setCloudLeaves(message.leafDevices ?? []);
+    } catch (err) {
+      this.#opts.log.error({ reason: errorMessage(err) }, 'cannot apply the leaf device list');
+    }
     this.#onDesired?.(
       { modulesContent: message.modulesContent },
       { version: String(message.version), origin: 'cloud' },
@@ -241,7 +268,7 @@ export class CloudLink implements DesiredStateSource {
   }
 
   async #method(request: MethodRequest): Promise<void> {
-    const response = await this.upstream.invokeMethod(this.#opts.device, request);
+    const response = await this.upstream.invokeMethod(request.leaf ?? this.#opts.device, request);
     await this.#client
       ?.publishAsync(
         this.#topic(`${Leaf.methodResponse}/${request.id}`),

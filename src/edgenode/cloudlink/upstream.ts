@@ -5,6 +5,7 @@ import {
   type C2dMessage,
   type MethodRequest,
   type MethodResponse,
+  type TwinReportedMessage,
   type UpstreamMessage as WireMessage,
 } from '../../common/cloudlink/protocol.js';
 import { ErrorCode, KedgeError, errorMessage, isKedgeError } from '../../common/errors.js';
@@ -57,10 +58,7 @@ export class CloudUpstream extends UpstreamBase {
       }
       for (const m of batch.filter((b) => b.kind === 'reportedProperties')) {
         const patch = JSON.parse(m.body.toString('utf8')) as Record<string, unknown>;
-        await this.#publish(
-          Leaf.twinReported,
-          JSON.stringify({ module: m.source.moduleId ?? '', patch, version: m.seq }),
-        );
+        await this.#publish(Leaf.twinReported, JSON.stringify(twinReport(m, patch)));
         result.sent.push(m.seq);
       }
     } catch (err) {
@@ -85,7 +83,7 @@ export class CloudUpstream extends UpstreamBase {
     if (!this.#handlers) return { status: 503, payload: { message: 'the hub is not running' } };
     try {
       return await this.#handlers.invokeMethod(
-        { deviceId, moduleId: request.module },
+        request.leaf ? { deviceId } : { deviceId, moduleId: request.module },
         {
           methodName: request.method,
           payload: request.payload,
@@ -158,6 +156,13 @@ function telemetryChunks(
   }
   if (current.length) chunks.push(current);
   return chunks;
+}
+
+/** A reported patch of a module, or of a leaf device (no module id). */
+function twinReport(m: UpstreamMessage, patch: Record<string, unknown>): TwinReportedMessage {
+  return m.source.moduleId === undefined
+    ? { module: '', leaf: m.source.deviceId, patch, version: m.seq }
+    : { module: m.source.moduleId, patch, version: m.seq };
 }
 
 function toWire(m: UpstreamMessage): WireMessage {

@@ -60,6 +60,8 @@ export class HubBroker {
   #servers: net.Server[] = [];
   #tlsServers: tls.Server[] = [];
   #sweep: NodeJS.Timeout | undefined;
+  /** Called when a leaf device connects or disconnects. */
+  onLeafPresence: (() => void) | undefined;
 
   private constructor(aedes: Aedes, deps: HubBrokerDeps) {
     this.aedes = aedes;
@@ -106,11 +108,7 @@ export class HubBroker {
     const { aedes } = this;
     aedes.authenticate = (client, username, password, done) => {
       try {
-        const identity = this.#d.identities.authenticate(
-          client.id,
-          username ?? '',
-          password?.toString('utf8') ?? '',
-        );
+        const identity = this.#authenticate(client, username ?? '', password);
         this.#identities.set(client, identity);
         this.#guard.passed(client.conn as net.Socket);
         done(null, true);
@@ -145,11 +143,13 @@ export class HubBroker {
       this.#counted.add(client);
       this.#d.metrics.connections.inc();
       this.#d.metrics.connectionsTotal.inc();
+      if (this.#identities.get(client)?.kind === 'leaf') this.onLeafPresence?.();
     });
     aedes.on('clientDisconnect', (client) => {
       if (this.#clients.get(client.id) === client) this.#clients.delete(client.id);
       if (this.#counted.delete(client)) this.#d.metrics.connections.dec();
       if (!client.clean) this.#d.sessions.keep(client.id);
+      if (this.#identities.get(client)?.kind === 'leaf') this.onLeafPresence?.();
     });
     aedes.on('clientError', (client, err) => {
       this.#d.log.debug({ client: client.id, err: err.message }, 'client error');
@@ -158,6 +158,43 @@ export class HubBroker {
       this.#d.metrics.dropped.inc({ reason: 'malformed' });
       this.#d.log.debug({ err: err.message }, 'connection error');
     });
+  }
+
+  /**
+   * A SAS token when the client sent a password; otherwise the TLS client certificate of a leaf
+   * device (X.509), which the TLS listener requested but did not itself judge.
+   */
+  #authenticate(client: Client, username: string, password: Buffer | undefined): Identity {
+    const token = password?.toString('utf8') ?? '';
+    const conn = client.conn as unknown;
+    if (token === '' && conn instanceof tls.TLSSocket) {
+      const der = conn.getPeerCertificate().raw as Buffer | undefined;
+      if (der) return this.#d.identities.authenticateCertificate(client.id, username, der);
+    }
+    return this.#d.identities.authenticate(client.id, username, token);
+  }
+
+  /**
+   * Ends the live sessions of these identities (`d` or `d/m`), for example leaf devices whose
+   * access was revoked. Returns the ids that had one.
+   */
+  disconnect(ids: readonly string[]): string[] {
+    const dropped: string[] = [];
+    for (const id of ids) {
+      const client = this.#clients.get(id);
+      if (!client) continue;
+      client.conn.destroy();
+      dropped.push(id);
+    }
+    return dropped;
+  }
+
+  /** Ids of the leaf devices connected now. */
+  connectedLeaves(): string[] {
+    const ids: string[] = [];
+    for (const client of this.#clients.values())
+      if (this.#identities.get(client)?.kind === 'leaf') ids.push(client.id);
+    return ids;
   }
 
   /** Hands a new socket to aedes, behind the packet-size guard. */
@@ -194,6 +231,10 @@ export class HubBroker {
           cert: options.cert,
           key: options.key,
           minVersion: TLS_MIN_VERSION,
+          // X.509 leaf devices present a client certificate; the hub checks its thumbprint
+          // against the leaf's EdgeDevice at CONNECT (see #authenticate), so TLS accepts any.
+          requestCert: true,
+          rejectUnauthorized: false,
           // The pre-auth guard enforces the deadline (and counts it); this is only a backstop.
           handshakeTimeout: this.#d.limits.connectTimeoutMs + HANDSHAKE_BACKSTOP_MS,
         },

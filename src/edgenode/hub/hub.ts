@@ -6,6 +6,7 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
+import type { LeafIdentity } from '../../common/cloudlink/protocol.js';
 import { c2dTopic } from '../../common/iothub/index.js';
 import { createLogger, type Logger } from '../../common/logger.js';
 import type { ModuleIdentityProvider } from '../../common/module-identity.js';
@@ -89,6 +90,7 @@ export class Hub {
   readonly log: Logger;
   readonly #methods = new MethodCalls();
   readonly #upstreamOverride: Upstream | undefined;
+  readonly #leafListeners = new Set<() => void>();
   #r: Running | undefined;
   #edgeAgent: ((method: string, payload: unknown) => Promise<MethodResult>) | undefined;
 
@@ -122,10 +124,12 @@ export class Hub {
     const o = this.options;
     mkdirSync(o.dataDir, { recursive: true, mode: 0o700 });
     const pki = ensureHubPki(o.dataDir, o.deviceId, this.hostNames, o.serverCert);
-    const identities = new IdentityRegistry(o.dataDir, o.deviceId, [
-      o.iotHubHostName,
-      ...this.hostNames,
-    ]);
+    const identities = new IdentityRegistry(
+      o.dataDir,
+      o.deviceId,
+      [o.iotHubHostName, ...this.hostNames],
+      this.log,
+    );
     identities.setLeafDevices(o.leafDevices);
     const twins = new TwinStore(o.dataDir);
     const queue = this.#openQueue();
@@ -164,6 +168,7 @@ export class Hub {
       isConnected: (id) => broker.client(id) !== undefined,
     });
     broker.attach(protocol);
+    broker.onLeafPresence = () => this.#leafListeners.forEach((l) => l());
     const hosts = addressList(o.host);
     if (hosts.length === 0 && o.moduleHost === undefined)
       throw new KedgeError(
@@ -347,12 +352,38 @@ export class Hub {
       this.options.storeAndForward.timeToLiveSecs = update.timeToLiveSecs;
     if (update.leafDevices) {
       this.options.leafDevices = update.leafDevices;
-      this.#r?.identities.setLeafDevices(update.leafDevices);
+      if (this.#r) this.#revoke(this.#r.identities.setLeafDevices(update.leafDevices));
     }
     if (update.modules) {
       this.options.modules = update.modules;
       if (this.#r) this.#applyModuleTwins(update.modules);
     }
+  }
+
+  /**
+   * Replaces the leaf devices synced from the cloud (the EdgeDevices whose parent is this device)
+   * and caches them on disk. A leaf that is gone, or whose key or thumbprint changed, is
+   * disconnected at once; it must authenticate again with what it now has.
+   */
+  setCloudLeaves(leaves: readonly LeafIdentity[]): void {
+    if (this.#r) this.#revoke(this.#r.identities.leaves.setCloud(leaves));
+  }
+
+  #revoke(ids: string[]): void {
+    const dropped = this.#r?.broker.disconnect(ids) ?? [];
+    if (dropped.length > 0)
+      this.log.info({ leaves: dropped }, 'disconnected leaf devices whose access was revoked');
+  }
+
+  /** Leaf devices connected now. */
+  connectedLeaves(): string[] {
+    return this.#r?.broker.connectedLeaves() ?? [];
+  }
+
+  /** Calls `listener` whenever a leaf device connects or disconnects; returns the unsubscribe. */
+  onLeafPresence(listener: () => void): () => void {
+    this.#leafListeners.add(listener);
+    return () => this.#leafListeners.delete(listener);
   }
 
   #applyModuleTwins(modules: HubOptions['modules']): void {

@@ -1,12 +1,14 @@
 /**
  * Identities the hub authenticates: its modules (per-module keys and generation ids, persisted so
- * that modules keep working across hub restarts) and leaf devices from the configured list.
+ * that modules keep working across hub restarts) and leaf devices (see {@link LeafIdentities}).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
 import { resourceUri, verifySasToken } from '../../common/iothub/index.js';
+import type { Logger } from '../../common/logger.js';
+import { LeafIdentities } from './leaf-identities.js';
 import type { LeafDeviceOptions } from './options.js';
 
 /** An authenticated client. */
@@ -36,11 +38,13 @@ export class IdentityRegistry {
   readonly #file: string;
   readonly #audienceHosts: string[];
   #modules = new Map<string, ModuleCredentials>();
-  #leaves = new Map<string, LeafDeviceOptions>();
+  /** Leaf devices: the static list and the EdgeDevices synced from the cloud. */
+  readonly leaves: LeafIdentities;
 
   /** `audienceHosts`: host names accepted in a token's `sr` (IoT Hub host, gateway host). */
-  constructor(dataDir: string, deviceId: string, audienceHosts: string[]) {
+  constructor(dataDir: string, deviceId: string, audienceHosts: string[], log?: Logger) {
     this.#deviceId = deviceId;
+    this.leaves = new LeafIdentities(dataDir, log);
     this.#file = path.join(dataDir, 'module-identities.json');
     this.#audienceHosts = audienceHosts;
     if (existsSync(this.#file)) {
@@ -54,9 +58,9 @@ export class IdentityRegistry {
     return this.#deviceId;
   }
 
-  /** Replaces the leaf-device list. */
-  setLeafDevices(devices: LeafDeviceOptions[]): void {
-    this.#leaves = new Map(devices.map((d) => [d.deviceId, d]));
+  /** Replaces the static leaf-device list; returns the ids whose access was withdrawn or changed. */
+  setLeafDevices(devices: LeafDeviceOptions[]): string[] {
+    return this.leaves.setStatic(devices);
   }
 
   /** Registers a module (idempotent: an existing module keeps its key and generation id). */
@@ -99,7 +103,7 @@ export class IdentityRegistry {
 
   /** True for a leaf device allowed to connect through this hub. */
   hasLeaf(deviceId: string): boolean {
-    return this.#leaves.has(deviceId);
+    return this.leaves.has(deviceId);
   }
 
   #keysFor(deviceId: string, moduleId: string | undefined): string[] {
@@ -108,9 +112,7 @@ export class IdentityRegistry {
       const m = this.#modules.get(moduleId);
       return m ? [m.key] : [];
     }
-    const leaf = this.#leaves.get(deviceId);
-    if (!leaf) return [];
-    return leaf.secondaryKey ? [leaf.primaryKey, leaf.secondaryKey] : [leaf.primaryKey];
+    return this.leaves.get(deviceId)?.keys ?? [];
   }
 
   /**
@@ -118,18 +120,34 @@ export class IdentityRegistry {
    * (`unknown identity`, `bad username`, `SAS token expired`, …).
    */
   authenticate(clientId: string, username: string, password: string): Identity {
-    const parts = clientId.split('/');
-    const [deviceId, moduleId] = parts;
-    if (!deviceId || parts.length > 2 || (parts.length === 2 && !moduleId))
-      throw new KedgeError(ErrorCode.Unauthorized, 'malformed client id');
+    const { deviceId, moduleId } = parseClientId(clientId);
     if (this.#keysFor(deviceId, moduleId).length === 0)
       throw new KedgeError(ErrorCode.Unauthorized, 'unknown identity');
+    this.#checkUsername(clientId, username);
+    return this.authenticateToken(deviceId, moduleId, password);
+  }
+
+  /**
+   * Authenticates an MQTT CONNECT of a leaf device by its TLS client certificate (DER), as IoT
+   * Hub's X.509 devices connect: a username naming the device and no password. Throws
+   * `KEDGE_ERR_UNAUTHORIZED` with a loggable reason.
+   */
+  authenticateCertificate(clientId: string, username: string, der: Buffer): Identity {
+    const { deviceId, moduleId } = parseClientId(clientId);
+    if (moduleId !== undefined || !this.leaves.has(deviceId))
+      throw new KedgeError(ErrorCode.Unauthorized, 'unknown identity');
+    this.#checkUsername(clientId, username);
+    this.leaves.verifyCertificate(deviceId, der);
+    return { deviceId, id: deviceId, kind: 'leaf' };
+  }
+
+  /** Throws unless the username names the client id's identity on a known host. */
+  #checkUsername(clientId: string, username: string): void {
     const hostOk = this.#audienceHosts.some((h) =>
       username.toLowerCase().startsWith(`${h}/${clientId}/`.toLowerCase()),
     );
     if (!hostOk || !username.includes('api-version='))
       throw new KedgeError(ErrorCode.Unauthorized, 'bad username');
-    return this.authenticateToken(deviceId, moduleId, password);
   }
 
   /**
@@ -148,4 +166,13 @@ export class IdentityRegistry {
       ? { deviceId, id, kind: 'leaf' }
       : { deviceId, moduleId, id, kind: 'module' };
   }
+}
+
+/** `device` or `device/module`; throws `KEDGE_ERR_UNAUTHORIZED` for anything else. */
+function parseClientId(clientId: string): { deviceId: string; moduleId: string | undefined } {
+  const parts = clientId.split('/');
+  const [deviceId, moduleId] = parts;
+  if (!deviceId || parts.length > 2 || (parts.length === 2 && !moduleId))
+    throw new KedgeError(ErrorCode.Unauthorized, 'malformed client id');
+  return { deviceId, moduleId };
 }

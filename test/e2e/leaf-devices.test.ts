@@ -1,0 +1,331 @@
+import deviceSdk, { type Client as SdkClient, type Message as SdkMessage } from 'azure-iot-device';
+import mqttTransport from 'azure-iot-device-mqtt';
+import { spawn } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parse, stringify } from 'yaml';
+import type { RunningController } from '../../src/controller/manager.js';
+import { createCa, issueCertificate, type KeyPair } from '../../src/common/pki.js';
+import { freePort } from '../../src/localcluster/ports.js';
+import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
+import { startTestNats, type TestNats } from '../support/nats.js';
+import {
+  launchNode,
+  startNode,
+  startTelemetryConsumer,
+  startTestController,
+  type ConsumedTelemetry,
+  type NodeProcess,
+} from './support.js';
+
+const { Client, Message, X509AuthenticationProvider } = deviceSdk;
+const { Mqtt } = mqttTransport;
+
+// A gateway EdgeDevice `gw`, a SAS leaf `sensor` and an X.509 leaf `cam` behind it.
+const GW = 'gw';
+const SENSOR = 'sensor';
+const CAM = 'cam';
+
+function edgeDevice(name: string, spec: Record<string, unknown>): string {
+  return JSON.stringify({
+    apiVersion: 'kedge.io/v1alpha1',
+    kind: 'EdgeDevice',
+    metadata: { name, namespace: 'default' },
+    spec,
+  });
+}
+
+function thumbprintOf(certPem: string): string {
+  return new X509Certificate(certPem).fingerprint256.replaceAll(':', '');
+}
+
+/** Runs the kedge CLI with the admin kubeconfig. */
+function kedge(
+  kubeconfig: string,
+  args: string[],
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const cli = path.join(process.cwd(), 'dist/cli/main.js');
+    const child = spawn(process.execPath, [cli, ...args, '--kubeconfig', kubeconfig]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, Azure SDK leaves)', () => {
+  let cluster: TestCluster;
+  let nats: TestNats;
+  let controller: RunningController;
+  let node: NodeProcess;
+  let hubPort: number;
+  let caPem: string;
+  let sensorKey: string;
+  let consumer: { stop(): Promise<void> };
+  const clients: SdkClient[] = [];
+  const telemetry: ConsumedTelemetry[] = [];
+  const leafCa = createCa('leaf-test-ca');
+  const camCert = issueCertificate(leafCa, { commonName: CAM, usage: ['client'] });
+  const strangerCert = issueCertificate(leafCa, { commonName: CAM, usage: ['client'] });
+
+  const nodes: NodeProcess[] = [];
+  const gatewayHost = (): string => `GatewayHostName=localhost:${hubPort}`;
+  async function openSas(key: string, got: string[] = []): Promise<SdkClient> {
+    const cs = `HostName=kedge.local;DeviceId=${SENSOR};SharedAccessKey=${key};${gatewayHost()}`;
+    const client = Client.fromConnectionString(cs, Mqtt);
+    client.on('error', () => undefined);
+    client.on('message', (msg: SdkMessage) => {
+      got.push(msg.getBytes().toString());
+      client.complete(msg, () => undefined);
+    });
+    await client.setOptions({ ca: caPem });
+    await client.open();
+    clients.push(client);
+    return client;
+  }
+  async function openX509(pair: KeyPair): Promise<SdkClient> {
+    // The Node SDK drops GatewayHostName from an `x509=true` connection string, so the leaf
+    // names its gateway in the credentials, as the SDK's transport reads them.
+    const auth = new X509AuthenticationProvider({
+      deviceId: CAM,
+      host: 'kedge.local',
+      gatewayHostName: `localhost:${hubPort}`,
+      x509: { cert: pair.certPem, key: pair.keyPem },
+    });
+    const client = Client.fromAuthenticationProvider(auth, Mqtt);
+    client.on('error', () => undefined);
+    await client.setOptions({ ca: caPem, cert: pair.certPem, key: pair.keyPem });
+    await client.open();
+    clients.push(client);
+    return client;
+  }
+  const status = async (name: string): Promise<any> =>
+    JSON.parse(await cluster.kubectlOk(['get', 'edgedevice', name, '-o', 'json'])).status;
+  const telemetryFrom = (deviceId: string, body: string): boolean =>
+    telemetry.some(
+      (t) =>
+        t.message.systemProperties['$.cdid'] === deviceId &&
+        Buffer.from(t.message.body, 'base64').toString() === body,
+    );
+
+  beforeAll(async () => {
+    cluster = await startTestCluster('leaf');
+    const ports = { hub: await freePort(), kubelet: await freePort() };
+    nats = await startTestNats('leaf');
+    controller = await startTestController(cluster, ports, nats.url);
+    consumer = await startTelemetryConsumer(nats.url, 'default', (m) => telemetry.push(m));
+    await cluster.kubectlOk(
+      ['apply', '-f', '-'],
+      edgeDevice(GW, { heartbeat: { intervalSecs: 2, offlineAfterSecs: 8 } }),
+    );
+    await cluster.kubectlOk(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'kedge.io/v1alpha1',
+        kind: 'Route',
+        metadata: { name: 'leaves-upstream', namespace: 'default' },
+        spec: {
+          deviceSelector: {},
+          route: 'FROM /messages/* WHERE NOT IS_DEFINED($connectionModuleId) INTO $upstream',
+        },
+      }),
+    );
+    await cluster.kubectlOk(['apply', '-f', '-'], edgeDevice(SENSOR, { parent: GW }));
+    await cluster.kubectlOk(
+      ['apply', '-f', '-'],
+      edgeDevice(CAM, {
+        parent: GW,
+        authentication: { type: 'X509', x509: { thumbprint: thumbprintOf(camCert.certPem) } },
+      }),
+    );
+    hubPort = await freePort();
+    node = await startNode(cluster, GW, ports.hub, {
+      config: {
+        hub: { tlsPort: hubPort, workloadPort: await freePort(), methodsPort: await freePort() },
+      },
+    });
+    await eventually(
+      'the gateway device connected',
+      async () =>
+        (await status(GW))?.conditions?.some(
+          (c: any) => c.type === 'Connected' && c.status === 'True',
+        ) || undefined,
+      90_000,
+    );
+    caPem = await readFile(path.join(node.dataDir, 'hub', 'pki', 'device-ca.crt'), 'utf8');
+    const secret = JSON.parse(
+      await cluster.kubectlOk(['get', 'secret', `${SENSOR}-kedge-key`, '-o', 'json']),
+    );
+    sensorKey = Buffer.from(secret.data.primaryKey, 'base64').toString();
+  });
+
+  afterAll(async () => {
+    await writeFile(
+      path.join(process.cwd(), '.test-artifacts', 'e2e-leaf-nodes.log'),
+      [...nodes, node].map((n) => n?.output() ?? '').join('\n----\n'),
+    ).catch(() => undefined);
+    for (const c of clients) await c.close().catch(() => undefined);
+    await consumer?.stop();
+    await node?.kill('SIGTERM');
+    await controller?.stop();
+    await nats?.stop();
+    await cluster?.cp.stop();
+  });
+
+  it('gives a leaf no Node, and a leaf whose parent is missing Ready=False with the reason', async () => {
+    await cluster.kubectlOk(['apply', '-f', '-'], edgeDevice('orphan', { parent: 'nowhere' }));
+    const ready = await eventually('the orphan’s Ready condition', async () =>
+      (await status('orphan'))?.conditions?.find((c: any) => c.type === 'Ready'),
+    );
+    expect(ready).toMatchObject({ status: 'False', reason: 'ParentNotFound' });
+    expect(ready.message).toMatch(/gateway EdgeDevice nowhere does not exist/);
+    const nodes = await cluster.kubectlOk(['get', 'nodes', '-o', 'name']);
+    expect(nodes).not.toMatch(/sensor|cam|orphan/);
+    expect(nodes).toMatch(/gw/);
+    await cluster.kubectlOk(['delete', 'edgedevice', 'orphan']);
+  });
+
+  it('connects a SAS leaf through its gateway: telemetry arrives, status names the parent, its twin reads and kedge invoke calls its method', async () => {
+    const sensor = await eventually('the sensor leaf connected through gw', () =>
+      openSas(sensorKey),
+    );
+    await sensor.sendEvent(new Message('hello-from-sensor'));
+    await eventually(
+      'the leaf telemetry at the durable consumer',
+      async () => telemetryFrom(SENSOR, 'hello-from-sensor') || undefined,
+    );
+    const connected = await eventually('the sensor reported connected', async () => {
+      const s = await status(SENSOR);
+      return s?.phase === 'Connected' ? s : undefined;
+    });
+    expect(connected.parent).toBe(GW);
+    expect(connected.nodeName).toBeUndefined();
+    expect(connected.conditions.find((c: any) => c.type === 'Ready')).toMatchObject({
+      status: 'True',
+      reason: 'ConnectedThroughParent',
+    });
+
+    // Its reported twin, through the service API on the leaf EdgeDevice itself.
+    const twin = await sensor.getTwin();
+    await new Promise<void>((resolve, reject) =>
+      twin.properties.reported.update({ firmware: '1.2.3' }, (err?: Error) =>
+        err ? reject(err) : resolve(),
+      ),
+    );
+    const twinPath = `/apis/api.kedge.io/v1alpha1/namespaces/default/edgedevices/${SENSOR}/twin`;
+    const read = await eventually('the leaf twin through the service API', async () => {
+      const res = await cluster.kubectl(['get', '--raw', twinPath]);
+      return res.code === 0 ? JSON.parse(res.stdout) : undefined;
+    });
+    expect(read).toMatchObject({
+      kind: 'DeviceTwin',
+      deviceId: SENSOR,
+      properties: { reported: { firmware: '1.2.3' } },
+    });
+
+    sensor.onDeviceMethod('ping', (request, response) => {
+      void response.send(200, { pong: request.payload });
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const invoked = await kedge(cluster.cp.kubeconfigPath, [
+      'invoke',
+      `default/${SENSOR}`,
+      'ping',
+      '{"n":1}',
+    ]);
+    expect({ code: invoked.code, stderr: invoked.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(invoked.stdout)).toEqual({ pong: { n: 1 } });
+  });
+
+  it('delivers a C2D message sent while the leaf is offline when it reconnects', async () => {
+    await clients.pop()!.close();
+    const sent = await kedge(cluster.cp.kubeconfigPath, [
+      'c2d',
+      'send',
+      `default/${SENSOR}`,
+      'while-offline',
+      '--message-id',
+      'm-offline',
+    ]);
+    expect({ code: sent.code, stderr: sent.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(sent.stdout).toMatch(/^queued m-offline for default\/sensor/);
+    const got: string[] = [];
+    await openSas(sensorKey, got);
+    await eventually(
+      'the offline C2D message at the leaf',
+      async () => got.includes('while-offline') || undefined,
+    );
+  });
+
+  it('connects an X.509 leaf by its certificate thumbprint, and refuses another certificate', async () => {
+    const cam = await eventually('the X.509 leaf connected through gw', () => openX509(camCert));
+    await cam.sendEvent(new Message('hello-from-cam'));
+    await eventually(
+      'the X.509 leaf telemetry at the durable consumer',
+      async () => telemetryFrom(CAM, 'hello-from-cam') || undefined,
+    );
+    await expect(openX509(strangerCert)).rejects.toThrow(/not authorized|unauthorized/i);
+    expect((await status(CAM)).conditions.find((c: any) => c.type === 'Credentials')).toMatchObject(
+      { status: 'True', reason: 'X509Thumbprint' },
+    );
+  });
+
+  it('lets a leaf authenticate from the hub’s cache while the gateway cannot reach the cloud', async () => {
+    for (const c of clients.splice(0)) await c.close().catch(() => undefined);
+    await node.kill('SIGTERM');
+    nodes.push(node);
+    const config = parse(await readFile(node.configPath, 'utf8'));
+    const offlinePath = path.join(node.dataDir, 'node-offline.yaml');
+    const unreachable = `mqtts://localhost:${await freePort()}`;
+    await writeFile(
+      offlinePath,
+      stringify({ ...config, cloud: { ...config.cloud, url: unreachable } }),
+    );
+    const { configPath, dataDir } = node;
+    node = launchNode(offlinePath, dataDir);
+    const sensor = await eventually('the sensor leaf connected to the offline gateway', () =>
+      openSas(sensorKey),
+    );
+    await sensor.close();
+    clients.pop();
+    await node.kill('SIGTERM');
+    nodes.push(node);
+    node = launchNode(configPath, dataDir);
+    await eventually(
+      'the gateway device back online',
+      async () =>
+        (await status(GW))?.conditions?.some(
+          (c: any) => c.type === 'Connected' && c.status === 'True',
+        ) || undefined,
+      60_000,
+    );
+  });
+
+  it('disconnects a revoked leaf at once: deleting its EdgeDevice ends the live session and it cannot reconnect', async () => {
+    const sensor = await eventually('the sensor leaf connected again', () => openSas(sensorKey));
+    // Without retries the SDK reports the lost connection itself instead of reconnecting (its
+    // retries are refused; the hub logs each one).
+    sensor.setRetryPolicy({ shouldRetry: () => false, nextRetryTimeout: () => -1 });
+    const disconnected = new Promise<number>((resolve) =>
+      sensor.on('disconnect', () => resolve(Date.now())),
+    );
+    const started = Date.now();
+    await cluster.kubectlOk(['delete', 'edgedevice', SENSOR, '--wait=false']);
+    const at = await Promise.race([
+      disconnected,
+      new Promise<number>((_, reject) =>
+        setTimeout(() => reject(new Error('no disconnect within 15 s')), 15_000),
+      ),
+    ]);
+    console.log(`revoked leaf disconnected ${at - started} ms after kubectl delete began`);
+    expect(at - started).toBeLessThan(15_000);
+    await expect(openSas(sensorKey)).rejects.toThrow(/not authorized|unauthorized/i);
+    await eventually(
+      'the sensor EdgeDevice gone',
+      async () => (await cluster.kubectl(['get', 'edgedevice', SENSOR])).code !== 0 || undefined,
+    );
+  });
+});
