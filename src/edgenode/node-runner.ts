@@ -127,6 +127,24 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
+/** Starts the agent, then its sources: the manifest file, and the cloud link with the hub's leaves. */
+async function startAgent(
+  agent: Agent,
+  sources: {
+    manifestFile: string | undefined;
+    cloud: ReturnType<typeof createCloudLink>;
+    hub: Hub | undefined;
+  },
+): Promise<void> {
+  const { manifestFile, cloud, hub } = sources;
+  await agent.start();
+  if (manifestFile) await agent.addSource(new FileDesiredStateSource(manifestFile));
+  if (!cloud) return;
+  cloud.attachAgent(agent);
+  if (hub) cloud.attachLeafHost(hub);
+  await agent.addSource(cloud);
+}
+
 /**
  * Starts `kedge node`. A manifest given on the command line is validated before anything else
  * happens, so a bad one is rejected without touching the running modules.
@@ -144,14 +162,7 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   hub?.setEdgeAgentMethods(edgeAgentMethods(agent));
   const endpoint = await startEndpoint(config, agent, hub);
   try {
-    await agent.start();
-    if (options.manifestFile)
-      await agent.addSource(new FileDesiredStateSource(options.manifestFile));
-    if (cloud) {
-      cloud.attachAgent(agent);
-      if (hub) cloud.attachLeafHost(hub);
-      await agent.addSource(cloud);
-    }
+    await startAgent(agent, { manifestFile: options.manifestFile, cloud, hub });
   } catch (err) {
     await endpoint?.close();
     await agent.stop();
