@@ -22,7 +22,7 @@ import type {
 } from 'azure-iot-device';
 
 const { ModuleClient, Client, Message } = deviceSdk;
-const { Mqtt } = mqttTransport;
+const { Mqtt, MqttWs } = mqttTransport;
 export { Message };
 export type { SdkClient, SdkMessage, SdkModuleClient };
 
@@ -63,8 +63,19 @@ export async function startHub(
   return hub;
 }
 
-/** An SDK module client created exactly as a module does: ModuleClient.fromEnvironment(Mqtt). */
-export async function sdkModule(hub: Hub, moduleId: string): Promise<SdkModuleClient> {
+/** The SDK transports the hub serves: MQTT over TLS, and MQTT over WebSockets (always port 443). */
+export type SdkTransport = 'mqtt' | 'mqttws';
+
+/**
+ * An SDK module client created exactly as a module does: ModuleClient.fromEnvironment(Mqtt), or
+ * MqttWs with `transport: 'mqttws'` (which needs the hub on 443 and 8883: the SDK appends `:443`
+ * to `IOTEDGE_GATEWAYHOSTNAME`).
+ */
+export async function sdkModule(
+  hub: Hub,
+  moduleId: string,
+  transport: SdkTransport = 'mqtt',
+): Promise<SdkModuleClient> {
   const env = await hub.identityProvider.environmentFor(moduleId, 'process');
   expect(env.IOTEDGE_GATEWAYHOSTNAME).toBe('localhost');
   // These hubs run on ephemeral ports; the Node SDK (only it) also reads `host:port` here.
@@ -72,7 +83,7 @@ export async function sdkModule(hub: Hub, moduleId: string): Promise<SdkModuleCl
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {
-    const client = await ModuleClient.fromEnvironment(Mqtt);
+    const client = await ModuleClient.fromEnvironment(transport === 'mqtt' ? Mqtt : MqttWs);
     client.on('error', () => undefined);
     await client.open();
     return client;
@@ -86,6 +97,25 @@ export async function sdkLeaf(hub: Hub, deviceId = 'leaf1', key = LEAF_KEY): Pro
   const cs = `HostName=${IOTHUB};DeviceId=${deviceId};SharedAccessKey=${key};GatewayHostName=localhost:${hub.ports.tls}`;
   const client = Client.fromConnectionString(cs, Mqtt);
   client.on('error', () => undefined);
+  await client.setOptions({ ca: hub.trustBundlePem });
+  await client.open();
+  return client;
+}
+
+/**
+ * An SDK leaf device on MqttWs: `GatewayHostName` without a port, since the SDK dials
+ * `wss://{GatewayHostName}:443/$iothub/websocket` (the hub must listen on 443). `onMessage`
+ * is attached before the client opens, so C2D messages queued while it was offline are not missed.
+ */
+export async function sdkLeafOverWebSockets(
+  hub: Hub,
+  opts: { deviceId?: string; key?: string; onMessage?: (msg: SdkMessage) => void } = {},
+): Promise<SdkClient> {
+  const { deviceId = 'leaf1', key = LEAF_KEY, onMessage } = opts;
+  const cs = `HostName=${IOTHUB};DeviceId=${deviceId};SharedAccessKey=${key};GatewayHostName=localhost`;
+  const client = Client.fromConnectionString(cs, MqttWs);
+  client.on('error', () => undefined);
+  if (onMessage) client.on('message', onMessage);
   await client.setOptions({ ca: hub.trustBundlePem });
   await client.open();
   return client;

@@ -5,6 +5,7 @@
  */
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { isKedgeError } from '../../common/errors.js';
 import { guardPacketSize } from '../../common/mqtt/packet-guard.js';
@@ -55,6 +56,8 @@ export class HubBroker {
   readonly #identities = new WeakMap<Client, Identity>();
   readonly #counted = new WeakSet<Client>();
   readonly #stalledSince = new WeakMap<Client, number>();
+  /** The TLS socket under a WebSocket stream, which the pre-auth guard tracks. */
+  readonly #socketOf = new WeakMap<object, net.Socket>();
   readonly #guard: PreAuthGuard;
   #protocol: Protocol | undefined;
   #servers: net.Server[] = [];
@@ -110,7 +113,7 @@ export class HubBroker {
       try {
         const identity = this.#authenticate(client, username ?? '', password);
         this.#identities.set(client, identity);
-        this.#guard.passed(client.conn as net.Socket);
+        this.#guard.passed(this.#socketOf.get(client.conn) ?? (client.conn as net.Socket));
         done(null, true);
       } catch (err) {
         const reason = isKedgeError(err) ? err.message : 'error';
@@ -197,11 +200,31 @@ export class HubBroker {
     return ids;
   }
 
-  /** Hands a new socket to aedes, behind the packet-size guard. */
-  #handle(socket: net.Socket | tls.TLSSocket): void {
-    const client = this.aedes.handle(socket);
-    const maxPacket =
-      this.#d.limits.maxMessageBytes + this.#d.limits.maxTopicLength + PACKET_OVERHEAD_BYTES;
+  /** The largest MQTT packet accepted (bytes): a maximum-size message with its topic. */
+  get maxPacketBytes(): number {
+    return this.#d.limits.maxMessageBytes + this.#d.limits.maxTopicLength + PACKET_OVERHEAD_BYTES;
+  }
+
+  /**
+   * Counts a socket upgraded to a WebSocket (on the method API's server) as a connection that has
+   * not authenticated yet, like a TCP accept on the TLS listener. False when the guard refused it.
+   */
+  admitWebSocket(socket: net.Socket): boolean {
+    socket.setNoDelay(true);
+    this.#guard.admit(socket);
+    return !socket.destroyed;
+  }
+
+  /** Hands an MQTT-over-WebSocket stream to aedes; `socket` is the TLS socket under it. */
+  handleWebSocket(stream: Duplex, socket: net.Socket): void {
+    this.#socketOf.set(stream, socket);
+    this.#handle(stream);
+  }
+
+  /** Hands a new connection to aedes, behind the packet-size guard. */
+  #handle(conn: net.Socket | tls.TLSSocket | Duplex): void {
+    const client = this.aedes.handle(conn);
+    const maxPacket = this.maxPacketBytes;
     guardPacketSize(
       client,
       () => maxPacket,
@@ -287,7 +310,7 @@ export class HubBroker {
   #sweepBacklogs(): void {
     const now = Date.now();
     for (const client of this.#clients.values()) {
-      const conn = client.conn as net.Socket;
+      const conn = client.conn;
       if (!conn.writableNeedDrain) this.#stalledSince.delete(client);
       else if (!this.#stalledSince.has(client)) this.#stalledSince.set(client, now);
       const stalledMs = now - (this.#stalledSince.get(client) ?? now);

@@ -18,6 +18,7 @@ import { addressList, sdkPortHosts } from './listen.js';
 import { MethodApi } from './method-api.js';
 import { EDGE_AGENT_MODULE_ID } from '../agent/edge-agent-methods.js';
 import { MethodCalls, type MethodResult } from './methods.js';
+import { MqttWebSockets } from './mqtt-ws.js';
 import { resolveHubOptions, SDK_PORTS, type HubOptions, type HubOptionsInput } from './options.js';
 import { ensureHubPki, issueServerCert, renewAtMs, type HubPki } from './pki-store.js';
 import { Protocol } from './protocol.js';
@@ -44,7 +45,10 @@ export interface HubPorts {
   tls: number;
   plain: number | null;
   workload: number | null;
-  /** The HTTPS direct-method API; null when disabled. */
+  /**
+   * The HTTPS direct-method API, which also serves MQTT over WebSockets unless
+   * `mqttWebSockets` is false; null when disabled.
+   */
   methods: number | null;
 }
 
@@ -189,7 +193,7 @@ export class Hub {
       port: o.workloadPort,
       hosts: addressList(o.workloadHost),
     });
-    const methodApi = o.methodsPort === null ? undefined : this.#methodApi(identities);
+    const methodApi = o.methodsPort === null ? undefined : this.#methodApi(identities, broker);
     const methodsPort =
       (await methodApi?.listen({
         port: o.methodsPort ?? 0,
@@ -295,7 +299,16 @@ export class Hub {
     this.#scheduleRenewal(r);
   }
 
-  #methodApi(identities: IdentityRegistry): MethodApi {
+  #methodApi(identities: IdentityRegistry, broker: HubBroker): MethodApi {
+    const webSockets = this.options.mqttWebSockets
+      ? new MqttWebSockets({
+          admit: (socket) => broker.admitWebSocket(socket),
+          handle: (stream, socket) => broker.handleWebSocket(stream, socket),
+          maxMessageBytes: broker.maxPacketBytes,
+          metrics: this.metrics,
+          log: this.log,
+        })
+      : undefined;
     return new MethodApi({
       deviceId: this.options.deviceId,
       identities,
@@ -304,6 +317,7 @@ export class Hub {
       limits: this.options.limits,
       call: (target, name, payload, timeoutMs) =>
         this.#callMethod(target, name, payload, timeoutMs),
+      upgrade: webSockets && ((req, socket, head) => webSockets.upgrade(req, socket, head)),
     });
   }
 

@@ -6,10 +6,13 @@
  * - The body is `{methodName, payload, responseTimeoutInSeconds, connectTimeoutInSeconds}`; the
  *   answer is `200 {status, payload}`, `404` when the target is not connected or not listening for
  *   methods, `504` when it does not answer in time.
+ *
+ * WebSocket upgrades on the same port are MQTT over WebSockets (`mqtt-ws.ts`).
  */
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { isKedgeError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { IdentityRegistry } from './identities.js';
@@ -18,6 +21,7 @@ import { SDK_PORTS } from './options.js';
 import type { HubMetrics } from './metrics.js';
 import type { MethodResult } from './methods.js';
 import type { HubLimits } from './options.js';
+import { refuseUpgrade } from './mqtt-ws.js';
 import { PreAuthGuard } from './preauth-guard.js';
 import type { Target } from './upstream/upstream.js';
 import { readBodyUpTo, replyJson } from './http-json.js';
@@ -53,6 +57,11 @@ export interface MethodApiDeps {
     payload: unknown,
     timeoutMs: number,
   ) => Promise<MethodResult> | undefined;
+  /**
+   * Takes WebSocket upgrade requests (MQTT over WebSockets); undefined when that is turned off,
+   * and upgrades are then answered 404.
+   */
+  upgrade: ((req: IncomingMessage, socket: Duplex, head: Buffer) => void) | undefined;
 }
 
 interface MethodRequest {
@@ -106,6 +115,8 @@ export class MethodApi {
   readonly #d: MethodApiDeps;
   readonly #guard: PreAuthGuard;
   #servers: net.Server[] = [];
+  /** Upgraded connections: the https server no longer tracks them, so close() ends them here. */
+  readonly #upgraded = new Set<Duplex>();
 
   constructor(deps: MethodApiDeps) {
     this.#d = deps;
@@ -136,6 +147,9 @@ export class MethodApi {
       server.headersTimeout = HEADERS_TIMEOUT_MS;
       server.on('connection', (s: net.Socket) => this.#guard.admit(s));
       server.on('secureConnection', (s: net.Socket) => this.#guard.passed(s));
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+        this.#upgrade(req, socket, head),
+      );
       // Node only reports a failed handshake; the socket stays open unless closed.
       server.on('tlsClientError', (_err, socket) => {
         this.#d.metrics.refused.inc({ listener: 'methods', reason: 'tls_error' });
@@ -151,6 +165,20 @@ export class MethodApi {
       this.#servers.push(...sdk.servers);
     }
     return bound.port;
+  }
+
+  #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    // The http server's error handling ends with the upgrade; a reset must not become an
+    // uncaught 'error'.
+    socket.on('error', () => undefined);
+    this.#upgraded.add(socket);
+    socket.once('close', () => this.#upgraded.delete(socket));
+    if (this.#d.upgrade) this.#d.upgrade(req, socket, head);
+    else
+      refuseUpgrade(socket, {
+        status: 404,
+        message: 'MQTT over WebSockets is turned off on this hub (hub.mqttWebSockets)',
+      });
   }
 
   async #serve(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -222,8 +250,9 @@ export class MethodApi {
       (s as https.Server).setSecureContext({ ...pair, minVersion: 'TLSv1.2' });
   }
 
-  /** Stops listening and drops open connections. */
+  /** Stops listening and drops open connections, MQTT over WebSockets included. */
   async close(): Promise<void> {
+    for (const socket of this.#upgraded) socket.destroy();
     await Promise.all(
       this.#servers.map(
         (s) =>

@@ -35,7 +35,7 @@ export class HubMetrics {
   });
   readonly refused = new Counter({
     name: 'kedge_hub_connections_refused_total',
-    help: 'Connections closed before authenticating, by listener and reason (deadline, per_source_limit, tls_error)',
+    help: 'Connections closed before authenticating, by listener and reason (deadline, per_source_limit, tls_error, bad_upgrade)',
     labelNames: ['listener', 'reason'],
     registers: [this.registry],
   });

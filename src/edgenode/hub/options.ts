@@ -124,6 +124,13 @@ export interface HubOptions {
    * values only suit tests and proxies. Default 443; `null` disables it.
    */
   methodsPort: number | null;
+  /**
+   * MQTT over WebSockets (the SDKs' `MqttWs` transport): WebSocket upgrades to
+   * `/$iothub/websocket` with subprotocol `mqtt` on the method API's port, authenticated and
+   * limited as on `tlsPort`. The SDKs dial 443 for it, so it needs `methodsPort` (443) and is off
+   * when `methodsPort` is `null`. Default true.
+   */
+  mqttWebSockets: boolean;
   /** Workload API TCP port. Default 15580; `null` disables TCP. */
   workloadPort: number | null;
   /** Workload API unix socket path; `null` disables it. Default `{dataDir}/workload.sock`. */
@@ -171,6 +178,7 @@ export const HUB_DEFAULTS: Omit<HubOptions, 'deviceId' | 'dataDir' | 'workloadSo
   workloadHost: '127.0.0.1',
   tlsPort: 8883,
   methodsPort: 443,
+  mqttWebSockets: true,
   plainPort: null,
   workloadPort: 15580,
   containerHostName: 'kedge-hub',
@@ -233,7 +241,14 @@ export const hubOptionsSchema = {
     extraHostNames: { type: 'array', items: { type: 'string' } },
     host: { ...addresses, description: 'MQTT and method API addresses. Default 127.0.0.1.' },
     workloadHost: { ...addresses, description: 'Workload API TCP addresses. Default 127.0.0.1.' },
-    methodsPort: { ...nullablePort, description: 'Direct-method HTTPS port. Default 443.' },
+    methodsPort: {
+      ...nullablePort,
+      description: 'Direct-method HTTPS and MQTT-over-WebSockets port. Default 443.',
+    },
+    mqttWebSockets: {
+      type: 'boolean',
+      description: 'MQTT over WebSockets (/$iothub/websocket) on methodsPort. Default true.',
+    },
     tlsPort: { ...port, description: 'MQTT/TLS port. Default 8883.' },
     plainPort: { ...nullablePort, description: 'Plain MQTT port (development). Default off.' },
     workloadPort: { ...nullablePort, description: 'Workload API TCP port. Default 15580.' },
