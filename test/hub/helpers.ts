@@ -78,8 +78,10 @@ export async function sdkModule(
 ): Promise<SdkModuleClient> {
   const env = await hub.identityProvider.environmentFor(moduleId, 'process');
   expect(env.IOTEDGE_GATEWAYHOSTNAME).toBe('localhost');
-  // These hubs run on ephemeral ports; the Node SDK (only it) also reads `host:port` here.
-  env.IOTEDGE_GATEWAYHOSTNAME = `localhost:${hub.ports.tls}`;
+  // Hubs on ephemeral ports: the Node SDK (only it) also reads `host:port` here. MqttWs always
+  // dials 443 on the host, so it keeps the plain name.
+  if (transport === 'mqtt' && hub.ports.tls !== 8883)
+    env.IOTEDGE_GATEWAYHOSTNAME = `localhost:${hub.ports.tls}`;
   const saved = { ...process.env };
   Object.assign(process.env, env);
   try {
