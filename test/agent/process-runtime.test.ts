@@ -304,11 +304,8 @@ describe('process runtime', () => {
     };
     await writeFile(file, withDesired({ threshold: 30, label: 'first' }));
     const config = path.join(dir, 'node.yaml');
-    const hub = {
-      tlsPort: await freePort(),
-      workloadPort: await freePort(),
-      methodsPort: await freePort(),
-    };
+    // The SDK dials 8883 on IOTEDGE_GATEWAYHOSTNAME, a host name without a port (ADR 0020).
+    const hub = { tlsPort: 8883, workloadPort: await freePort(), methodsPort: 443 };
     await writeFile(config, stringify({ hub }));
     const node = startNode([
       '--manifest',
