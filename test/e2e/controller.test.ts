@@ -98,6 +98,21 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
   let nats: TestNats;
   let consumer: { stop(): Promise<void> } | undefined;
   const received: { temperature: number; seq: number; enqueuedAt: string }[] = [];
+  /** The real `kedge` CLI against this cluster. */
+  const kedge = (args: string[]) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn(process.execPath, [
+        `${process.cwd()}/dist/cli/main.js`,
+        ...args,
+        '--kubeconfig',
+        cluster.cp.kubeconfigPath,
+      ]);
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+      child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    });
 
   beforeAll(async () => {
     cluster = await startTestCluster('e2e', {
@@ -562,22 +577,7 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
   });
 
   it('calls a direct method on a module with kedge invoke', async () => {
-    const cli = `${process.cwd()}/dist/cli/main.js`;
-    const run = (args: string[]) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [
-          cli,
-          'invoke',
-          ...args,
-          '--kubeconfig',
-          cluster.cp.kubeconfigPath,
-        ]);
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-        child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-      });
+    const run = (args: string[]) => kedge(['invoke', ...args]);
     const ok = await run(['default/dev1/filter', 'ping', '{"hello":1}']);
     expect({ code: ok.code, stderr: ok.stderr }).toEqual({ code: 0, stderr: '' });
     expect(JSON.parse(ok.stdout)).toEqual({ pong: true, payload: { hello: 1 } });
@@ -588,20 +588,6 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
   });
 
   it('answers $edgeAgent ping, GetModuleLogs and RestartModule, and kedge restart', async () => {
-    const kedge = (args: string[]) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-        const child = spawn(process.execPath, [
-          `${process.cwd()}/dist/cli/main.js`,
-          ...args,
-          '--kubeconfig',
-          cluster.cp.kubeconfigPath,
-        ]);
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-        child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-        child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-      });
     const agent = 'default/dev1/$edgeAgent';
     const ping = await kedge(['invoke', agent, 'ping']);
     expect({ code: ping.code, stdout: ping.stdout.trim() }).toEqual({ code: 0, stdout: 'null' });
