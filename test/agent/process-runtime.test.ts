@@ -23,6 +23,22 @@ const LOOP = [
   'trap "exit 0" TERM; echo up $IOTEDGE_MODULEID; while true; do sleep 0.2; done',
 ];
 
+/** `kedge node` arguments for a process-runtime device driven by a manifest file. */
+function processNodeArgs(manifestFile: string, dataDir: string, deviceId: string): string[] {
+  return [
+    '--manifest',
+    manifestFile,
+    '--runtime',
+    'process',
+    '--data-dir',
+    dataDir,
+    '--device-id',
+    deviceId,
+    '--metrics-port',
+    '0',
+  ];
+}
+
 function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -236,18 +252,7 @@ describe('process runtime', () => {
         manifest({ p1: { cmd: LOOP, startupOrder: 1 }, p2: { cmd: LOOP, startupOrder: 2 } }),
       ),
     );
-    const args = [
-      '--manifest',
-      file,
-      '--runtime',
-      'process',
-      '--data-dir',
-      dir,
-      '--device-id',
-      deviceId,
-      '--metrics-port',
-      '0',
-    ];
+    const args = processNodeArgs(file, dir, deviceId);
     const first = startNode(args);
     nodes.push(first);
     await first.started();
@@ -307,20 +312,7 @@ describe('process runtime', () => {
     // The SDK dials 8883 on IOTEDGE_GATEWAYHOSTNAME, a host name without a port (ADR 0020).
     const hub = { tlsPort: 8883, workloadPort: await freePort(), methodsPort: 443 };
     await writeFile(config, stringify({ hub }));
-    const node = startNode([
-      '--manifest',
-      file,
-      '--config',
-      config,
-      '--runtime',
-      'process',
-      '--data-dir',
-      dir,
-      '--device-id',
-      deviceId,
-      '--metrics-port',
-      '0',
-    ]);
+    const node = startNode([...processNodeArgs(file, dir, deviceId), '--config', config]);
     nodes.push(node);
     await node.started();
     const running = await waitFor('filter running', async () => {

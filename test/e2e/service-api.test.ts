@@ -405,17 +405,19 @@ describe('service API and kubelet API: access to one device never implies anothe
       return events.length > 0 ? events : undefined;
     });
     expect(first).toEqual([{ threshold: 30, label: 'first', $version: expect.any(Number) }]);
-    await cluster.kubectlOk([
-      'patch',
-      'edgedeployment',
-      'methods',
-      '-n',
-      A.namespace,
-      '--type',
-      'merge',
-      '-p',
-      JSON.stringify({ spec: { modules: [filterModule({ threshold: 35 })] } }),
-    ]);
+    const setModules = (modules: unknown[]) =>
+      cluster.kubectlOk([
+        'patch',
+        'edgedeployment',
+        'methods',
+        '-n',
+        A.namespace,
+        '--type',
+        'merge',
+        '-p',
+        JSON.stringify({ spec: { modules } }),
+      ]);
+    await setModules([filterModule({ threshold: 35 })]);
     const events = await eventually('the SDK client got the desired patch', async () => {
       const all = await desiredEvents(cluster, podA);
       return all.length > 1 ? all : undefined;
@@ -434,21 +436,7 @@ describe('service API and kubelet API: access to one device never implies anothe
     expect(await podUid()).toBe(uidBefore);
     expect(await filterContainer()).toEqual(before);
     // A container change still replaces the module.
-    await cluster.kubectlOk([
-      'patch',
-      'edgedeployment',
-      'methods',
-      '-n',
-      A.namespace,
-      '--type',
-      'merge',
-      '-p',
-      JSON.stringify({
-        spec: {
-          modules: [{ ...filterModule({ threshold: 35 }), env: [{ name: 'E2E', value: '1' }] }],
-        },
-      }),
-    ]);
+    await setModules([{ ...filterModule({ threshold: 35 }), env: [{ name: 'E2E', value: '1' }] }]);
     await eventually(
       'a new pod for the changed container',
       async () => {
