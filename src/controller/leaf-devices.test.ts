@@ -185,11 +185,11 @@ describe('leaf devices in the controller', () => {
       calls.push({ ns, d, call });
       return Promise.resolve({ status: 200, payload: 'pong' });
     }, leafOf);
-    const request = (d: string, body: object) =>
+    const request = (d: string, body: object, method = 'POST') =>
       ({
         namespace: 'ns',
         device: d,
-        method: 'POST',
+        method,
         body: JSON.stringify(body),
         query: new URLSearchParams(),
       }) as never;
@@ -222,20 +222,27 @@ describe('leaf devices in the controller', () => {
     const wrongLeaf = await c2d.handle(request('s1', { payload: 'hi', deviceId: 'other' }));
     expect(wrongLeaf.status).toBe(400);
 
-    const reads: string[] = [];
-    const twin = twinSubresource((_ns, d, module) => {
-      reads.push(`${d} ${module}`);
-      return Promise.resolve({ module, version: 2, properties: { fw: '1' } });
-    }, leafOf);
-    const got = await twin.handle(request('s1', {}));
+    const twins = new FakeDeviceBackend();
+    const leafKey = `ns/gw/${leafTwinModule('s1')}`;
+    twins.twins.set(leafKey, { module: leafTwinModule('s1'), version: 2, properties: { fw: '1' } });
+    const twin = twinSubresource(twins, leafOf);
+    const got = await twin.handle(request('s1', {}, 'GET'));
     expect(got).toMatchObject({
       status: 200,
       body: {
         kind: 'DeviceTwin',
         deviceId: 's1',
-        properties: { reported: { fw: '1', $version: 2 } },
+        properties: { reported: { fw: '1', $version: 2 }, desired: { $version: 0 } },
       },
     });
-    expect(reads).toEqual([`gw ${leafTwinModule('s1')}`]);
+    // A desired patch for the leaf is kept beside its parent's module twins.
+    const patched = await twin.handle(
+      request('s1', { properties: { desired: { interval: 5 } } }, 'PATCH'),
+    );
+    expect(patched).toMatchObject({
+      status: 200,
+      body: { properties: { desired: { interval: 5, $version: 1 } } },
+    });
+    expect(twins.desiredTwins.get(leafKey)?.properties).toEqual({ interval: 5 });
   });
 });

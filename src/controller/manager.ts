@@ -179,10 +179,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
           (ns, device, call) => backend.invokeMethod(ns, device, call),
           (ns, device) => leafParentOf(ctx, ns, device),
         ),
-        twinSubresource(
-          (ns, device, module) => backend.reportedTwin(ns, device, module),
-          (ns, device) => leafParentOf(ctx, ns, device),
-        ),
+        twinSubresource(backend, (ns, device) => leafParentOf(ctx, ns, device)),
         c2dSubresource(
           (ns, device, message) => backend.sendC2D(ns, device, message),
           (ns, device) => leafParentOf(ctx, ns, device),

@@ -43,6 +43,7 @@ const DEVICE_PUBLISH_PREFIXES = [
 /** Leaves a device may subscribe to. */
 const DEVICE_SUBSCRIBE = [
   Leaf.desired,
+  Leaf.twinDesired,
   Leaf.logRequest,
   Leaf.logCancel,
   Leaf.methodRequest,

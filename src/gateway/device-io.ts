@@ -18,17 +18,17 @@ import {
   leafTwinModule,
   Subjects,
   twinKey,
+  type StoredTwin,
 } from '../common/cloudplane/layout.js';
 import { ErrorCode, KedgeError, errorMessage } from '../common/errors.js';
+import { MAX_TWIN_SECTION_BYTES, mergePatch } from '../common/iothub/twin-patch.js';
 import type { Logger } from '../common/logger.js';
-import type { ReportedTwin } from '../controller/backend/device-backend.js';
+
 import type { CloudIdentity } from './auth.js';
 import type { GatewayMetrics } from './metrics.js';
 
 /** JetStream: "message size exceeds maximum allowed". */
 const JS_MESSAGE_TOO_LARGE = 10054;
-/** IoT Hub's limit for a twin's reported properties. */
-export const MAX_REPORTED_TWIN_BYTES = 32 * 1024;
 /** A device report (modules and facts) larger than this is refused. */
 const MAX_REPORT_BYTES = 256 * 1024;
 /** A dead letter keeps at most this much of the refused message. */
@@ -101,17 +101,17 @@ export class DeviceIo {
     const key = twinKey(who.namespace, who.device, module);
     for (let attempt = 1; ; attempt++) {
       const entry = await this.buckets.twins.get(key);
-      const current: ReportedTwin =
+      const current: StoredTwin =
         entry?.operation === 'PUT'
-          ? entry.json<ReportedTwin>()
+          ? entry.json<StoredTwin>()
           : { module, version: 0, properties: {} };
-      const next: ReportedTwin = {
+      const next: StoredTwin = {
         module,
         version: current.version + 1,
         properties: mergePatch(current.properties, message.patch),
       };
       const data = JSON.stringify(next);
-      if (data.length > MAX_REPORTED_TWIN_BYTES) {
+      if (data.length > MAX_TWIN_SECTION_BYTES) {
         this.metrics.denied.inc({ what: 'twin_too_large' });
         this.log.warn(
           { key, bytes: data.length },
@@ -141,22 +141,4 @@ function isPermanent(err: unknown): boolean {
     (err instanceof JetStreamApiError && err.code === JS_MESSAGE_TOO_LARGE) ||
     err instanceof InvalidArgumentError
   );
-}
-
-/** RFC 7396 merge patch: `null` deletes, objects merge, anything else replaces. */
-export function mergePatch(
-  target: Record<string, unknown>,
-  patch: Record<string, unknown>,
-): Record<string, unknown> {
-  const out: Record<string, unknown> = { ...target };
-  for (const [k, v] of Object.entries(patch)) {
-    if (v === null) delete out[k];
-    else if (isObject(v) && isObject(out[k])) out[k] = mergePatch(out[k], v);
-    else out[k] = v;
-  }
-  return out;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }

@@ -31,6 +31,7 @@ import { GatewayMetrics } from './metrics.js';
 import { guardPacketSize } from '../common/mqtt/packet-guard.js';
 import { SessionRequests } from './requests.js';
 import { SessionC2d } from './c2d.js';
+import { desiredTwinMessages, deviceKeyOfTwin, twinDesiredMessage } from './desired-twins.js';
 
 /** aedes CONNACK return code for bad credentials. */
 const BAD_USERNAME_OR_PASSWORD = 4;
@@ -170,6 +171,13 @@ export class Gateway {
       if (session && e.operation === 'PUT')
         void this.#push(session.who, Leaf.desired, e.value).catch(() => undefined);
     };
+    const desiredTwin = (e: KvEntry): void => {
+      const session = this.#sessions.get(deviceKeyOfTwin(e.key));
+      if (session && e.operation === 'PUT')
+        void this.#push(session.who, Leaf.twinDesired, twinDesiredMessage(e)).catch(
+          () => undefined,
+        );
+    };
     this.#watchers.push(
       watchBucket(nc, this.#buckets.credentials, {
         include: KvWatchInclude.LastValue,
@@ -179,6 +187,11 @@ export class Gateway {
       watchBucket(nc, this.#buckets.desired, {
         include: KvWatchInclude.UpdatesOnly,
         onEntry: desired,
+        log,
+      }),
+      watchBucket(nc, this.#buckets.desiredTwins, {
+        include: KvWatchInclude.UpdatesOnly,
+        onEntry: desiredTwin,
         log,
       }),
     );
@@ -285,6 +298,8 @@ export class Gateway {
       const session = this.#sessionOf(client);
       if (session && subs.some((s) => s.topic.endsWith(`/${Leaf.desired}`)))
         void this.#pushDesired(session);
+      if (session && subs.some((s) => s.topic.endsWith(`/${Leaf.twinDesired}`)))
+        void this.#pushDesiredTwins(session);
       if (session && subs.some((s) => s.topic.endsWith(`/${Leaf.c2d}`))) session.c2d.start();
     });
   }
@@ -411,6 +426,20 @@ export class Gateway {
           setTimeout(r, Math.min(PUSH_RETRY_MS * 2 ** attempt, PUSH_RETRY_MAX_MS)),
         );
       }
+    }
+  }
+
+  /** Sends the device every twin's desired layer; a failure waits for its next connect. */
+  async #pushDesiredTwins(session: Session): Promise<void> {
+    const { namespace, device } = session.who;
+    try {
+      const messages = await desiredTwinMessages(this.#buckets.desiredTwins, namespace, device);
+      for (const m of messages) await this.#push(session.who, Leaf.twinDesired, m);
+    } catch (err) {
+      this.#opts.log.info(
+        { device: deviceKey(namespace, device), reason: errorMessage(err) },
+        'could not send the desired twin patches; they go on the next connect',
+      );
     }
   }
 

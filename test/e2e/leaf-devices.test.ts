@@ -188,7 +188,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     await cluster.kubectlOk(['delete', 'edgedevice', 'orphan']);
   });
 
-  it('connects a SAS leaf through its gateway: telemetry arrives, status names the parent, its twin reads and kedge invoke calls its method', async () => {
+  it('connects a SAS leaf through its gateway: telemetry arrives, status names the parent, its twin reads and patches, and kedge invoke calls its method', async () => {
     const sensor = await eventually('the sensor leaf connected through gw', () =>
       openSas(sensorKey),
     );
@@ -238,6 +238,22 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     ]);
     expect({ code: invoked.code, stderr: invoked.stderr }).toEqual({ code: 0, stderr: '' });
     expect(JSON.parse(invoked.stdout)).toEqual({ pong: { n: 1 } });
+
+    // A desired patch through the service API reaches the connected leaf's twin.
+    const desired: Record<string, unknown>[] = [];
+    twin.on('properties.desired', (patch: Record<string, unknown>) => desired.push(patch));
+    const patched = await kedge(cluster.cp.kubeconfigPath, [
+      'twin',
+      'patch',
+      `default/${SENSOR}`,
+      '--desired',
+      '{"interval":5}',
+    ]);
+    expect({ code: patched.code, stderr: patched.stderr }).toEqual({ code: 0, stderr: '' });
+    const change = await eventually('the desired patch at the leaf', async () =>
+      desired.find((d) => d.interval === 5 && !('firmware' in d)),
+    );
+    expect(change).toEqual({ interval: 5, $version: expect.any(Number) });
   });
 
   it('delivers a C2D message sent while the leaf is offline when it reconnects', async () => {

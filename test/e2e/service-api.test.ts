@@ -49,8 +49,8 @@ const deployment = {
 };
 
 /**
- * RBAC: alice may invoke methods and read twins in tenant A; mallory has nodes/proxy on B's node
- * only.
+ * RBAC: alice may invoke methods, read twins and patch them in tenant A; carol may only read A's
+ * twins; mallory has nodes/proxy on B's node only.
  */
 const aliceIn = (role: string) => ({
   apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -62,6 +62,11 @@ const aliceIn = (role: string) => ({
 const rbac = [
   aliceIn('edgedevice-invoke'),
   aliceIn('edgedevice-twin-reader'),
+  {
+    ...aliceIn('edgedevice-twin-reader'),
+    metadata: { name: 'carol-twin-reader', namespace: A.namespace },
+    subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: 'carol' }],
+  },
   {
     apiVersion: 'rbac.authorization.k8s.io/v1',
     kind: 'ClusterRole',
@@ -475,6 +480,58 @@ describe('service API and kubelet API: access to one device never implies anothe
       },
       120_000,
     );
+  });
+
+  it('patches desired properties with kedge twin patch: the running module gets only the change, with no restart', async () => {
+    const before = await filterContainer();
+    const seen = (await desiredEvents(cluster, podA)).length;
+    const alice = await aliceKubeconfig(cluster);
+    const patch = (target: string, desired: object, kubeconfig = alice) =>
+      kedge([
+        'twin',
+        'patch',
+        target,
+        '--desired',
+        JSON.stringify(desired),
+        '--kubeconfig',
+        kubeconfig,
+      ]);
+    const target = `${A.namespace}/${A.device}/filter`;
+    const first = await patch(target, { threshold: 42, mode: 'strict' });
+    expect({ code: first.code, stderr: first.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(first.stdout)).toMatchObject({
+      properties: { desired: { threshold: 42, mode: 'strict', $version: 1 } },
+    });
+    const nextEvents = (count: number) =>
+      eventually(`the SDK client got desired patch ${count}`, async () => {
+        const all = await desiredEvents(cluster, podA);
+        return all.length >= seen + count ? all.slice(seen) : undefined;
+      });
+    const [got] = await nextEvents(1);
+    expect(got).toEqual({ threshold: 42, mode: 'strict', $version: expect.any(Number) });
+    await eventually('filter reported threshold 42', async () => {
+      const res = await cluster.kubectl(['get', '--raw', twinPath(A), '--as', 'alice']);
+      const doc = res.code === 0 ? JSON.parse(res.stdout) : undefined;
+      return doc?.properties.reported.threshold === 42 ? true : undefined;
+    });
+    // null removes a key; the module gets that alone, with the next $version.
+    expect((await patch(target, { mode: null })).code).toBe(0);
+    const [, removed] = await nextEvents(2);
+    expect(removed).toEqual({ mode: null, $version: (got!.$version as number) + 1 });
+    expect(await filterContainer()).toEqual(before);
+    // Reading a twin is not patching it, and rights in A reach nothing in B.
+    const carol = issueCertificate(cluster.cp.ca, { commonName: 'carol', usage: ['client'] });
+    const carolConfig = path.join(path.dirname(alice), 'carol-kubeconfig');
+    await writeFile(carolConfig, kubeconfigFor(cluster.cp.server, cluster.cp.ca.certPem, carol));
+    const reader = await patch(target, { threshold: 1 }, carolConfig);
+    expect(reader.code).not.toBe(0);
+    expect(reader.stderr).toContain(
+      'User "carol" cannot patch resource "edgedevices/twin" in API group "api.kedge.io" in the namespace "tenant-a"',
+    );
+    const otherTenant = await patch(`${B.namespace}/${B.device}/filter`, { threshold: 1 });
+    expect(otherTenant.code).not.toBe(0);
+    expect(otherTenant.stderr).toContain('cannot patch resource "edgedevices/twin"');
+    expect(otherTenant.stderr).not.toMatch(/\n\s+at /);
   });
 
   it('answers an X.509 EdgeDevice (to the cloud) with Ready=False that says why, and does not retry', async () => {

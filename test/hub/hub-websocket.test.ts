@@ -203,7 +203,7 @@ describe('hub MQTT over WebSockets on 443 (MqttWs)', () => {
     ).resolves.toEqual({ status: 200, payload: { pong: 1 } });
 
     // Twin: a desired patch reaches the module, its reported patch reaches the hub.
-    hub.updateDesired({ deviceId: DEVICE, moduleId: 'collector' }, { limit: 7 });
+    hub.setServiceDesired({ deviceId: DEVICE, moduleId: 'collector' }, { limit: 7 });
     await eventually(() => desired.includes(7));
     await new Promise<void>((resolve, reject) =>
       twin.properties.reported.update({ limit: 7 }, (err?: Error) =>

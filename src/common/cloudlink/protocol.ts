@@ -19,6 +19,8 @@ export const Leaf = {
   telemetry: 'telemetry',
   /** device → cloud, QoS1: {@link TwinReportedMessage}. */
   twinReported: 'twin/reported',
+  /** cloud → device, QoS1: {@link TwinDesiredMessage}. Each twin's is resent on every reconnect. */
+  twinDesired: 'twin/desired',
   /** cloud → device, QoS1: {@link LogRequest}. */
   logRequest: 'logs/request',
   /** cloud → device, QoS1: {@link LogCancel}. */
@@ -159,6 +161,20 @@ export interface TwinReportedMessage {
   /** The leaf device behind the hub whose twin this is, instead of a module. */
   leaf?: string;
   patch: Record<string, unknown>;
+  version: number;
+}
+
+/**
+ * The desired patches the service API sent for one module or leaf twin, composed into one layer
+ * (`null`s kept). The hub applies what changed since the layer it last applied.
+ */
+export interface TwinDesiredMessage {
+  /** The module; empty for a leaf device. */
+  module: string;
+  /** The leaf device behind the hub whose twin this is, instead of a module. */
+  leaf?: string;
+  properties: Record<string, unknown>;
+  /** The layer's version in the cloud plane; increases with every patch. */
   version: number;
 }
 

@@ -24,6 +24,8 @@ export const Buckets = {
   reported: 'kedge_reported',
   /** Each module's reported twin properties. */
   twins: 'kedge_twins',
+  /** Each twin's desired patches from the service API, composed into one ({@link StoredTwin}). */
+  desiredTwins: 'kedge_desired_twins',
   /** Each device's SAS keys, read by the gateways to authenticate it. */
   credentials: 'kedge_credentials',
 } as const;
@@ -69,12 +71,19 @@ export function twinKey(namespace: string, device: string, module: string): stri
   return `${deviceKey(namespace, device)}.${token(module)}`;
 }
 
+const LEAF_TWIN_PREFIX = '$leaf/';
+
 /**
  * The twin-bucket "module" under which a leaf device's reported twin is kept, beside its gateway's
  * module twins: `$` cannot start a module id, so the two never collide.
  */
 export function leafTwinModule(leaf: string): string {
-  return `$leaf/${leaf}`;
+  return `${LEAF_TWIN_PREFIX}${leaf}`;
+}
+
+/** The leaf device a twin-bucket "module" stands for, or undefined for a real module. */
+export function leafOfTwinModule(module: string): string | undefined {
+  return module.startsWith(LEAF_TWIN_PREFIX) ? module.slice(LEAF_TWIN_PREFIX.length) : undefined;
 }
 
 /** Requests a controller sends to whichever gateway holds the device. */
@@ -137,4 +146,16 @@ export interface StoredC2d {
   /** Body, base64. */
   body: string;
   properties: Record<string, string>;
+}
+
+/**
+ * One section of a module or leaf twin as the cloud plane stores it: the reported properties the
+ * device's patches merged into, or the desired patches the service API composed.
+ */
+export interface StoredTwin {
+  /** The module id, or {@link leafTwinModule} for a leaf device. */
+  module: string;
+  /** Increases by one with every patch. */
+  version: number;
+  properties: Record<string, unknown>;
 }

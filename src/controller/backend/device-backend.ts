@@ -5,6 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
+import type { StoredTwin } from '../../common/cloudplane/layout.js';
 import type {
   DesiredMessage,
   LogRequest,
@@ -20,14 +21,6 @@ export interface MethodCall {
   method: string;
   payload: unknown;
   timeoutSecs: number;
-}
-
-/** A module twin's reported properties as the cloud plane stores them. */
-export interface ReportedTwin {
-  module: string;
-  /** Increases by one with every reported patch the cloud plane merged. */
-  version: number;
-  properties: Record<string, unknown>;
 }
 
 /** A cloud-to-device message for a leaf device behind an edge device. */
@@ -68,11 +61,19 @@ export interface DeviceBackend extends EventEmitter<DeviceBackendEvents> {
   /** Calls a direct method; rejects with a Timeout error after `call.timeoutSecs`. */
   invokeMethod(namespace: string, device: string, call: MethodCall): Promise<MethodResponse>;
   /** A module's reported twin, or undefined when it never reported. */
-  reportedTwin(
+  reportedTwin(namespace: string, device: string, module: string): Promise<StoredTwin | undefined>;
+  /** A twin's desired patches from the service API, composed; undefined when none was sent. */
+  desiredTwin(namespace: string, device: string, module: string): Promise<StoredTwin | undefined>;
+  /**
+   * Composes a desired patch into the twin's service layer; the device gets the layer now or when
+   * it next connects. Rejects with `LimitExceeded` when the layer would grow over IoT Hub's size.
+   */
+  patchDesiredTwin(
     namespace: string,
     device: string,
     module: string,
-  ): Promise<ReportedTwin | undefined>;
+    patch: Record<string, unknown>,
+  ): Promise<StoredTwin>;
   /**
    * Queues a C2D message durably until the device takes it or its TTL ends; rejects with
    * `LimitExceeded` when the leaf's queue is full.

@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import type { DesiredMessage, MethodResponse } from '../../common/cloudlink/protocol.js';
+import type { StoredTwin } from '../../common/cloudplane/layout.js';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
+import { composeWithin } from '../../common/iothub/twin-patch.js';
 import type {
   C2dSend,
   DeviceBackend,
   DeviceBackendEvents,
   MethodCall,
-  ReportedTwin,
   StoredTelemetry,
   TelemetryQuery,
 } from './device-backend.js';
@@ -19,7 +20,9 @@ import type {
 export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> implements DeviceBackend {
   readonly desired = new Map<string, DesiredMessage>();
   readonly credentials = new Map<string, readonly string[]>();
-  readonly twins = new Map<string, ReportedTwin>();
+  readonly twins = new Map<string, StoredTwin>();
+  /** Desired layers per `namespace/device/module`. */
+  readonly desiredTwins = new Map<string, StoredTwin>();
   /** Stored telemetry per `namespace/device`, oldest first; a test appends to it. */
   readonly telemetry = new Map<string, StoredTelemetry[]>();
   readonly calls: { namespace: string; device: string; call: MethodCall }[] = [];
@@ -77,12 +80,29 @@ export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     return Promise.resolve(this.answer(call));
   }
 
-  reportedTwin(
+  reportedTwin(namespace: string, device: string, module: string): Promise<StoredTwin | undefined> {
+    return Promise.resolve(this.twins.get(`${namespace}/${device}/${module}`));
+  }
+
+  desiredTwin(namespace: string, device: string, module: string): Promise<StoredTwin | undefined> {
+    return Promise.resolve(this.desiredTwins.get(`${namespace}/${device}/${module}`));
+  }
+
+  patchDesiredTwin(
     namespace: string,
     device: string,
     module: string,
-  ): Promise<ReportedTwin | undefined> {
-    return Promise.resolve(this.twins.get(`${namespace}/${device}/${module}`));
+    patch: Record<string, unknown>,
+  ): Promise<StoredTwin> {
+    const key = `${namespace}/${device}/${module}`;
+    const current = this.desiredTwins.get(key);
+    const next = {
+      module,
+      version: (current?.version ?? 0) + 1,
+      properties: composeWithin(current?.properties ?? {}, patch),
+    };
+    this.desiredTwins.set(key, next);
+    return Promise.resolve(next);
   }
 
   sendC2D(namespace: string, device: string, message: C2dSend): Promise<void> {

@@ -42,17 +42,18 @@ import {
   type CredentialsRecord,
   type PresenceEvent,
   type StoredC2d,
+  type StoredTwin,
 } from '../../common/cloudplane/layout.js';
 import { C2D_MAX_QUEUED, openBuckets } from '../../common/cloudplane/nats.js';
 import { watchBucket, type BucketWatch } from '../../common/cloudplane/watch.js';
 import { ErrorCode, KedgeError, errorMessage } from '../../common/errors.js';
+import { composeWithin } from '../../common/iothub/twin-patch.js';
 import type { Logger } from '../../common/logger.js';
 import type {
   C2dSend,
   DeviceBackend,
   DeviceBackendEvents,
   MethodCall,
-  ReportedTwin,
   StoredTelemetry,
   TelemetryQuery,
 } from './device-backend.js';
@@ -69,6 +70,8 @@ const METHOD_TRANSPORT_MS = 5_000;
 const TELEMETRY_FETCH_EXPIRES_MS = 2_000;
 /** Messages a telemetry read scans at most; a chattier device's window shows only its newest. */
 const TELEMETRY_MAX_SCAN = 5_000;
+/** Optimistic-concurrency retries when two desired patches for one twin race. */
+const TWIN_PATCH_ATTEMPTS = 5;
 
 export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> implements DeviceBackend {
   readonly #nc: NatsConnection;
@@ -138,6 +141,8 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
       this.#buckets.desired.delete(key),
       this.#buckets.reported.delete(key),
       this.#jsm.streams.purge(Streams.c2d, { filter: Subjects.c2dOf(namespace, device) }),
+      purgeKeys(this.#buckets.twins, `${key}.*`),
+      purgeKeys(this.#buckets.desiredTwins, `${key}.*`),
     ]);
     await this.disconnect(namespace, device);
   }
@@ -201,9 +206,49 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     namespace: string,
     device: string,
     module: string,
-  ): Promise<ReportedTwin | undefined> {
+  ): Promise<StoredTwin | undefined> {
     const entry = await this.#buckets.twins.get(twinKey(namespace, device, module));
-    return entry?.operation === 'PUT' ? entry.json<ReportedTwin>() : undefined;
+    return entry?.operation === 'PUT' ? entry.json<StoredTwin>() : undefined;
+  }
+
+  async desiredTwin(
+    namespace: string,
+    device: string,
+    module: string,
+  ): Promise<StoredTwin | undefined> {
+    const entry = await this.#buckets.desiredTwins.get(twinKey(namespace, device, module));
+    return entry?.operation === 'PUT' ? entry.json<StoredTwin>() : undefined;
+  }
+
+  async patchDesiredTwin(
+    namespace: string,
+    device: string,
+    module: string,
+    patch: Record<string, unknown>,
+  ): Promise<StoredTwin> {
+    const bucket = this.#buckets.desiredTwins;
+    const key = twinKey(namespace, device, module);
+    for (let attempt = 1; ; attempt++) {
+      const entry = await bucket.get(key);
+      const current = entry?.operation === 'PUT' ? entry.json<StoredTwin>() : undefined;
+      const next: StoredTwin = {
+        module,
+        version: (current?.version ?? 0) + 1,
+        properties: composeWithin(current?.properties ?? {}, patch),
+      };
+      try {
+        if (current && entry) await bucket.update(key, JSON.stringify(next), entry.revision);
+        else await bucket.create(key, JSON.stringify(next));
+        return next;
+      } catch (err) {
+        if (attempt >= TWIN_PATCH_ATTEMPTS)
+          throw new KedgeError(
+            ErrorCode.Unavailable,
+            `could not store the desired patch: ${errorMessage(err)}`,
+            { cause: err },
+          );
+      }
+    }
   }
 
   async sendC2D(namespace: string, device: string, message: C2dSend): Promise<void> {
@@ -312,6 +357,13 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
       this.emit('connected', namespace, device);
     else this.emit('heartbeat', namespace, device);
   }
+}
+
+/** Purges every key of `bucket` that matches `filter`. */
+async function purgeKeys(bucket: KV, filter: string): Promise<void> {
+  const keys: string[] = [];
+  for await (const k of await bucket.keys(filter)) keys.push(k);
+  await Promise.all(keys.map((k) => bucket.purge(k)));
 }
 
 function notConnected(namespace: string, device: string): KedgeError {

@@ -1,92 +1,136 @@
-import { leafTwinModule } from '../../common/cloudplane/layout.js';
-import type { ReportedTwin } from '../backend/device-backend.js';
+import { leafTwinModule, type StoredTwin } from '../../common/cloudplane/layout.js';
+import { ErrorCode, errorMessage, isKedgeError } from '../../common/errors.js';
+import {
+  depthOf,
+  isJsonObject,
+  MAX_TWIN_DEPTH,
+  mergePatch,
+} from '../../common/iothub/twin-patch.js';
+import type { DeviceBackend } from '../backend/device-backend.js';
 import type { LeafParentOf } from './invoke.js';
 import {
   failure,
+  jsonObjectBody,
   SERVICE_API_GROUP,
   SERVICE_API_VERSION,
   type Reply,
   type Subresource,
 } from './server.js';
 
-/** Reads a module's reported twin from the cloud plane (today `backend.reportedTwin`). */
-export type ReadTwin = (
-  namespace: string,
-  device: string,
-  module: string,
-) => Promise<ReportedTwin | undefined>;
+/** What the twin subresource needs from the cloud plane. */
+export type TwinBackend = Pick<DeviceBackend, 'reportedTwin' | 'desiredTwin' | 'patchDesiredTwin'>;
+
+/** A desired patch body, twin-shaped as IoT Hub's service API takes it, with room to spare. */
+const MAX_PATCH_BYTES = 64 * 1024;
+
+/** Whose twin a request names: a module of a device, or a leaf behind its parent. */
+interface TwinTarget {
+  /** The device whose hub holds the twin. */
+  device: string;
+  /** The twin's key under that device: the module id, or the leaf's {@link leafTwinModule}. */
+  module: string;
+  /** How the answer names it. */
+  ids: { deviceId: string; moduleId?: string };
+}
 
 /**
- * `GET edgedevices/{name}/twin?moduleId=…`: a module twin's reported properties as the cloud
- * plane merged them, RBAC verb `get` on `edgedevices/twin`. Desired properties come from the
- * EdgeDeployment, where users already read them.
+ * `edgedevices/{name}/twin?moduleId=…` (a leaf device: no `moduleId`):
+ * - `GET` (RBAC verb `get`): the twin's reported properties as the cloud plane merged them, and
+ *   the desired patches sent through this API;
+ * - `PATCH` (verb `patch`), body `{"properties":{"desired":{…}}}`: a JSON merge patch of desired
+ *   properties. The device gets it now or when it next connects; the module gets it as a desired
+ *   patch, with no restart. It and the EdgeDeployment's `desiredProperties` write one document,
+ *   last writer per key (docs/adr/0019-live-desired-properties.md).
  */
 export function twinSubresource(
-  read: ReadTwin,
+  backend: TwinBackend,
   leafParentOf: LeafParentOf = () => undefined,
 ): Subresource {
   return {
     name: 'twin',
     kind: 'ModuleTwin',
-    verbs: { GET: 'get' },
-    maxBodyBytes: 0,
-    handle: async ({ namespace, device, query }) => {
-      const leaf = leafParentOf(namespace, device);
-      if (leaf) return leafTwin(read, { namespace, device, query }, leaf);
-      const moduleId = query.get('moduleId');
-      if (!moduleId)
-        return failure(400, 'BadRequest', 'kedge: the moduleId query parameter is required');
-      const twin = await read(namespace, device, moduleId);
-      if (!twin)
-        return failure(
-          404,
-          'NotFound',
-          `kedge: module ${moduleId} of ${namespace}/${device} has reported no properties`,
-        );
-      return {
-        status: 200,
-        body: {
-          apiVersion: `${SERVICE_API_GROUP}/${SERVICE_API_VERSION}`,
-          kind: 'ModuleTwin',
-          deviceId: device,
-          moduleId,
-          properties: { reported: { ...twin.properties, $version: twin.version } },
-        },
-      };
+    verbs: { GET: 'get', PATCH: 'patch' },
+    maxBodyBytes: MAX_PATCH_BYTES,
+    handle: async ({ namespace, device, method, query, body }) => {
+      const target = twinTarget(device, query, leafParentOf(namespace, device));
+      if ('status' in target) return target;
+      if (method === 'PATCH') {
+        const patch = desiredPatch(body);
+        if (typeof patch === 'string') return failure(400, 'BadRequest', `kedge: ${patch}`);
+        try {
+          await backend.patchDesiredTwin(namespace, target.device, target.module, patch);
+        } catch (err) {
+          if (isKedgeError(err, ErrorCode.LimitExceeded))
+            return failure(413, 'RequestEntityTooLarge', `kedge: ${errorMessage(err)}`);
+          throw err;
+        }
+      }
+      const [reported, desired] = await Promise.all([
+        backend.reportedTwin(namespace, target.device, target.module),
+        backend.desiredTwin(namespace, target.device, target.module),
+      ]);
+      if (!reported && !desired) {
+        const what = target.ids.moduleId
+          ? `module ${target.ids.moduleId} of ${namespace}/${device}`
+          : `leaf device ${namespace}/${device}`;
+        return failure(404, 'NotFound', `kedge: ${what} has no twin properties yet`);
+      }
+      return { status: 200, body: twinDocument(target, reported, desired) };
     },
   };
 }
 
-/**
- * A leaf EdgeDevice's twin (no `moduleId`): its reported properties as its parent's hub forwarded
- * them, kept beside the parent's module twins.
- */
-async function leafTwin(
-  read: ReadTwin,
-  { namespace, device, query }: { namespace: string; device: string; query: URLSearchParams },
-  leaf: { parent: string; problem?: string },
-): Promise<Reply> {
-  if (leaf.problem) return failure(409, 'Conflict', `kedge: ${leaf.problem}`);
-  if (query.get('moduleId'))
-    return failure(
-      400,
-      'BadRequest',
-      'kedge: the EdgeDevice is a leaf device, which has no modules: leave moduleId out',
-    );
-  const twin = await read(namespace, leaf.parent, leafTwinModule(device));
-  if (!twin)
-    return failure(
-      404,
-      'NotFound',
-      `kedge: leaf device ${namespace}/${device} has reported no properties`,
-    );
+function twinTarget(
+  device: string,
+  query: URLSearchParams,
+  leaf: ReturnType<LeafParentOf>,
+): TwinTarget | Reply {
+  const moduleId = query.get('moduleId');
+  if (leaf) {
+    if (leaf.problem) return failure(409, 'Conflict', `kedge: ${leaf.problem}`);
+    if (moduleId)
+      return failure(
+        400,
+        'BadRequest',
+        'kedge: the EdgeDevice is a leaf device, which has no modules: leave moduleId out',
+      );
+    return { device: leaf.parent, module: leafTwinModule(device), ids: { deviceId: device } };
+  }
+  if (!moduleId)
+    return failure(400, 'BadRequest', 'kedge: the moduleId query parameter is required');
+  return { device, module: moduleId, ids: { deviceId: device, moduleId } };
+}
+
+/** The desired properties of a twin-shaped patch body, or what is wrong with it. */
+function desiredPatch(body: string): Record<string, unknown> | string {
+  const parsed = jsonObjectBody<Record<string, unknown>>(body, 'object', false);
+  if (typeof parsed === 'string') return parsed;
+  const extra = Object.keys(parsed).filter((k) => k !== 'properties');
+  if (extra.length > 0)
+    return `a twin patch carries only properties.desired; ${extra.join(', ')} is not supported`;
+  const properties = parsed.properties;
+  if (isJsonObject(properties) && Object.keys(properties).some((k) => k !== 'desired'))
+    return "reported properties are the device's own: only properties.desired may be patched";
+  if (!isJsonObject(properties) || !isJsonObject(properties.desired))
+    return 'the body must be {"properties":{"desired":{…}}}';
+  if (depthOf(properties.desired) > MAX_TWIN_DEPTH)
+    return `desired properties nest deeper than ${MAX_TWIN_DEPTH} levels`;
+  return properties.desired;
+}
+
+function twinDocument(
+  target: TwinTarget,
+  reported: StoredTwin | undefined,
+  desired: StoredTwin | undefined,
+): object {
   return {
-    status: 200,
-    body: {
-      apiVersion: `${SERVICE_API_GROUP}/${SERVICE_API_VERSION}`,
-      kind: 'DeviceTwin',
-      deviceId: device,
-      properties: { reported: { ...twin.properties, $version: twin.version } },
+    apiVersion: `${SERVICE_API_GROUP}/${SERVICE_API_VERSION}`,
+    kind: target.ids.moduleId ? 'ModuleTwin' : 'DeviceTwin',
+    ...target.ids,
+    properties: {
+      // The composed patches keep their nulls for the device; a reader sees the properties.
+      desired: { ...mergePatch({}, desired?.properties ?? {}), $version: desired?.version ?? 0 },
+      reported: { ...reported?.properties, $version: reported?.version ?? 0 },
     },
   };
 }

@@ -12,6 +12,7 @@ import {
   type LeafIdentity,
   type LogRequest,
   type MethodRequest,
+  type TwinDesiredMessage,
 } from '../../common/cloudlink/protocol.js';
 import { errorMessage } from '../../common/errors.js';
 import { createSasToken } from '../../common/iothub/index.js';
@@ -146,7 +147,14 @@ export class CloudLink implements DesiredStateSource {
   async #onConnect(): Promise<void> {
     this.#attempt = 0;
     this.#opts.log.info({ url: this.#opts.url }, 'cloud link connected');
-    const leaves = [Leaf.desired, Leaf.logRequest, Leaf.logCancel, Leaf.methodRequest, Leaf.c2d];
+    const leaves = [
+      Leaf.desired,
+      Leaf.twinDesired,
+      Leaf.logRequest,
+      Leaf.logCancel,
+      Leaf.methodRequest,
+      Leaf.c2d,
+    ];
     await this.#client!.subscribeAsync(
       leaves.map((l) => this.#topic(l)),
       { qos: 1 },
@@ -214,6 +222,8 @@ export class CloudLink implements DesiredStateSource {
         this.#logs.get((body as { id: string }).id)?.destroy();
       else if (topic === this.#topic(Leaf.methodRequest)) void this.#method(body as MethodRequest);
       else if (topic === this.#topic(Leaf.c2d)) void this.#c2d(body as C2dMessage);
+      else if (topic === this.#topic(Leaf.twinDesired))
+        this.upstream.serviceDesired(this.#opts.device, body as TwinDesiredMessage);
     } catch (err) {
       this.#opts.log.warn({ topic, reason: errorMessage(err) }, 'bad message from the cloud hub');
     }

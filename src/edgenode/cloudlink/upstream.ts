@@ -5,15 +5,18 @@ import {
   type C2dMessage,
   type MethodRequest,
   type MethodResponse,
+  type TwinDesiredMessage,
   type TwinReportedMessage,
   type UpstreamMessage as WireMessage,
 } from '../../common/cloudlink/protocol.js';
 import { ErrorCode, KedgeError, errorMessage, isKedgeError } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
+import { isJsonObject } from '../../common/iothub/twin-patch.js';
 import {
   UpstreamBase,
   type DownstreamHandlers,
   type SendResult,
+  type Target,
   type UpstreamMessage,
 } from '../hub/upstream/upstream.js';
 
@@ -22,6 +25,8 @@ export class CloudUpstream extends UpstreamBase {
   readonly name = 'cloud';
   #client: MqttClient | undefined;
   #handlers: DownstreamHandlers | undefined;
+  /** Desired layers that came before the hub started, by twin. */
+  readonly #earlyLayers = new Map<string, { target: Target; layer: Record<string, unknown> }>();
 
   constructor(
     private readonly topic: (leaf: string) => string,
@@ -40,7 +45,31 @@ export class CloudUpstream extends UpstreamBase {
 
   start(handlers: DownstreamHandlers): Promise<void> {
     this.#handlers = handlers;
+    for (const { target, layer } of this.#earlyLayers.values()) this.#applyLayer(target, layer);
+    this.#earlyLayers.clear();
     return Promise.resolve();
+  }
+
+  /** Hands the hub a twin's desired layer from the service API (`kedge twin patch`). */
+  serviceDesired(deviceId: string, message: TwinDesiredMessage): void {
+    if (!isJsonObject(message.properties) || typeof message.module !== 'string')
+      throw new KedgeError(
+        ErrorCode.InvalidInput,
+        'a desired twin layer needs module and properties',
+      );
+    const target: Target = message.leaf
+      ? { deviceId: message.leaf }
+      : { deviceId, moduleId: message.module };
+    if (this.#handlers) this.#applyLayer(target, message.properties);
+    else this.#earlyLayers.set(JSON.stringify(target), { target, layer: message.properties });
+  }
+
+  #applyLayer(target: Target, layer: Record<string, unknown>): void {
+    try {
+      this.#handlers!.serviceDesired(target, layer);
+    } catch (err) {
+      this.log.warn({ target, reason: errorMessage(err) }, 'could not apply desired properties');
+    }
   }
 
   /**

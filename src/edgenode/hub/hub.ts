@@ -226,7 +226,7 @@ export class Hub {
     this.#applyModuleTwins(o.modules);
     this.#scheduleRenewal(this.#r);
     await upstream.start({
-      desiredPatch: (target, patch) => this.updateDesired(target, patch),
+      serviceDesired: (target, layer) => this.setServiceDesired(target, layer),
       invokeMethod: (target, req) =>
         this.invokeMethod(target, req.methodName, req.payload, req.timeoutMs),
       c2d: (deviceId, body, props) => this.sendC2D(deviceId, body, props),
@@ -408,9 +408,13 @@ export class Hub {
     }
   }
 
-  /** Applies a desired patch (e.g. from the cloud) and pushes it to the connected client. */
-  updateDesired(target: Target, patch: Record<string, unknown>): void {
-    this.#pushDesired(target, this.#running().twins.patchDesired(twinId(target), patch));
+  /**
+   * Sets a twin's service-API desired layer (every patch sent through the cloud, composed) and
+   * pushes what it changed to the connected client.
+   */
+  setServiceDesired(target: Target, layer: Record<string, unknown>): void {
+    const patch = this.#running().twins.setServiceDesired(twinId(target), layer);
+    if (patch) this.#pushDesired(target, patch);
   }
 
   #pushDesired(target: Target, versionedPatch: Record<string, unknown>): void {

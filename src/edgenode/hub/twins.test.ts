@@ -1,16 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { diffPatch, mergePatch, TwinStore } from './twins.js';
+import { TwinStore } from './twins.js';
 
 describe('twin patches', () => {
-  it('merges with null deletes and diffs back', () => {
-    const a = { x: 1, nested: { y: 2, z: 3 }, gone: true };
-    const b = mergePatch(a, { nested: { z: null, w: 4 }, gone: null, x: 5 });
-    expect(b).toEqual({ x: 5, nested: { y: 2, w: 4 } });
-    expect(mergePatch(a, diffPatch(a, b))).toEqual(b);
-  });
-
   it('versions desired and reported independently and persists them', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'kedge-twin-'));
     const store = new TwinStore(dir);
@@ -38,11 +31,11 @@ describe('twin patches', () => {
     });
   });
 
-  it('keeps an upstream patch until the deployment changes that key (last writer per key)', () => {
+  it('keeps a service patch until the deployment changes that key (last writer per key)', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'kedge-twin-'));
     const store = new TwinStore(dir);
     store.setDesired('d/m', { threshold: 25, mode: 'fast' });
-    expect(store.patchDesired('d/m', { threshold: 40, extra: 'x' })).toEqual({
+    expect(store.setServiceDesired('d/m', { threshold: 40, extra: 'x' })).toEqual({
       threshold: 40,
       extra: 'x',
       $version: 3,
@@ -65,6 +58,27 @@ describe('twin patches', () => {
       mode: 'slow',
       extra: 'x',
       $version: 5,
+    });
+  });
+
+  it('applies the service layer by what changed, deletions included, and only once', () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'kedge-twin-'));
+    const store = new TwinStore(dir);
+    store.setDesired('d/m', { threshold: 25, mode: 'fast' });
+    store.setServiceDesired('d/m', { extra: 'x' });
+    // The composed layer deletes the deployment's `mode` and changes `extra`.
+    expect(store.setServiceDesired('d/m', { extra: 'y', mode: null })).toEqual({
+      extra: 'y',
+      mode: null,
+      $version: 4,
+    });
+    // The same layer again (a reconnect resends it whole) changes nothing, even after a restart.
+    expect(store.setServiceDesired('d/m', { extra: 'y', mode: null })).toBeUndefined();
+    expect(new TwinStore(dir).setServiceDesired('d/m', { extra: 'y', mode: null })).toBeUndefined();
+    expect(new TwinStore(dir).document('d/m').desired).toEqual({
+      threshold: 25,
+      extra: 'y',
+      $version: 4,
     });
   });
 });

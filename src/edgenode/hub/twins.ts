@@ -3,15 +3,25 @@
  * (`<module>.properties.desired`) or from the upstream; reported properties are stored locally
  * (JSON file, atomic rename) and handed to the upstream through the durable queue.
  *
- * The two desired sources write one document, last writer per key: a deployment change applies
- * only the keys the deployment itself changed since its previous version, so a key an upstream
- * patch set stays until the deployment changes that key (docs/adr/0019-live-desired-properties.md).
+ * Two desired layers write one document, last writer per key: the deployment's
+ * `desiredProperties` and the service API's patches (`kedge twin patch`). Each layer applies only
+ * the keys it changed since its previous version, so a key one layer set stays until a layer
+ * changes that key again (docs/adr/0019-live-desired-properties.md).
  */
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
+import {
+  depthOf,
+  diffPatch,
+  isJsonObject,
+  MAX_TWIN_DEPTH,
+  MAX_TWIN_SECTION_BYTES,
+  mergePatch,
+  type TwinProps,
+} from '../../common/iothub/twin-patch.js';
 
-type Json = Record<string, unknown>;
+type Json = TwinProps;
 
 /** One twin section with its version. */
 interface Section {
@@ -27,49 +37,8 @@ interface Twin {
    * existed: then the current desired document stands for it.
    */
   deployment?: Json;
-}
-
-/**
- * Largest reported-properties document (JSON bytes), as IoT Hub's 32 KB: the whole document is
- * rewritten on every patch, so its size bounds that cost and the twin file.
- */
-export const MAX_REPORTED_BYTES = 32 * 1024;
-/** Deepest patch nesting accepted (IoT Hub allows 10 levels in twins). */
-const MAX_PATCH_DEPTH = 10;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-function depthOf(v: unknown): number {
-  if (!isObject(v)) return 0;
-  return 1 + Math.max(0, ...Object.values(v).map(depthOf));
-}
-
-/** JSON merge patch (RFC 7386): `null` deletes, objects merge, everything else replaces. */
-export function mergePatch(target: Json, patch: Json): Json {
-  const out: Json = { ...target };
-  for (const [k, v] of Object.entries(patch)) {
-    if (k.startsWith('$')) continue;
-    if (v === null) delete out[k];
-    else if (isObject(v)) out[k] = mergePatch(isObject(out[k]) ? out[k] : {}, v);
-    else out[k] = v;
-  }
-  return out;
-}
-
-/** The merge patch that turns `from` into `to` (removed keys become `null`). */
-export function diffPatch(from: Json, to: Json): Json {
-  const patch: Json = {};
-  for (const k of Object.keys(from)) if (!(k in to)) patch[k] = null;
-  for (const [k, v] of Object.entries(to)) {
-    const old = from[k];
-    if (isObject(v) && isObject(old)) {
-      const sub = diffPatch(old, v);
-      if (Object.keys(sub).length > 0) patch[k] = sub;
-    } else if (JSON.stringify(old) !== JSON.stringify(v)) patch[k] = v;
-  }
-  return patch;
+  /** The desired patches the service API sent, composed into one (its `null`s kept). */
+  service?: Json;
 }
 
 export class TwinStore {
@@ -109,25 +78,39 @@ export class TwinStore {
   }
 
   /**
-   * Sets the deployment's desired properties. What the deployment changed since its previous
-   * version is merged into the desired document; keys it did not change keep their value, an
-   * upstream patch's included. Returns the patch to push (only what changed, `null` for removed
-   * keys) with its new `$version`, or undefined when the document did not change.
+   * Sets the deployment's desired properties. Returns the patch to push (only what changed, `null`
+   * for removed keys) with its new `$version`, or undefined when the document did not change.
    */
   setDesired(id: string, desired: Json): Json | undefined {
+    return this.#setLayer(id, 'deployment', desired);
+  }
+
+  /**
+   * Sets the service API's desired layer: every patch sent through the cloud for this twin,
+   * composed. Returns the patch to push as {@link setDesired} does.
+   */
+  setServiceDesired(id: string, layer: Json): Json | undefined {
+    return this.#setLayer(id, 'service', layer);
+  }
+
+  /**
+   * What `layer` changed since its previous value is merged into the desired document; keys it
+   * did not change keep their value, whichever layer set them.
+   */
+  #setLayer(id: string, layer: 'deployment' | 'service', value: Json): Json | undefined {
     const t = this.#twin(id);
-    const deploymentChange = diffPatch(t.deployment ?? t.desired.props, desired);
-    const layerChanged = t.deployment === undefined || Object.keys(deploymentChange).length > 0;
-    t.deployment = desired;
-    const patch = diffPatch(t.desired.props, mergePatch(t.desired.props, deploymentChange));
-    if (Object.keys(patch).length > 0) return this.patchDesired(id, patch);
+    // A twin file from before layers existed: its whole desired document was the deployment's.
+    const previous = t[layer] ?? (layer === 'deployment' ? t.desired.props : {});
+    const change = diffPatch(previous, value);
+    const layerChanged = t[layer] === undefined || Object.keys(change).length > 0;
+    t[layer] = value;
+    const patch = diffPatch(t.desired.props, mergePatch(t.desired.props, change));
+    if (Object.keys(patch).length > 0) return this.#patchDesired(t, patch);
     if (layerChanged) this.#save();
     return undefined;
   }
 
-  /** Applies a desired patch (from the upstream). Returns the patch with its new `$version`. */
-  patchDesired(id: string, patch: Json): Json {
-    const t = this.#twin(id);
+  #patchDesired(t: Twin, patch: Json): Json {
     t.desired = { props: mergePatch(t.desired.props, patch), version: t.desired.version + 1 };
     this.#save();
     return { ...patch, $version: t.desired.version };
@@ -141,17 +124,17 @@ export class TwinStore {
   patchReported(id: string, patch: unknown, ifVersion?: number): number {
     if (ifVersion !== undefined && ifVersion !== this.#twin(id).reported.version)
       throw new StaleVersionError(ifVersion, this.#twin(id).reported.version);
-    if (!isObject(patch))
+    if (!isJsonObject(patch))
       throw new KedgeError(ErrorCode.InvalidInput, 'reported patch must be a JSON object');
-    if (depthOf(patch) > MAX_PATCH_DEPTH)
+    if (depthOf(patch) > MAX_TWIN_DEPTH)
       throw new KedgeError(ErrorCode.LimitExceeded, 'reported patch nests too deeply');
     const t = this.#twin(id);
     const props = mergePatch(t.reported.props, patch);
     const bytes = Buffer.byteLength(JSON.stringify(props));
-    if (bytes > MAX_REPORTED_BYTES)
+    if (bytes > MAX_TWIN_SECTION_BYTES)
       throw new KedgeError(
         ErrorCode.LimitExceeded,
-        `reported properties would be ${bytes} bytes, over the limit of ${MAX_REPORTED_BYTES}`,
+        `reported properties would be ${bytes} bytes, over the limit of ${MAX_TWIN_SECTION_BYTES}`,
       );
     t.reported = { props, version: t.reported.version + 1 };
     this.#save();

@@ -26,8 +26,11 @@ export interface UpstreamMessage {
 
 /** Calls coming down from the cloud, wired by the hub. */
 export interface DownstreamHandlers {
-  /** A desired-properties patch for a module or leaf device twin. */
-  desiredPatch(target: Target, patch: Record<string, unknown>): void;
+  /**
+   * The service API's desired layer of a module or leaf device twin: every patch sent through the
+   * cloud, composed. Resent whole on every reconnect; the hub applies what changed.
+   */
+  serviceDesired(target: Target, layer: Record<string, unknown>): void;
   /** A direct method; resolves with the device's answer or rejects on timeout/offline. */
   invokeMethod(
     target: Target,
