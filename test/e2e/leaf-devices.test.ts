@@ -1,15 +1,18 @@
 import deviceSdk, { type Client as SdkClient, type Message as SdkMessage } from 'azure-iot-device';
 import mqttTransport from 'azure-iot-device-mqtt';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { RunningController } from '../../src/controller/manager.js';
 import { createCa, issueCertificate, type KeyPair } from '../../src/common/pki.js';
+import { SDK_PORTS } from '../../src/edgenode/hub/options.js';
 import { freePort } from '../../src/localcluster/ports.js';
 import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
+import { PACKAGE_ROOT } from '../../src/localcluster/kubectl.js';
 import { startTestNats, type TestNats } from '../support/nats.js';
+import { pythonWithSdk } from '../support/python.js';
 import {
   launchNode,
   startNode,
@@ -22,10 +25,14 @@ import {
 const { Client, Message, X509AuthenticationProvider } = deviceSdk;
 const { Mqtt } = mqttTransport;
 
-// A gateway EdgeDevice `gw`, a SAS leaf `sensor` and an X.509 leaf `cam` behind it.
+// A gateway EdgeDevice `gw`, a SAS leaf `sensor` and an X.509 leaf `cam` behind it (Node SDK),
+// and a SAS leaf `py-sensor` on the Python SDK. The hub listens on the SDKs' port, 8883, on
+// loopback, as the Python SDK takes no other; Jest runs one file at a time, so no other test
+// holds it meanwhile.
 const GW = 'gw';
 const SENSOR = 'sensor';
 const CAM = 'cam';
+const PY_SENSOR = 'py-sensor';
 
 function edgeDevice(name: string, spec: Record<string, unknown>): string {
   return JSON.stringify({
@@ -66,6 +73,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
   let sensorKey: string;
   let consumer: { stop(): Promise<void> };
   const clients: SdkClient[] = [];
+  const pythonLeaves: ChildProcess[] = [];
   const telemetry: ConsumedTelemetry[] = [];
   const leafCa = createCa('leaf-test-ca');
   const camCert = issueCertificate(leafCa, { commonName: CAM, usage: ['client'] });
@@ -102,6 +110,12 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     clients.push(client);
     return client;
   }
+  const primaryKey = async (leaf: string): Promise<string> => {
+    const secret = JSON.parse(
+      await cluster.kubectlOk(['get', 'secret', `${leaf}-kedge-key`, '-o', 'json']),
+    );
+    return Buffer.from(secret.data.primaryKey, 'base64').toString();
+  };
   const status = async (name: string): Promise<any> =>
     JSON.parse(await cluster.kubectlOk(['get', 'edgedevice', name, '-o', 'json'])).status;
   const telemetryFrom = (deviceId: string, body: string): boolean =>
@@ -134,6 +148,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
       }),
     );
     await cluster.kubectlOk(['apply', '-f', '-'], edgeDevice(SENSOR, { parent: GW }));
+    await cluster.kubectlOk(['apply', '-f', '-'], edgeDevice(PY_SENSOR, { parent: GW }));
     await cluster.kubectlOk(
       ['apply', '-f', '-'],
       edgeDevice(CAM, {
@@ -141,7 +156,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
         authentication: { type: 'X509', x509: { thumbprint: thumbprintOf(camCert.certPem) } },
       }),
     );
-    hubPort = await freePort();
+    hubPort = SDK_PORTS.mqtts;
     node = await startNode(cluster, GW, ports.hub, {
       config: {
         hub: { tlsPort: hubPort, workloadPort: await freePort(), methodsPort: await freePort() },
@@ -156,10 +171,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
       90_000,
     );
     caPem = await readFile(path.join(node.dataDir, 'hub', 'pki', 'device-ca.crt'), 'utf8');
-    const secret = JSON.parse(
-      await cluster.kubectlOk(['get', 'secret', `${SENSOR}-kedge-key`, '-o', 'json']),
-    );
-    sensorKey = Buffer.from(secret.data.primaryKey, 'base64').toString();
+    sensorKey = await primaryKey(SENSOR);
   });
 
   afterAll(async () => {
@@ -168,6 +180,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
       [...nodes, node].map((n) => n?.output() ?? '').join('\n----\n'),
     ).catch(() => undefined);
     for (const c of clients) await c.close().catch(() => undefined);
+    for (const p of pythonLeaves) p.kill();
     await consumer?.stop();
     await node?.kill('SIGTERM');
     await controller?.stop();
@@ -274,6 +287,84 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
       'the offline C2D message at the leaf',
       async () => got.includes('while-offline') || undefined,
     );
+  });
+
+  it('serves a Python SDK leaf on the SDK port: its twin reads and patches, kedge invoke calls it, and C2D sent while it was offline arrives', async () => {
+    const python = pythonWithSdk();
+    const cs = `HostName=kedge.local;DeviceId=${PY_SENSOR};SharedAccessKey=${await primaryKey(PY_SENSOR)};GatewayHostName=localhost`;
+    const caFile = path.join(node.dataDir, 'hub', 'pki', 'device-ca.crt');
+    const lines: string[] = [];
+    const startLeaf = (): ChildProcess => {
+      const child = spawn(
+        python,
+        [path.join(PACKAGE_ROOT, 'test/fixtures/python/leaf_device.py'), caFile],
+        {
+          env: { ...process.env, LEAF_CONNECTION_STRING: cs },
+        },
+      );
+      child.stdout.on('data', (c: Buffer) =>
+        lines.push(...c.toString().split('\n').filter(Boolean)),
+      );
+      child.stderr.on('data', (c: Buffer) => lines.push(`stderr ${c.toString()}`));
+      pythonLeaves.push(child);
+      return child;
+    };
+    const lineStarting = (prefix: string) =>
+      eventually(`python leaf printed "${prefix}"`, async () =>
+        lines.find((l) => l.startsWith(prefix)),
+      );
+    let leaf = startLeaf();
+    await lineStarting('python leaf connected');
+    await eventually(
+      'the python leaf telemetry at the durable consumer',
+      async () => telemetryFrom(PY_SENSOR, 'hello-from-python') || undefined,
+    );
+    const twinPath = `/apis/api.kedge.io/v1alpha1/namespaces/default/edgedevices/${PY_SENSOR}/twin`;
+    await eventually('the python leaf reported twin through the service API', async () => {
+      const res = await cluster.kubectl(['get', '--raw', twinPath]);
+      return res.code === 0 && JSON.parse(res.stdout).properties.reported.sdk === 'python'
+        ? true
+        : undefined;
+    });
+
+    const invoked = await kedge(cluster.cp.kubeconfigPath, [
+      'invoke',
+      `default/${PY_SENSOR}`,
+      'ping',
+      '{"n":2}',
+    ]);
+    expect({ code: invoked.code, stderr: invoked.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(JSON.parse(invoked.stdout)).toEqual({
+      method: 'ping',
+      payload: { n: 2 },
+      sdk: 'python',
+    });
+
+    const patched = await kedge(cluster.cp.kubeconfigPath, [
+      'twin',
+      'patch',
+      `default/${PY_SENSOR}`,
+      '--desired',
+      '{"interval":9}',
+    ]);
+    expect({ code: patched.code, stderr: patched.stderr }).toEqual({ code: 0, stderr: '' });
+    const desired = await lineStarting('desired ');
+    expect(JSON.parse(desired.slice('desired '.length))).toEqual({
+      interval: 9,
+      $version: expect.any(Number),
+    });
+
+    leaf.stdin!.end();
+    await new Promise((resolve) => leaf.once('exit', resolve));
+    const sent = await kedge(cluster.cp.kubeconfigPath, [
+      'c2d',
+      'send',
+      `default/${PY_SENSOR}`,
+      'while-offline-py',
+    ]);
+    expect({ code: sent.code, stderr: sent.stderr }).toEqual({ code: 0, stderr: '' });
+    leaf = startLeaf();
+    expect(await lineStarting('c2d ')).toBe('c2d while-offline-py');
   });
 
   it('connects an X.509 leaf by its certificate thumbprint, and refuses another certificate', async () => {

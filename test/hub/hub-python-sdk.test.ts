@@ -8,7 +8,6 @@
 //   - FilterModule: the Node sample filter, fed by the `$connectionModuleId` route;
 //   - PingModule: the Node sample sensor, calling `ping` on SimulatedTemperatureSensor by its
 //     original module id with ModuleClient.invokeMethod.
-import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -21,16 +20,11 @@ import { importManifest } from '../../src/crds/import/index.js';
 import { defaultConfig, type NodeConfig } from '../../src/edgenode/config.js';
 import { runNode, type RunningNode } from '../../src/edgenode/node-runner.js';
 import { PACKAGE_ROOT } from '../../src/localcluster/kubectl.js';
+import { pythonWithSdk } from '../support/python.js';
 import { eventually } from './helpers.js';
 
 const DEVICE = `py-${randomBytes(3).toString('hex')}`;
 const SENSOR = 'SimulatedTemperatureSensor';
-
-/** The venv with azure-iot-device 2.14 from PyPI (cached; scripts/python-sdk.sh). */
-function pythonWithSdk(): string {
-  const script = path.join(PACKAGE_ROOT, 'scripts/python-sdk.sh');
-  return execFileSync('bash', [script], { encoding: 'utf8', timeout: 300_000 }).trim();
-}
 
 function processModule(cmd: string[], startupOrder: number, env: Record<string, string> = {}) {
   return {
