@@ -380,7 +380,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     );
   });
 
-  it('lets a leaf authenticate from the hub’s cache while the gateway cannot reach the cloud', async () => {
+  it('lets a leaf authenticate from the hub’s cache while the gateway cannot reach the cloud, and gets the twin patch sent meanwhile once it is back', async () => {
     for (const c of clients.splice(0)) await c.close().catch(() => undefined);
     await node.kill('SIGTERM');
     nodes.push(node);
@@ -398,6 +398,15 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     );
     await sensor.close();
     clients.pop();
+    // A desired patch sent meanwhile waits in the cloud plane for the gateway's return.
+    const patched = await kedge(cluster.cp.kubeconfigPath, [
+      'twin',
+      'patch',
+      `default/${SENSOR}`,
+      '--desired',
+      '{"firmwareTarget":"2.0"}',
+    ]);
+    expect({ code: patched.code, stderr: patched.stderr }).toEqual({ code: 0, stderr: '' });
     await node.kill('SIGTERM');
     nodes.push(node);
     node = launchNode(configPath, dataDir);
@@ -409,6 +418,13 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
         ) || undefined,
       60_000,
     );
+    await eventually('the patch sent while the gateway was offline in the leaf twin', async () => {
+      const client = await openSas(sensorKey);
+      const desired = (await client.getTwin()).properties.desired;
+      await client.close();
+      clients.pop();
+      return desired.firmwareTarget === '2.0' ? true : undefined;
+    });
   });
 
   it('disconnects a revoked leaf at once: deleting its EdgeDevice ends the live session and it cannot reconnect', async () => {
