@@ -54,8 +54,11 @@ const CA_VALIDITY_DAYS = 3650;
 const BACKDATE_MS = 5 * 60 * 1000;
 const DAY_MS = 24 * 60 * 60 * 1000;
 
-/** Creates a self-signed ECDSA P-256 certificate authority. */
-export function createCa(commonName: string): KeyPair {
+/**
+ * Creates an ECDSA P-256 certificate authority: self-signed, or an intermediate signed by
+ * `parent`.
+ */
+export function createCa(commonName: string, parent?: KeyPair): KeyPair {
   const { privateKey, publicKey } = newKey();
   const spki = publicKey.export({ type: 'spki', format: 'der' });
   const name = distinguishedName(commonName, []);
@@ -64,9 +67,16 @@ export function createCa(commonName: string): KeyPair {
     extension(OID.keyUsage, der.bitString(Buffer.from([0x06])), true), // keyCertSign | cRLSign
     extension(OID.subjectKeyIdentifier, der.octetString(keyId(spki))),
   ];
+  const parentCert = parent && new X509Certificate(parent.certPem);
   const cert = signCertificate(
-    { issuer: name, subject: name, spki, extensions, days: CA_VALIDITY_DAYS },
-    privateKey,
+    {
+      issuer: parentCert ? issuerName(parentCert) : name,
+      subject: name,
+      spki,
+      extensions,
+      days: CA_VALIDITY_DAYS,
+    },
+    parent ? createPrivateKey(parent.keyPem) : privateKey,
   );
   return { certPem: cert, keyPem: exportKey(privateKey) };
 }

@@ -14,7 +14,12 @@ export type SecretObject = KubeObject & { data?: Record<string, string> };
 
 /** Why a device's key cannot be used: the Ready=False reason and message. */
 export interface KeyRefusal {
-  reason: 'KeySecretNotOwned' | 'InvalidKey' | 'NoKey' | 'AuthenticationNotSupported';
+  reason:
+    | 'KeySecretNotOwned'
+    | 'InvalidKey'
+    | 'NoKey'
+    | 'AuthenticationNotSupported'
+    | 'InvalidCACertificate';
   message: string;
 }
 

@@ -1,9 +1,16 @@
+import { createCa, issueCertificate } from '../common/pki.js';
 import type { EdgeDevice } from '../crds/index.js';
 import { FakeDeviceBackend } from './backend/fake.js';
 import type { ControllerContext } from './context.js';
 import { DeviceStates } from './device-state.js';
 import type { KubeObject } from './kube/client.js';
-import { leafIdentitiesOf, leafParentOf, parentProblem, reconcileLeaf } from './leaf-devices.js';
+import {
+  caCertificateProblem,
+  leafIdentitiesOf,
+  leafParentOf,
+  parentProblem,
+  reconcileLeaf,
+} from './leaf-devices.js';
 import { invokeSubresource } from './service-api/invoke.js';
 import { c2dSubresource } from './service-api/c2d.js';
 import { twinSubresource } from './service-api/twin.js';
@@ -82,6 +89,42 @@ describe('leaf devices in the controller', () => {
     ]);
     // A leaf serves no leaves of its own.
     expect(leafIdentitiesOf(ctx, ctx.informers.devices.get('ns/sas-leaf')!)).toEqual([]);
+  });
+
+  it('sends a CA-signed leaf its CA, and refuses a CA certificate that is none, with the reason', async () => {
+    const ca = createCa('fleet-ca');
+    const notCa = issueCertificate(ca, { commonName: 'x', usage: ['client'] });
+    const signed = device('signed', {
+      parent: 'gw',
+      authentication: { type: 'X509', x509: { caCertificate: ca.certPem } },
+    });
+    const broken = device('broken', {
+      parent: 'gw',
+      authentication: { type: 'X509', x509: { caCertificate: notCa.certPem } },
+    });
+    const { ctx, patches } = setup([device('gw'), signed, broken]);
+    expect(leafIdentitiesOf(ctx, ctx.informers.devices.get('ns/gw')!)).toEqual([
+      { deviceId: 'signed', caCertificates: [ca.certPem] },
+    ]);
+    const load = () => Promise.resolve();
+    await reconcileLeaf(ctx, signed, ctx.states.get('ns/signed'), load);
+    await reconcileLeaf(ctx, broken, ctx.states.get('ns/broken'), load);
+    const credentials = (name: string) =>
+      (
+        patches.find((p) => p.name === name)!.body.status.conditions as {
+          type: string;
+          status: string;
+          reason: string;
+          message: string;
+        }[]
+      ).find((c) => c.type === 'Credentials');
+    expect(credentials('signed')).toMatchObject({ status: 'True', reason: 'X509CASigned' });
+    expect(credentials('broken')).toMatchObject({
+      status: 'False',
+      reason: 'InvalidCACertificate',
+      message: expect.stringMatching(/is not a CA certificate/),
+    });
+    expect(caCertificateProblem('garbage')).toMatch(/is not a PEM certificate/);
   });
 
   it('names what is wrong with a parent that is missing, a leaf, or being deleted', () => {

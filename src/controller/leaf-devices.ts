@@ -5,7 +5,9 @@
  * travels to the parent inside the parent's desired state (see {@link leafIdentitiesOf}), and its
  * status says which parent it is under and whether that parent reports it connected.
  */
+import { X509Certificate } from 'node:crypto';
 import type { LeafIdentity } from '../common/cloudlink/protocol.js';
+import { errorMessage } from '../common/errors.js';
 import type { EdgeDevice, EdgeDeviceStatus } from '../crds/index.js';
 import { keyFor, type ControllerContext } from './context.js';
 import { mergeConditions, sameConditions, type ConditionInput } from './conditions.js';
@@ -71,9 +73,28 @@ export function leafIdentity(
 ): LeafIdentity | undefined {
   const deviceId = device.metadata.name!;
   const auth = device.spec.authentication;
-  if (auth?.type === 'X509')
-    return auth.x509 ? { deviceId, thumbprints: [auth.x509.thumbprint.toLowerCase()] } : undefined;
-  return state?.keys?.length ? { deviceId, keys: [...state.keys] } : undefined;
+  if (auth?.type !== 'X509')
+    return state?.keys?.length ? { deviceId, keys: [...state.keys] } : undefined;
+  const { thumbprint, caCertificate } = auth.x509 ?? {};
+  if (thumbprint) return { deviceId, thumbprints: [thumbprint.toLowerCase()] };
+  if (caCertificate && !caCertificateProblem(caCertificate))
+    return { deviceId, caCertificates: [caCertificate] };
+  return undefined;
+}
+
+/** What is wrong with a leaf's `x509.caCertificate`, or undefined when it is a usable CA. */
+export function caCertificateProblem(pem: string): string | undefined {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pem);
+  } catch (err) {
+    return `authentication.x509.caCertificate is not a PEM certificate: ${errorMessage(err)}`;
+  }
+  if (!cert.ca)
+    return 'authentication.x509.caCertificate is not a CA certificate (basicConstraints CA:FALSE)';
+  if (Date.parse(cert.validTo) < Date.now())
+    return `authentication.x509.caCertificate expired on ${new Date(cert.validTo).toISOString()}`;
+  return undefined;
 }
 
 /**
@@ -104,7 +125,9 @@ export async function reconcileLeaf(
   const name = device.metadata.name!;
   if (device.spec.authentication?.type === 'X509') {
     state.keys = undefined;
-    state.keyRefusal = undefined;
+    const caCertificate = device.spec.authentication.x509?.caCertificate;
+    const problem = caCertificate && caCertificateProblem(caCertificate);
+    state.keyRefusal = problem ? { reason: 'InvalidCACertificate', message: problem } : undefined;
   } else await loadKeys();
   // A leaf never holds a cloud link: its key must not open one, nor may a Node stay behind.
   await ctx.backend.setCredentials(namespace, name, []);
@@ -216,6 +239,21 @@ function leafPhase(device: EdgeDevice, connected: boolean): EdgeDeviceStatus['ph
 /** Conditions a gateway has and a leaf does not. */
 const GATEWAY_CONDITIONS = new Set(['NodeOwned', 'ModulesHealthy']);
 
+/** What the gateway's hub accepts from the leaf, for its Credentials condition. */
+function credentialsAccepted(device: EdgeDevice): { reason: string; message: string } {
+  const auth = device.spec.authentication;
+  if (auth?.type !== 'X509') return { reason: 'KeyLoaded', message: 'the device key is usable' };
+  if (auth.x509?.caCertificate)
+    return {
+      reason: 'X509CASigned',
+      message: `the gateway's hub accepts a client certificate signed by the declared CA with subject CN ${device.metadata.name!}`,
+    };
+  return {
+    reason: 'X509Thumbprint',
+    message: "the gateway's hub accepts a client certificate with the declared SHA-256 thumbprint",
+  };
+}
+
 function leafConditions(
   device: EdgeDevice,
   state: DeviceState,
@@ -230,17 +268,9 @@ function leafConditions(
         reason: 'ParentFound',
         message: `connects through the hub of gateway ${parentName}`,
       };
-  const x509 = device.spec.authentication?.type === 'X509';
   const credentials: ConditionInput = state.keyRefusal
     ? { type: 'Credentials', status: 'False', ...state.keyRefusal }
-    : {
-        type: 'Credentials',
-        status: 'True',
-        reason: x509 ? 'X509Thumbprint' : 'KeyLoaded',
-        message: x509
-          ? "the gateway's hub accepts a client certificate with the declared SHA-256 thumbprint"
-          : 'the device key is usable',
-      };
+    : { type: 'Credentials', status: 'True', ...credentialsAccepted(device) };
   const connected: ConditionInput = state.leaf?.connected
     ? {
         type: 'Connected',

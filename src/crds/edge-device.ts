@@ -121,13 +121,24 @@ const authentication = named(
         ),
       }),
       x509: obj(
-        'X.509 settings.',
+        'X.509 settings: the device certificate by its thumbprint, or the CA that signs it.',
         {
           thumbprint: str('SHA-256 thumbprint (hex) of the device certificate.', {
             pattern: '^[A-Fa-f0-9]{64}$',
           }),
+          caCertificate: str(
+            "PEM certificate of the CA that signs the device's certificates (CA-signed X.509, as IoT Hub's): a certificate it signs, directly or through intermediates the device sends, whose subject CN is the device name, is accepted.",
+            { minLength: 1, maxLength: 16384 },
+          ),
         },
-        { required: ['thumbprint'] },
+        {
+          'x-kubernetes-validations': [
+            {
+              rule: 'has(self.thumbprint) != has(self.caCertificate)',
+              message: 'authentication.x509 takes exactly one of thumbprint and caCertificate',
+            },
+          ],
+        },
       ),
     },
     {

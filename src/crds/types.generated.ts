@@ -34,10 +34,12 @@ export type DeviceAuthentication = {
     /** Secret holding the device key under `primaryKey` (base64 of at least 16 bytes). Defaults to `<device>-kedge-key`; the controller generates it when missing. A Secret the controller did not create must carry the label `kedge.io/device-key-for: <device>`. */
     secretName?: string;
   };
-  /** X.509 settings. */
+  /** X.509 settings: the device certificate by its thumbprint, or the CA that signs it. */
   x509?: {
     /** SHA-256 thumbprint (hex) of the device certificate. */
-    thumbprint: string;
+    thumbprint?: string;
+    /** PEM certificate of the CA that signs the device's certificates (CA-signed X.509, as IoT Hub's): a certificate it signs, directly or through intermediates the device sends, whose subject CN is the device name, is accepted. */
+    caCertificate?: string;
   };
 };
 

@@ -33,6 +33,7 @@ const GW = 'gw';
 const SENSOR = 'sensor';
 const CAM = 'cam';
 const PY_SENSOR = 'py-sensor';
+const CAM_SIGNED = 'cam-signed';
 
 function edgeDevice(name: string, spec: Record<string, unknown>): string {
   return JSON.stringify({
@@ -78,6 +79,14 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
   const leafCa = createCa('leaf-test-ca');
   const camCert = issueCertificate(leafCa, { commonName: CAM, usage: ['client'] });
   const strangerCert = issueCertificate(leafCa, { commonName: CAM, usage: ['client'] });
+  // CA-signed: the fleet's intermediate signs `cam-signed`'s certificate; its EdgeDevice names the
+  // root, and the device sends the intermediate with its own certificate.
+  const fleetIntermediate = createCa('fleet-intermediate', leafCa);
+  const signedCert = issueCertificate(fleetIntermediate, {
+    commonName: CAM_SIGNED,
+    usage: ['client'],
+  });
+  const signedChain = { ...signedCert, certPem: signedCert.certPem + fleetIntermediate.certPem };
 
   const nodes: NodeProcess[] = [];
   const gatewayHost = (): string => `GatewayHostName=localhost:${hubPort}`;
@@ -94,11 +103,11 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     clients.push(client);
     return client;
   }
-  async function openX509(pair: KeyPair): Promise<SdkClient> {
+  async function openX509(pair: KeyPair, deviceId = CAM): Promise<SdkClient> {
     // The Node SDK drops GatewayHostName from an `x509=true` connection string, so the leaf
     // names its gateway in the credentials, as the SDK's transport reads them.
     const auth = new X509AuthenticationProvider({
-      deviceId: CAM,
+      deviceId,
       host: 'kedge.local',
       gatewayHostName: `localhost:${hubPort}`,
       x509: { cert: pair.certPem, key: pair.keyPem },
@@ -149,6 +158,13 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     );
     await cluster.kubectlOk(['apply', '-f', '-'], edgeDevice(SENSOR, { parent: GW }));
     await cluster.kubectlOk(['apply', '-f', '-'], edgeDevice(PY_SENSOR, { parent: GW }));
+    await cluster.kubectlOk(
+      ['apply', '-f', '-'],
+      edgeDevice(CAM_SIGNED, {
+        parent: GW,
+        authentication: { type: 'X509', x509: { caCertificate: leafCa.certPem } },
+      }),
+    );
     await cluster.kubectlOk(
       ['apply', '-f', '-'],
       edgeDevice(CAM, {
@@ -377,6 +393,43 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     await expect(openX509(strangerCert)).rejects.toThrow(/not authorized|unauthorized/i);
     expect((await status(CAM)).conditions.find((c: any) => c.type === 'Credentials')).toMatchObject(
       { status: 'True', reason: 'X509Thumbprint' },
+    );
+  });
+
+  it('connects a CA-signed X.509 leaf through an intermediate, and refuses another CA or another device’s certificate', async () => {
+    const signed = await eventually('the CA-signed leaf connected through gw', () =>
+      openX509(signedChain, CAM_SIGNED),
+    );
+    await signed.sendEvent(new Message('hello-from-cam-signed'));
+    await eventually(
+      'the CA-signed leaf telemetry at the durable consumer',
+      async () => telemetryFrom(CAM_SIGNED, 'hello-from-cam-signed') || undefined,
+    );
+    // Without the intermediate, from another CA, or with another device's CN: refused.
+    await expect(openX509(signedCert, CAM_SIGNED)).rejects.toThrow(/not authorized|unauthorized/i);
+    const elsewhere = issueCertificate(createCa('elsewhere'), {
+      commonName: CAM_SIGNED,
+      usage: ['client'],
+    });
+    await expect(openX509(elsewhere, CAM_SIGNED)).rejects.toThrow(/not authorized|unauthorized/i);
+    await expect(openX509(camCert, CAM_SIGNED)).rejects.toThrow(/not authorized|unauthorized/i);
+    expect(
+      (await status(CAM_SIGNED)).conditions.find((c: any) => c.type === 'Credentials'),
+    ).toMatchObject({ status: 'True', reason: 'X509CASigned' });
+    // The CRD takes one X.509 form, and says so.
+    const both = await cluster.kubectl(
+      ['apply', '-f', '-'],
+      edgeDevice('both-forms', {
+        parent: GW,
+        authentication: {
+          type: 'X509',
+          x509: { thumbprint: thumbprintOf(camCert.certPem), caCertificate: leafCa.certPem },
+        },
+      }),
+    );
+    expect(both.code).not.toBe(0);
+    expect(both.stderr).toContain(
+      'authentication.x509 takes exactly one of thumbprint and caCertificate',
     );
   });
 

@@ -83,7 +83,10 @@ export interface DesiredMessage {
   leafDevices?: LeafIdentity[];
 }
 
-/** One leaf device's identity as its parent's hub checks it: SAS keys or X.509 thumbprints. */
+/**
+ * One leaf device's identity as its parent's hub checks it: SAS keys, X.509 thumbprints, or the
+ * CA certificates that sign its X.509 certificates (whose subject CN is then its device id).
+ */
 export interface LeafIdentity {
   /** The leaf's device id: its EdgeDevice name. */
   deviceId: string;
@@ -91,6 +94,8 @@ export interface LeafIdentity {
   keys?: string[];
   /** SHA-256 thumbprints (lowercase hex) of the client certificates it may present. */
   thumbprints?: string[];
+  /** PEM CA certificates; a client certificate they sign, with CN = the device id, is accepted. */
+  caCertificates?: string[];
 }
 
 /** Connected leaf ids one report lists at most, so a busy gateway keeps its report small. */

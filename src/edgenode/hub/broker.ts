@@ -171,8 +171,9 @@ export class HubBroker {
     const token = password?.toString('utf8') ?? '';
     const conn = client.conn as unknown;
     if (token === '' && conn instanceof tls.TLSSocket) {
-      const der = conn.getPeerCertificate().raw as Buffer | undefined;
-      if (der) return this.#d.identities.authenticateCertificate(client.id, username, der);
+      const chain = peerChain(conn);
+      if (chain.length)
+        return this.#d.identities.authenticateCertificate(client.id, username, chain);
     }
     return this.#d.identities.authenticate(client.id, username, token);
   }
@@ -333,4 +334,15 @@ export class HubBroker {
     this.#servers = [];
     this.#tlsServers = [];
   }
+}
+
+/** The client's certificate and the intermediates it sent (DER), its own first. */
+function peerChain(conn: tls.TLSSocket): Buffer[] {
+  const chain: Buffer[] = [];
+  let cert: tls.DetailedPeerCertificate | undefined = conn.getPeerCertificate(true);
+  while (cert?.raw && !chain.some((c) => c.equals(cert!.raw))) {
+    chain.push(cert.raw);
+    cert = cert.issuerCertificate;
+  }
+  return chain;
 }

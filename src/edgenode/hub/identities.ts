@@ -128,16 +128,17 @@ export class IdentityRegistry {
   }
 
   /**
-   * Authenticates an MQTT CONNECT of a leaf device by its TLS client certificate (DER), as IoT
+   * Authenticates an MQTT CONNECT of a leaf device by its TLS client certificate chain (DER, its
+   * own first), as IoT
    * Hub's X.509 devices connect: a username naming the device and no password. Throws
    * `KEDGE_ERR_UNAUTHORIZED` with a loggable reason.
    */
-  authenticateCertificate(clientId: string, username: string, der: Buffer): Identity {
+  authenticateCertificate(clientId: string, username: string, chain: readonly Buffer[]): Identity {
     const { deviceId, moduleId } = parseClientId(clientId);
     if (moduleId !== undefined || !this.leaves.has(deviceId))
       throw new KedgeError(ErrorCode.Unauthorized, 'unknown identity');
     this.#checkUsername(clientId, username);
-    this.leaves.verifyCertificate(deviceId, der);
+    this.leaves.verifyCertificate(deviceId, chain);
     return { deviceId, id: deviceId, kind: 'leaf' };
   }
 

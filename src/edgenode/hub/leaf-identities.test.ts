@@ -8,8 +8,9 @@ import { LEAF_CACHE_FILE, LeafIdentities } from './leaf-identities.js';
 const KEY_A = Buffer.alloc(32, 1).toString('base64');
 const KEY_B = Buffer.alloc(32, 2).toString('base64');
 
-function der(certPem: string): Buffer {
-  return new X509Certificate(certPem).raw;
+/** A presented chain: the certificates' DER, the device's own first. */
+function chain(...certPems: string[]): Buffer[] {
+  return certPems.map((pem) => new X509Certificate(pem).raw);
 }
 
 describe('LeafIdentities: static and EdgeDevice leaves of a hub', () => {
@@ -64,17 +65,67 @@ describe('LeafIdentities: static and EdgeDevice leaves of a hub', () => {
       { deviceId: 'cam', thumbprints: [thumbprint] },
       { deviceId: 'sas', keys: [KEY_A] },
     ]);
-    expect(() => leaves.verifyCertificate('cam', der(good.certPem))).not.toThrow();
-    expect(() => leaves.verifyCertificate('cam', der(other.certPem))).toThrow(
+    expect(() => leaves.verifyCertificate('cam', chain(good.certPem))).not.toThrow();
+    expect(() => leaves.verifyCertificate('cam', chain(other.certPem))).toThrow(
       'certificate thumbprint does not match',
     );
-    expect(() => leaves.verifyCertificate('sas', der(good.certPem))).toThrow(
-      'the device has no X.509 thumbprint',
+    expect(() => leaves.verifyCertificate('sas', chain(good.certPem))).toThrow(
+      'the device has no X.509 credentials',
     );
-    expect(() => leaves.verifyCertificate('nobody', der(good.certPem))).toThrow('unknown identity');
+    expect(() => leaves.verifyCertificate('nobody', chain(good.certPem))).toThrow(
+      'unknown identity',
+    );
     const later = Date.now() + 2 * 365 * 24 * 3600 * 1000;
-    expect(() => leaves.verifyCertificate('cam', der(good.certPem), later)).toThrow(
+    expect(() => leaves.verifyCertificate('cam', chain(good.certPem), later)).toThrow(
       'certificate is not valid now',
+    );
+  });
+
+  it('accepts a certificate its CA signed, directly or through intermediates it sent, for the CN of the device only', () => {
+    const root = createCa('fleet-root');
+    const intermediate = createCa('fleet-intermediate', root);
+    const direct = issueCertificate(root, { commonName: 'sensor-7', usage: ['client'] });
+    const viaIntermediate = issueCertificate(intermediate, {
+      commonName: 'sensor-7',
+      usage: ['client'],
+    });
+    const otherDevice = issueCertificate(root, { commonName: 'sensor-8', usage: ['client'] });
+    const stranger = issueCertificate(createCa('elsewhere'), {
+      commonName: 'sensor-7',
+      usage: ['client'],
+    });
+    const leaves = new LeafIdentities(mkdtempSync(path.join(tmpdir(), 'leaves-')));
+    leaves.setCloud([{ deviceId: 'sensor-7', caCertificates: [root.certPem] }]);
+    expect(() => leaves.verifyCertificate('sensor-7', chain(direct.certPem))).not.toThrow();
+    expect(() =>
+      leaves.verifyCertificate('sensor-7', chain(viaIntermediate.certPem, intermediate.certPem)),
+    ).not.toThrow();
+    expect(() => leaves.verifyCertificate('sensor-7', chain(viaIntermediate.certPem))).toThrow(
+      "certificate is not signed by the device's CA certificates",
+    );
+    expect(() => leaves.verifyCertificate('sensor-7', chain(stranger.certPem))).toThrow(
+      "certificate is not signed by the device's CA certificates",
+    );
+    expect(() => leaves.verifyCertificate('sensor-7', chain(otherDevice.certPem))).toThrow(
+      'certificate subject CN is not the device id',
+    );
+    // A device certificate is no CA: a chain through one is refused.
+    const forged = issueCertificate(direct, { commonName: 'sensor-7', usage: ['client'] });
+    expect(() =>
+      leaves.verifyCertificate('sensor-7', chain(forged.certPem, direct.certPem)),
+    ).toThrow("certificate is not signed by the device's CA certificates");
+  });
+
+  it('keeps only CA certificates that parse as CAs, and ends sessions when they change', () => {
+    const root = createCa('fleet-root');
+    const device = issueCertificate(root, { commonName: 'x', usage: ['client'] });
+    const leaves = new LeafIdentities(mkdtempSync(path.join(tmpdir(), 'leaves-')));
+    leaves.setCloud([
+      { deviceId: 'x', caCertificates: [root.certPem, device.certPem, 'not a certificate'] },
+    ]);
+    expect(leaves.get('x')?.caCertificates).toEqual([root.certPem]);
+    expect(leaves.setCloud([{ deviceId: 'x', caCertificates: [createCa('new').certPem] }])).toEqual(
+      ['x'],
     );
   });
 });

@@ -22,6 +22,8 @@ export interface LeafCredentials {
   keys: string[];
   /** SHA-256 thumbprints, lowercase hex without separators. */
   thumbprints: string[];
+  /** PEM CA certificates that sign its certificates (CA-signed X.509). */
+  caCertificates?: string[];
   source: 'config' | 'cloud';
 }
 
@@ -96,20 +98,33 @@ export class LeafIdentities {
   }
 
   /**
-   * Checks a client certificate (DER) that `deviceId` presented: its SHA-256 thumbprint must be
-   * one its EdgeDevice names, and it must be within its validity period. Throws
-   * `KEDGE_ERR_UNAUTHORIZED` with a loggable reason.
+   * Checks the client certificate chain (DER, the device's own first, then any intermediates it
+   * sent) that `deviceId` presented. Its certificate must be within its validity period and
+   * either have a SHA-256 thumbprint its EdgeDevice names, or be signed (through the
+   * intermediates) by one of its EdgeDevice's CA certificates with subject CN = `deviceId`, as
+   * IoT Hub's CA-signed devices. Throws `KEDGE_ERR_UNAUTHORIZED` with a loggable reason.
    */
-  verifyCertificate(deviceId: string, der: Buffer, nowMs = Date.now()): void {
+  verifyCertificate(deviceId: string, chain: readonly Buffer[], nowMs = Date.now()): void {
     const leaf = this.#merged.get(deviceId);
     if (!leaf) throw new KedgeError(ErrorCode.Unauthorized, 'unknown identity');
-    if (leaf.thumbprints.length === 0)
-      throw new KedgeError(ErrorCode.Unauthorized, 'the device has no X.509 thumbprint');
-    const cert = new X509Certificate(der);
-    if (!leaf.thumbprints.includes(normalizeThumbprint(cert.fingerprint256)))
-      throw new KedgeError(ErrorCode.Unauthorized, 'certificate thumbprint does not match');
-    if (Date.parse(cert.validFrom) > nowMs || Date.parse(cert.validTo) < nowMs)
+    const cas = leaf.caCertificates ?? [];
+    if (leaf.thumbprints.length === 0 && cas.length === 0)
+      throw new KedgeError(ErrorCode.Unauthorized, 'the device has no X.509 credentials');
+    const [cert, ...intermediates] = chain.map((der) => new X509Certificate(der));
+    if (!cert) throw new KedgeError(ErrorCode.Unauthorized, 'no client certificate');
+    if (!validAt(cert, nowMs))
       throw new KedgeError(ErrorCode.Unauthorized, 'certificate is not valid now');
+    if (leaf.thumbprints.includes(normalizeThumbprint(cert.fingerprint256))) return;
+    if (cas.length === 0)
+      throw new KedgeError(ErrorCode.Unauthorized, 'certificate thumbprint does not match');
+    if (commonName(cert) !== deviceId)
+      throw new KedgeError(ErrorCode.Unauthorized, 'certificate subject CN is not the device id');
+    const anchors = cas.map((pem) => new X509Certificate(pem));
+    if (!chainsTo(cert, intermediates, anchors, nowMs))
+      throw new KedgeError(
+        ErrorCode.Unauthorized,
+        "certificate is not signed by the device's CA certificates",
+      );
   }
 
   #merge(): string[] {
@@ -147,17 +162,66 @@ export class LeafIdentities {
   }
 }
 
+/** Intermediates followed at most between a device certificate and its CA. */
+const MAX_CHAIN_DEPTH = 4;
+
+function validAt(cert: X509Certificate, nowMs: number): boolean {
+  return Date.parse(cert.validFrom) <= nowMs && Date.parse(cert.validTo) >= nowMs;
+}
+
+function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
+  return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
+}
+
+/** True when `cert` leads to one of `anchors` through CA `intermediates`, all valid now. */
+function chainsTo(
+  cert: X509Certificate,
+  intermediates: readonly X509Certificate[],
+  anchors: readonly X509Certificate[],
+  nowMs: number,
+): boolean {
+  let current = cert;
+  for (let depth = 0; depth <= MAX_CHAIN_DEPTH; depth++) {
+    const anchor = anchors.find((a) => issuedBy(current, a));
+    if (anchor) return validAt(anchor, nowMs);
+    const next = intermediates.find((i) => i.ca && validAt(i, nowMs) && issuedBy(current, i));
+    if (!next) return false;
+    current = next;
+  }
+  return false;
+}
+
+/** The subject's common name, or undefined. */
+export function commonName(cert: X509Certificate): string | undefined {
+  const line = cert.subject.split('\n').find((l) => l.startsWith('CN='));
+  return line?.slice('CN='.length);
+}
+
+/** The CA certificates of a leaf that parse as certificates; the controller checks them first. */
+function usableCas(pems: readonly string[]): string[] {
+  return pems.filter((pem) => {
+    try {
+      return new X509Certificate(pem).ca;
+    } catch {
+      return false;
+    }
+  });
+}
+
 function fromCloud(leaf: LeafIdentity): LeafCredentials {
+  const cas = usableCas(leaf.caCertificates ?? []);
   return {
     deviceId: leaf.deviceId,
     keys: [...(leaf.keys ?? [])],
     thumbprints: (leaf.thumbprints ?? [])
       .map(normalizeThumbprint)
       .filter((t) => THUMBPRINT.test(t)),
+    ...(cas.length ? { caCertificates: cas } : {}),
     source: 'cloud',
   };
 }
 
 function sameCredentials(a: LeafCredentials, b: LeafCredentials): boolean {
-  return JSON.stringify([a.keys, a.thumbprints]) === JSON.stringify([b.keys, b.thumbprints]);
+  const of = (c: LeafCredentials) => JSON.stringify([c.keys, c.thumbprints, c.caCertificates]);
+  return of(a) === of(b);
 }
