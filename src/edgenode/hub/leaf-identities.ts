@@ -222,6 +222,7 @@ function fromCloud(leaf: LeafIdentity): LeafCredentials {
 }
 
 function sameCredentials(a: LeafCredentials, b: LeafCredentials): boolean {
-  const of = (c: LeafCredentials) => JSON.stringify([c.keys, c.thumbprints, c.caCertificates]);
+  const of = (c: LeafCredentials): string =>
+    JSON.stringify([c.keys, c.thumbprints, c.caCertificates]);
   return of(a) === of(b);
 }
