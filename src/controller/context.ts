@@ -29,6 +29,8 @@ export interface ControllerContext {
     nodes: ObjectCache<KubeObject>;
     /** Namespaces, for their Pod Security level (labels). */
     namespaces: ObjectCache<KubeObject>;
+    /** Secrets labelled `kedge.io/device-key-for`: device keys, so an edit revokes at once. */
+    keySecrets: ObjectCache<KubeObject>;
   };
   enqueue: {
     device(key: string): void;

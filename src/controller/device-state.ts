@@ -24,6 +24,8 @@ export interface DeviceState {
   writtenPhase?: string;
   /** When the keys were last read from their Secret. */
   keysReadAt?: number;
+  /** The resourceVersion of the key Secret last read: a watch event at it is the read itself. */
+  keysSecretVersion?: string;
   /** Why the key Secret cannot be used, when it cannot (shown as Ready=False). */
   keyRefusal?: KeyRefusal;
   /** Why the Node of the device's name is not kedge's to manage, when it is not. */

@@ -1,4 +1,5 @@
 import type { ControllerContext, PodObject } from './context.js';
+import { DeviceStates } from './device-state.js';
 import { wireHandlers } from './handlers.js';
 import type { InformerHandler } from './kube/informer.js';
 import type { KubeObject } from './kube/client.js';
@@ -28,13 +29,18 @@ function setup(): {
   calls: string[];
   deployments: ReturnType<typeof fakeCache<KubeObject>>;
   pods: ReturnType<typeof fakeCache<PodObject>>;
+  keySecrets: ReturnType<typeof fakeCache<KubeObject>>;
+  states: DeviceStates;
 } {
   const calls: string[] = [];
   const device = { metadata: { name: 'd1', namespace: 'ns' }, spec: {} } as KubeObject;
   const deployment = { metadata: { name: 'app', namespace: 'ns', generation: 1 } } as KubeObject;
   const deployments = fakeCache([deployment]);
   const pods = fakeCache<PodObject>();
+  const keySecrets = fakeCache<KubeObject>();
+  const states = new DeviceStates();
   const ctx = {
+    states,
     informers: {
       devices: fakeCache([device]).cache,
       deployments: deployments.cache,
@@ -42,6 +48,7 @@ function setup(): {
       pods: pods.cache,
       nodes: fakeCache().cache,
       namespaces: fakeCache().cache,
+      keySecrets: keySecrets.cache,
     },
     enqueue: {
       device: (k: string) => calls.push(`device ${k}`),
@@ -52,7 +59,7 @@ function setup(): {
     },
   } as unknown as ControllerContext;
   wireHandlers(ctx);
-  return { calls, deployments, pods };
+  return { calls, deployments, pods, keySecrets, states };
 }
 
 describe('wireHandlers', () => {
@@ -76,5 +83,34 @@ describe('wireHandlers', () => {
     calls.length = 0;
     pods.fire('update', { ...pod, metadata: { ...pod.metadata, deletionTimestamp: 'now' } }, pod);
     expect(calls).toEqual(['pod ns/p', 'desired ns/d1', 'deployment ns/app']);
+  });
+
+  it('re-reads a device key at once when its Secret changes, but not after its own read', () => {
+    const { calls, keySecrets, states } = setup();
+    const secret = (rv: string, device = 'd1') =>
+      ({
+        metadata: {
+          name: 'd1-kedge-key',
+          namespace: 'ns',
+          resourceVersion: rv,
+          labels: { 'kedge.io/device-key-for': device },
+        },
+      }) as KubeObject;
+    const state = states.get('ns/d1');
+    state.keysReadAt = Date.now();
+    state.keysSecretVersion = '5';
+    keySecrets.fire('add', secret('5'));
+    expect(calls).toEqual([]);
+    keySecrets.fire('update', secret('6'), secret('5'));
+    expect(calls).toEqual(['device ns/d1']);
+    expect(state.keysReadAt).toBeUndefined();
+    // Relabelled to another device: both look again.
+    states.get('ns/d2');
+    calls.length = 0;
+    keySecrets.fire('update', secret('7', 'd2'), secret('6'));
+    expect(calls.sort()).toEqual(['device ns/d1', 'device ns/d2']);
+    calls.length = 0;
+    keySecrets.fire('delete', secret('7', 'd2'));
+    expect(calls).toEqual(['device ns/d2']);
   });
 });

@@ -2,6 +2,7 @@ import { POD_SECURITY_ENFORCE_LABEL } from '../provider/host-access.js';
 import { Labels, deviceForNode, nodeNameFor } from '../provider/naming.js';
 import { keyFor, podsOnNode, type ControllerContext, type PodObject } from './context.js';
 import type { KubeObject } from './kube/client.js';
+import { DEVICE_KEY_FOR_LABEL } from './device-keys.js';
 import { enqueueLeavesOf } from './leaf-devices.js';
 
 /** Connects informer events to the work queues: who must look again when something changes. */
@@ -72,6 +73,22 @@ export function wireHandlers(ctx: ControllerContext): void {
     const level = (o: KubeObject): string | undefined =>
       o.metadata.labels?.[POD_SECURITY_ENFORCE_LABEL];
     if (level(namespace) !== level(old)) podsOnDevicesIn(ctx, namespace.metadata.name);
+  });
+  informers.keySecrets.on((event, secret, old) => {
+    // A device key Secret changed (or went): its device reads its keys again now, so a rotated
+    // or removed key ends live sessions at once. The controller's own reads are skipped.
+    const devices = new Set(
+      [secret, old].map((s) => s?.metadata.labels?.[DEVICE_KEY_FOR_LABEL]).filter(Boolean),
+    );
+    for (const device of devices) {
+      const key = keyFor(secret.metadata.namespace, device);
+      const state = ctx.states.peek(key);
+      const ownRead =
+        event !== 'delete' && state?.keysSecretVersion === secret.metadata.resourceVersion;
+      if (!state || ownRead) continue;
+      state.keysReadAt = undefined;
+      enqueue.device(key);
+    }
   });
   informers.nodes.on((event, node) => {
     const target = deviceForNode(node.metadata.name ?? '');

@@ -34,6 +34,7 @@ import type { EdgeDeployment, EdgeDevice, Route } from '../crds/index.js';
 import { NODE_LEASE_RENEW_MS, renewLease } from './device-node.js';
 import { DeviceStates } from './device-state.js';
 import { EventRecorder } from './events.js';
+import { DEVICE_KEY_FOR_LABEL } from './device-keys.js';
 import { onDeviceReport, wireHandlers } from './handlers.js';
 import { leafParentOf } from './leaf-devices.js';
 import { Resources, type KubeClient, type KubeObject } from './kube/client.js';
@@ -261,6 +262,13 @@ function buildContext(
     pods: namespacedCache<PodObject>(opts.client, Resources.pods, watched, log),
     nodes: new Informer<KubeObject>(opts.client, Resources.nodes, log, 'type=virtual-kubelet'),
     namespaces: new Informer<KubeObject>(opts.client, Resources.namespaces, log),
+    keySecrets: namespacedCache<KubeObject>(
+      opts.client,
+      Resources.secrets,
+      watched,
+      log,
+      DEVICE_KEY_FOR_LABEL,
+    ),
   };
   informers.pods.addIndex(POD_NODE_INDEX, (pod) => pod.spec.nodeName);
   const noop = (): void => undefined;

@@ -42,6 +42,8 @@ class FakeKube {
 interface Harness {
   ctx: ControllerContext;
   kube: FakeKube;
+  /** The watched key Secrets (the informer's cache), by `namespace/name`. */
+  keySecrets: Map<string, KubeObject>;
   backend: FakeDeviceBackend;
   events: string[];
   setDevice(device: Device): void;
@@ -52,6 +54,7 @@ function harness(): Harness {
   const backend = new FakeDeviceBackend();
   const events: string[] = [];
   const devices = new Map<string, Device>();
+  const keySecrets = new Map<string, KubeObject>();
   const cache = <T extends KubeObject>(items: Map<string, T>) =>
     ({ get: (key: string) => items.get(key), list: () => [...items.values()] }) as never;
   const ctx = {
@@ -63,12 +66,18 @@ function harness(): Harness {
     states: new DeviceStates(),
     backend,
     kubelet: { address: '127.0.0.1', port: 10250 },
-    informers: { devices: cache(devices), nodes: cache(new Map()), pods: cache(new Map()) },
+    informers: {
+      devices: cache(devices),
+      nodes: cache(new Map()),
+      pods: cache(new Map()),
+      keySecrets: cache(keySecrets),
+    },
     enqueue: { device: () => undefined, pod: () => undefined },
   } as unknown as ControllerContext;
   return {
     ctx,
     kube,
+    keySecrets,
     backend,
     events,
     setDevice: (d) => devices.set(`${d.metadata.namespace}/${d.metadata.name}`, d),
@@ -131,6 +140,43 @@ describe('reconcileDevice: identities kedge does not serve yet', () => {
     expect(lastConditions(h.kube).Credentials).toMatchObject({
       status: 'True',
       reason: 'KeyLoaded',
+    });
+  });
+});
+
+describe('reconcileDevice: device keys', () => {
+  const keySecret = (key: string, resourceVersion: string): KubeObject =>
+    ({
+      metadata: {
+        name: 'cam-1-kedge-key',
+        namespace: 'site',
+        resourceVersion,
+        labels: { 'kedge.io/device-key-for': 'cam-1' },
+      },
+      data: { primaryKey: Buffer.from(key).toString('base64') },
+    }) as KubeObject;
+  const KEY_1 = Buffer.alloc(32, 1).toString('base64');
+  const KEY_2 = Buffer.alloc(32, 2).toString('base64');
+
+  it('reads a watched key Secret from the cache, and again only when it changed', async () => {
+    const h = harness();
+    h.setDevice(device({}));
+    h.keySecrets.set('site/cam-1-kedge-key', keySecret(KEY_1, '10'));
+    await reconcileDevice(h.ctx, 'site/cam-1');
+    expect(h.backend.credentials.get('site/cam-1')).toEqual([KEY_1]);
+    expect(h.kube.writes.some((w) => w.plural === 'secrets')).toBe(false);
+    h.keySecrets.set('site/cam-1-kedge-key', keySecret(KEY_2, '11'));
+    await reconcileDevice(h.ctx, 'site/cam-1');
+    expect(h.backend.credentials.get('site/cam-1')).toEqual([KEY_2]);
+  });
+
+  it('labels a Secret it generates for the watch', async () => {
+    const h = harness();
+    h.setDevice(device({}));
+    await reconcileDevice(h.ctx, 'site/cam-1');
+    const created = h.kube.writes.find((w) => w.verb === 'create' && w.plural === 'secrets');
+    expect((created?.body as KubeObject).metadata.labels).toMatchObject({
+      'kedge.io/device-key-for': 'cam-1',
     });
   });
 });

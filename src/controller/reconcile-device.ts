@@ -3,6 +3,7 @@ import type { EdgeDevice } from '../crds/index.js';
 import { FINALIZER, nodeNameFor } from '../provider/naming.js';
 import { keyFor, podsOnNode, splitKey, type ControllerContext } from './context.js';
 import {
+  DEVICE_KEY_FOR_LABEL,
   ownsSecret,
   readDeviceKeys,
   unsupportedIdentity,
@@ -92,16 +93,24 @@ async function ensureKeys(
     state.keyRefusal = unsupported;
     return;
   }
-  if (state.keysReadAt !== undefined && Date.now() - state.keysReadAt < KEY_REFRESH_MS) return;
   const ref = Resources.secrets(device.metadata.namespace!);
   const name = keySecretName(device);
-  let secret = await ctx.client.find<SecretObject>(ref, name);
+  // A Secret labelled for its device is watched: read again only when it changed. Any other is
+  // read again every KEY_REFRESH_MS.
+  const watched = ctx.informers.keySecrets.get(keyFor(device.metadata.namespace, name)) as
+    SecretObject | undefined;
+  const fresh = watched
+    ? state.keysSecretVersion === watched.metadata.resourceVersion
+    : Date.now() - (state.keysReadAt ?? 0) < KEY_REFRESH_MS;
+  if (state.keysReadAt !== undefined && fresh) return;
+  let secret = watched ?? (await ctx.client.find<SecretObject>(ref, name));
   if (!secret) {
     secret = await createKeySecret(ctx, device, name);
     ctx.events.record(device, 'Normal', 'KeyGenerated', `generated a device key in Secret ${name}`);
   }
   const read = readDeviceKeys(device, secret);
   state.keysReadAt = Date.now();
+  state.keysSecretVersion = secret.metadata.resourceVersion;
   if ('keys' in read) {
     state.keys = read.keys;
     state.keyRefusal = undefined;
@@ -126,7 +135,11 @@ async function createKeySecret(
     metadata: {
       name,
       namespace: device.metadata.namespace,
-      labels: { 'kedge.io/device': device.metadata.name! },
+      // The key-Secret watch selects on DEVICE_KEY_FOR_LABEL, so an edit is read at once.
+      labels: {
+        'kedge.io/device': device.metadata.name!,
+        [DEVICE_KEY_FOR_LABEL]: device.metadata.name!,
+      },
       ownerReferences: [
         {
           apiVersion: device.apiVersion,

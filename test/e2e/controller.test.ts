@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { gunzipSync } from 'node:zlib';
 import mqtt from 'mqtt';
@@ -695,6 +696,53 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
       req.end();
     });
     expect([401, 403]).toContain(status);
+  });
+
+  it('ends a live session within 5 s when the key in its Secret is rotated', async () => {
+    const secretKey = async (): Promise<string> =>
+      Buffer.from(
+        await cluster.kubectlOk([
+          'get',
+          'secret',
+          'dev2-kedge-key',
+          '-o',
+          'jsonpath={.data.primaryKey}',
+        ]),
+        'base64',
+      ).toString();
+    const token = createSasToken({
+      resource: deviceResourceUri('default', 'dev2'),
+      keyBase64: await secretKey(),
+    });
+    const client = mqtt.connect(`mqtts://localhost:${ports.hub}`, {
+      clientId: 'default/dev2',
+      username: 'default/dev2',
+      password: token,
+      ca: controller.caPem,
+      reconnectPeriod: 0,
+    });
+    await new Promise((resolve, reject) => {
+      client.once('connect', resolve);
+      client.once('error', reject);
+    });
+    const closed = new Promise<number>((resolve) =>
+      client.once('close', () => resolve(Date.now())),
+    );
+    const rotated = Buffer.from(randomBytes(32).toString('base64')).toString('base64');
+    const started = Date.now();
+    await cluster.kubectlOk([
+      'patch',
+      'secret',
+      'dev2-kedge-key',
+      '--type',
+      'merge',
+      '-p',
+      JSON.stringify({ data: { primaryKey: rotated } }),
+    ]);
+    const ms = (await closed) - started;
+    console.log(`session with the old key closed ${ms} ms after the key Secret was patched`);
+    expect(ms).toBeLessThan(5_000);
+    client.end(true);
   });
 
   it('removes modules and pods with the EdgeDeployment, and the Node and Lease with the EdgeDevice', async () => {

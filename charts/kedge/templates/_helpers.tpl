@@ -174,10 +174,11 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version }}
 - apiGroups: [""]
   resources: ["pods/status"]
   verbs: ["patch"]
-# Device key Secrets (generated, revoked on delete), env and image pull Secrets (read).
+# Device key Secrets (generated, revoked on delete, watched by label kedge.io/device-key-for so
+# an edit takes effect at once), env and image pull Secrets (read).
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["get", "create", "delete"]
+  verbs: ["get", "list", "watch", "create", "delete"]
 # ConfigMaps referenced by module env.
 - apiGroups: [""]
   resources: ["configmaps"]

@@ -329,7 +329,7 @@ export const Resources = {
   nodes: { apiPath: '/api/v1', plural: 'nodes' },
   namespaces: { apiPath: '/api/v1', plural: 'namespaces' },
   pods: (namespace?: string): ResourceRef => ({ apiPath: '/api/v1', plural: 'pods', namespace }),
-  secrets: (namespace: string): ResourceRef => ({
+  secrets: (namespace?: string): ResourceRef => ({
     apiPath: '/api/v1',
     plural: 'secrets',
     namespace,

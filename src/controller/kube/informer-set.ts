@@ -25,9 +25,10 @@ export function namespacedCache<T extends KubeObject>(
   ref: (namespace?: string) => ResourceRef,
   namespaces: readonly string[],
   log: Logger,
+  labelSelector?: string,
 ): ObjectCache<T> {
-  if (namespaces.length === 0) return new Informer<T>(client, ref(), log);
-  const informers = namespaces.map((ns) => new Informer<T>(client, ref(ns), log));
+  if (namespaces.length === 0) return new Informer<T>(client, ref(), log, labelSelector);
+  const informers = namespaces.map((ns) => new Informer<T>(client, ref(ns), log, labelSelector));
   return {
     on: (handler) => informers.forEach((i) => i.on(handler)),
     get: (key) => informers.find((i) => key.startsWith(`${nsOf(i)}/`))?.get(key),
