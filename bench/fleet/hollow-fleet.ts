@@ -42,7 +42,7 @@ for (const d of input.devices) {
     url: input.url,
     namespace: d.namespace,
     device: d.device,
-    keyBase64: d.key,
+    credentials: { keyBase64: d.key },
     caPem: input.caPem,
     log,
   });

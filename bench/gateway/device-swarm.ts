@@ -40,7 +40,7 @@ async function connectRange(from: number, to: number): Promise<number> {
         url,
         namespace: BENCH_NAMESPACE,
         device,
-        keyBase64: deviceKey(secret, BENCH_NAMESPACE, device),
+        credentials: { keyBase64: deviceKey(secret, BENCH_NAMESPACE, device) },
         caPem,
         log,
       });

@@ -17,7 +17,14 @@ interface BootstrapFlags {
   controllerNamespace: string;
   dataDir: string;
   runtime: string;
+  /** For an X.509 device: where its certificate and key are on the device. */
+  certFile?: string;
+  keyFile?: string;
 }
+
+/** Where an X.509 device's certificate and key are, unless `--cert-file`/`--key-file` say. */
+const DEFAULT_CERT_FILE = '/etc/kedge/device.crt';
+const DEFAULT_KEY_FILE = '/etc/kedge/device.key';
 
 type SecretObject = KubeObject & { data?: Record<string, string> };
 
@@ -36,7 +43,16 @@ export async function bootstrapConfig(
       ErrorCode.NotFound,
       `EdgeDevice ${flags.namespace}/${name} not found; kubectl apply it first`,
     );
-  const key = await waitForKey(client, flags.namespace, keySecretName(device));
+  // An X.509 device brings its own certificate; the configuration only says where it is.
+  const credential =
+    device.spec.authentication?.type === 'X509'
+      ? {
+          x509: {
+            certFile: flags.certFile ?? DEFAULT_CERT_FILE,
+            keyFile: flags.keyFile ?? DEFAULT_KEY_FILE,
+          },
+        }
+      : { key: await waitForKey(client, flags.namespace, keySecretName(device)) };
   // The CA certificate only: enrolment needs no access to the CA Secret and its key.
   const ca = await client.find<KubeObject & { data?: Record<string, string> }>(
     Resources.configMaps(flags.controllerNamespace),
@@ -56,7 +72,7 @@ export async function bootstrapConfig(
       url: flags.hubUrl,
       namespace: flags.namespace,
       device: name,
-      key,
+      ...credential,
       caPem,
       ...(device.spec.heartbeat?.intervalSecs
         ? { heartbeatSecs: device.spec.heartbeat.intervalSecs }
@@ -88,7 +104,7 @@ export function registerDeviceCommands(program: Command): void {
   device
     .command('bootstrap <name>')
     .description(
-      'Print the kedge node configuration (hub address, identity, key, CA) for a device.',
+      'Print the kedge node configuration (hub address, identity, key or certificate files, CA) for a device.',
     )
     .option('-n, --namespace <ns>', 'namespace of the EdgeDevice', 'default')
     .option('--kubeconfig <path>', 'kubeconfig to use')
@@ -100,15 +116,25 @@ export function registerDeviceCommands(program: Command): void {
     .option('--controller-namespace <ns>', 'namespace of kedge controller', 'kedge-system')
     .option('--data-dir <dir>', 'data directory on the device', '/var/lib/kedge')
     .option('--runtime <runtime>', 'module runtime on the device: docker or process', 'docker')
+    .option(
+      '--cert-file <path>',
+      `X.509 devices: the device certificate (PEM) on the device (default ${DEFAULT_CERT_FILE})`,
+    )
+    .option(
+      '--key-file <path>',
+      `X.509 devices: its private key (PEM) on the device (default ${DEFAULT_KEY_FILE})`,
+    )
     .addHelpText(
       'after',
       '\nExample:\n  kedge device bootstrap sensor-1 -n factory --hub-url mqtts://kedge.example.com:8883 > node.yaml\n  kedge node --config node.yaml\n',
     )
     .action(async (name: string, flags: BootstrapFlags) => {
       const config = await bootstrapConfig(KubeClient.fromConfig(flags.kubeconfig), name, flags);
-      process.stdout.write(
-        `# kedge node configuration for ${flags.namespace}/${name}. It holds the device key: keep it secret.\n`,
-      );
+      const cloud = config.cloud as { key?: string };
+      const note = cloud.key
+        ? 'It holds the device key: keep it secret.'
+        : 'Put the device certificate and key where cloud.x509 says.';
+      process.stdout.write(`# kedge node configuration for ${flags.namespace}/${name}. ${note}\n`);
       process.stdout.write(stringify(config));
     });
 }

@@ -1,4 +1,5 @@
 import { keyProblem } from '../common/iothub/index.js';
+import { caCertificateProblem } from '../common/x509-identity.js';
 import type { EdgeDevice } from '../crds/index.js';
 import type { KubeObject } from './kube/client.js';
 
@@ -14,28 +15,41 @@ export type SecretObject = KubeObject & { data?: Record<string, string> };
 
 /** Why a device's key cannot be used: the Ready=False reason and message. */
 export interface KeyRefusal {
-  reason:
-    | 'KeySecretNotOwned'
-    | 'InvalidKey'
-    | 'NoKey'
-    | 'AuthenticationNotSupported'
-    | 'InvalidCACertificate';
+  reason: 'KeySecretNotOwned' | 'InvalidKey' | 'NoKey' | 'InvalidCACertificate';
   message: string;
 }
 
-/**
- * Why the controller gives a device no credentials at all, whatever its Secrets hold: it asks for
- * something kedge does not serve yet. Retrying cannot fix that, only a spec change can.
- */
-export function unsupportedIdentity(device: EdgeDevice): KeyRefusal | undefined {
-  // A leaf's X.509 is checked by its gateway's hub (leaf-devices.ts); the cloud does not serve it.
-  if (device.spec.authentication?.type === 'X509' && !device.spec.parent)
+/** The X.509 certificates an EdgeDevice accepts, or why its `x509` cannot be used. */
+export function x509Credentials(
+  device: EdgeDevice,
+): { thumbprints: string[]; caCertificates: string[] } | { refusal: KeyRefusal } {
+  const { thumbprint, caCertificate } = device.spec.authentication?.x509 ?? {};
+  if (thumbprint) return { thumbprints: [thumbprint.toLowerCase()], caCertificates: [] };
+  const problem = caCertificate ? caCertificateProblem(caCertificate) : 'is missing';
+  if (problem)
     return {
-      reason: 'AuthenticationNotSupported',
-      message:
-        'X.509 device authentication to the cloud is not supported yet, so the device cannot connect; use spec.authentication.type SymmetricKey (the default). Leaf devices (spec.parent) may use X.509 to their gateway',
+      refusal: {
+        reason: 'InvalidCACertificate',
+        message: `authentication.x509.caCertificate ${problem}`,
+      },
     };
-  return undefined;
+  return { thumbprints: [], caCertificates: [caCertificate!] };
+}
+
+/** What a device's Credentials condition says when it can authenticate. */
+export function credentialsAccepted(device: EdgeDevice): { reason: string; message: string } {
+  const auth = device.spec.authentication;
+  const where = device.spec.parent ? "the gateway's hub accepts" : 'the gateways accept';
+  if (auth?.type !== 'X509') return { reason: 'KeyLoaded', message: 'the device key is usable' };
+  if (auth.x509?.caCertificate)
+    return {
+      reason: 'X509CASigned',
+      message: `${where} a client certificate signed by the declared CA with subject CN ${device.metadata.name!}`,
+    };
+  return {
+    reason: 'X509Thumbprint',
+    message: `${where} a client certificate with the declared SHA-256 thumbprint`,
+  };
 }
 
 /** Whether the EdgeDevice owns the Secret (an owner reference with its uid). */

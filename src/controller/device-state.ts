@@ -1,4 +1,5 @@
 import type { ReportedMessage } from '../common/cloudlink/protocol.js';
+import type { X509Credentials } from '../common/x509-identity.js';
 import type { KeyRefusal } from './device-keys.js';
 import type { RecentWrite } from './recent-writes.js';
 
@@ -22,6 +23,8 @@ export interface DeviceState {
   statusWrittenAt?: number;
   /** The phase this controller last wrote: the cache may not show it yet. */
   writtenPhase?: string;
+  /** The certificates an X.509 device may present (its EdgeDevice's `x509`). */
+  x509?: X509Credentials;
   /** When the keys were last read from their Secret. */
   keysReadAt?: number;
   /** The resourceVersion of the key Secret last read: a watch event at it is the read itself. */

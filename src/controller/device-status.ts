@@ -2,6 +2,7 @@ import type { EdgeDevice, EdgeDeviceStatus } from '../crds/index.js';
 import { nodeNameFor } from '../provider/naming.js';
 import type { ControllerContext } from './context.js';
 import { mergeConditions, sameConditions, type ConditionInput } from './conditions.js';
+import { credentialsAccepted } from './device-keys.js';
 import type { DeviceState } from './device-state.js';
 import { Resources } from './kube/client.js';
 import { recentlyWritten } from './recent-writes.js';
@@ -90,7 +91,7 @@ function deviceStatus(
     ...(state.report ? factsStatus(state) : {}),
     conditions: mergeConditions(
       device.status?.conditions,
-      deviceConditions(state, phase, failing),
+      deviceConditions(device, state, phase, failing),
       device.metadata.generation,
     ),
   };
@@ -128,7 +129,12 @@ function factsStatus(state: DeviceState): Partial<EdgeDeviceStatus> {
   };
 }
 
-function deviceConditions(state: DeviceState, phase: string, failing: string[]): ConditionInput[] {
+function deviceConditions(
+  device: EdgeDevice,
+  state: DeviceState,
+  phase: string,
+  failing: string[],
+): ConditionInput[] {
   const connected: ConditionInput = state.connected
     ? {
         type: 'Connected',
@@ -158,12 +164,7 @@ function deviceConditions(state: DeviceState, phase: string, failing: string[]):
         };
   const credentials: ConditionInput = state.keyRefusal
     ? { type: 'Credentials', status: 'False', ...state.keyRefusal }
-    : {
-        type: 'Credentials',
-        status: 'True',
-        reason: 'KeyLoaded',
-        message: 'the device key is usable',
-      };
+    : { type: 'Credentials', status: 'True', ...credentialsAccepted(device) };
   const node: ConditionInput = state.nodeRefusal
     ? { type: 'NodeOwned', status: 'False', ...state.nodeRefusal }
     : {

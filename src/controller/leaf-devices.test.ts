@@ -1,16 +1,11 @@
 import { createCa, issueCertificate } from '../common/pki.js';
 import type { EdgeDevice } from '../crds/index.js';
 import { FakeDeviceBackend } from './backend/fake.js';
+import { x509Credentials } from './device-keys.js';
 import type { ControllerContext } from './context.js';
 import { DeviceStates } from './device-state.js';
 import type { KubeObject } from './kube/client.js';
-import {
-  caCertificateProblem,
-  leafIdentitiesOf,
-  leafParentOf,
-  parentProblem,
-  reconcileLeaf,
-} from './leaf-devices.js';
+import { leafIdentitiesOf, leafParentOf, parentProblem, reconcileLeaf } from './leaf-devices.js';
 import { invokeSubresource } from './service-api/invoke.js';
 import { c2dSubresource } from './service-api/c2d.js';
 import { twinSubresource } from './service-api/twin.js';
@@ -124,7 +119,12 @@ describe('leaf devices in the controller', () => {
       reason: 'InvalidCACertificate',
       message: expect.stringMatching(/is not a CA certificate/),
     });
-    expect(caCertificateProblem('garbage')).toMatch(/is not a PEM certificate/);
+    const garbage = x509Credentials(
+      device('g', { authentication: { type: 'X509', x509: { caCertificate: 'garbage' } } }),
+    );
+    expect(garbage).toMatchObject({
+      refusal: { message: expect.stringMatching(/caCertificate is not a PEM certificate/) },
+    });
   });
 
   it('names what is wrong with a parent that is missing, a leaf, or being deleted', () => {
@@ -160,7 +160,7 @@ describe('leaf devices in the controller', () => {
     };
     expect(await reconcileLeaf(ctx, leaf, state, loadKeys)).toEqual({});
     expect(keyLoads).toBe(0);
-    expect(backend.credentials.get('ns/cam')).toEqual([]);
+    expect(backend.credentials.get('ns/cam')).toEqual({ keys: [] });
     expect(enqueued).toEqual(['desired ns/gw']);
     expect(patches).toHaveLength(1);
     const status = patches[0]!.body.status;

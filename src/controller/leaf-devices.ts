@@ -5,12 +5,11 @@
  * travels to the parent inside the parent's desired state (see {@link leafIdentitiesOf}), and its
  * status says which parent it is under and whether that parent reports it connected.
  */
-import { X509Certificate } from 'node:crypto';
 import type { LeafIdentity } from '../common/cloudlink/protocol.js';
-import { errorMessage } from '../common/errors.js';
 import type { EdgeDevice, EdgeDeviceStatus } from '../crds/index.js';
 import { keyFor, type ControllerContext } from './context.js';
 import { mergeConditions, sameConditions, type ConditionInput } from './conditions.js';
+import { credentialsAccepted, x509Credentials } from './device-keys.js';
 import { deleteNode } from './device-node.js';
 import type { DeviceState } from './device-state.js';
 import { Resources, type KubeObject } from './kube/client.js';
@@ -75,26 +74,11 @@ export function leafIdentity(
   const auth = device.spec.authentication;
   if (auth?.type !== 'X509')
     return state?.keys?.length ? { deviceId, keys: [...state.keys] } : undefined;
-  const { thumbprint, caCertificate } = auth.x509 ?? {};
-  if (thumbprint) return { deviceId, thumbprints: [thumbprint.toLowerCase()] };
-  if (caCertificate && !caCertificateProblem(caCertificate))
-    return { deviceId, caCertificates: [caCertificate] };
-  return undefined;
-}
-
-/** What is wrong with a leaf's `x509.caCertificate`, or undefined when it is a usable CA. */
-export function caCertificateProblem(pem: string): string | undefined {
-  let cert: X509Certificate;
-  try {
-    cert = new X509Certificate(pem);
-  } catch (err) {
-    return `authentication.x509.caCertificate is not a PEM certificate: ${errorMessage(err)}`;
-  }
-  if (!cert.ca)
-    return 'authentication.x509.caCertificate is not a CA certificate (basicConstraints CA:FALSE)';
-  if (Date.parse(cert.validTo) < Date.now())
-    return `authentication.x509.caCertificate expired on ${new Date(cert.validTo).toISOString()}`;
-  return undefined;
+  const x509 = x509Credentials(device);
+  if ('refusal' in x509) return undefined;
+  return x509.thumbprints.length
+    ? { deviceId, thumbprints: x509.thumbprints }
+    : { deviceId, caCertificates: x509.caCertificates };
 }
 
 /**
@@ -125,12 +109,11 @@ export async function reconcileLeaf(
   const name = device.metadata.name!;
   if (device.spec.authentication?.type === 'X509') {
     state.keys = undefined;
-    const caCertificate = device.spec.authentication.x509?.caCertificate;
-    const problem = caCertificate && caCertificateProblem(caCertificate);
-    state.keyRefusal = problem ? { reason: 'InvalidCACertificate', message: problem } : undefined;
+    const x509 = x509Credentials(device);
+    state.keyRefusal = 'refusal' in x509 ? x509.refusal : undefined;
   } else await loadKeys();
   // A leaf never holds a cloud link: its key must not open one, nor may a Node stay behind.
-  await ctx.backend.setCredentials(namespace, name, []);
+  await ctx.backend.setCredentials(namespace, name, { keys: [] });
   if (ctx.backend.isConnected(namespace, name)) await ctx.backend.disconnect(namespace, name);
   // A device that was a gateway before it named a parent loses its Node.
   if (ctx.informers.nodes.get(nodeNameFor(namespace, name))) await deleteNode(ctx, namespace, name);
@@ -238,21 +221,6 @@ function leafPhase(device: EdgeDevice, connected: boolean): EdgeDeviceStatus['ph
 
 /** Conditions a gateway has and a leaf does not. */
 const GATEWAY_CONDITIONS = new Set(['NodeOwned', 'ModulesHealthy']);
-
-/** What the gateway's hub accepts from the leaf, for its Credentials condition. */
-function credentialsAccepted(device: EdgeDevice): { reason: string; message: string } {
-  const auth = device.spec.authentication;
-  if (auth?.type !== 'X509') return { reason: 'KeyLoaded', message: 'the device key is usable' };
-  if (auth.x509?.caCertificate)
-    return {
-      reason: 'X509CASigned',
-      message: `the gateway's hub accepts a client certificate signed by the declared CA with subject CN ${device.metadata.name!}`,
-    };
-  return {
-    reason: 'X509Thumbprint',
-    message: "the gateway's hub accepts a client certificate with the declared SHA-256 thumbprint",
-  };
-}
 
 function leafConditions(
   device: EdgeDevice,

@@ -246,29 +246,23 @@ function buildContext(
   const log = opts.log;
   const watched = opts.watchNamespaces ?? [];
   const informers = {
-    devices: namespacedCache<EdgeDevice & KubeObject>(
-      opts.client,
-      Resources.edgeDevices,
-      watched,
+    devices: namespacedCache<EdgeDevice & KubeObject>(opts.client, Resources.edgeDevices, watched, {
       log,
-    ),
+    }),
     deployments: namespacedCache<EdgeDeployment & KubeObject>(
       opts.client,
       Resources.edgeDeployments,
       watched,
-      log,
+      { log },
     ),
-    routes: namespacedCache<Route & KubeObject>(opts.client, Resources.routes, watched, log),
-    pods: namespacedCache<PodObject>(opts.client, Resources.pods, watched, log),
+    routes: namespacedCache<Route & KubeObject>(opts.client, Resources.routes, watched, { log }),
+    pods: namespacedCache<PodObject>(opts.client, Resources.pods, watched, { log }),
     nodes: new Informer<KubeObject>(opts.client, Resources.nodes, log, 'type=virtual-kubelet'),
     namespaces: new Informer<KubeObject>(opts.client, Resources.namespaces, log),
-    keySecrets: namespacedCache<KubeObject>(
-      opts.client,
-      Resources.secrets,
-      watched,
+    keySecrets: namespacedCache<KubeObject>(opts.client, Resources.secrets, watched, {
       log,
-      DEVICE_KEY_FOR_LABEL,
-    ),
+      labelSelector: DEVICE_KEY_FOR_LABEL,
+    }),
   };
   informers.pods.addIndex(POD_NODE_INDEX, (pod) => pod.spec.nodeName);
   const noop = (): void => undefined;

@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { createCa, issueCertificate } from '../common/pki.js';
 import type { EdgeDevice } from '../crds/index.js';
 import { FINALIZER } from '../provider/naming.js';
 import { FakeDeviceBackend } from './backend/fake.js';
@@ -106,37 +107,56 @@ function lastConditions(
   return Object.fromEntries(conditions.map((c) => [c.type, c]));
 }
 
-describe('reconcileDevice: identities kedge does not serve yet', () => {
-  it('answers an X.509 device with Ready=False AuthenticationNotSupported, no key and no retry', async () => {
+describe('reconcileDevice: X.509 devices', () => {
+  it('gives the gateways the thumbprint, creates no key Secret and says what it accepts', async () => {
     const h = harness();
-    const x509 = device({ authentication: { type: 'X509', x509: { thumbprint: 'a'.repeat(64) } } });
-    h.setDevice(x509);
+    h.setDevice(device({ authentication: { type: 'X509', x509: { thumbprint: 'A'.repeat(64) } } }));
+    await expect(reconcileDevice(h.ctx, 'site/cam-1')).resolves.toEqual({});
+    expect(h.backend.credentials.get('site/cam-1')).toEqual({
+      keys: [],
+      thumbprints: ['a'.repeat(64)],
+    });
+    expect(h.kube.writes.some((w) => w.plural === 'secrets')).toBe(false);
+    expect(lastConditions(h.kube).Credentials).toMatchObject({
+      status: 'True',
+      reason: 'X509Thumbprint',
+      message: 'the gateways accept a client certificate with the declared SHA-256 thumbprint',
+    });
+  });
+
+  it('refuses a CA certificate that is none with Ready=False, one Event and no retry', async () => {
+    const h = harness();
+    const notCa = issueCertificate(createCa('ca'), { commonName: 'cam-1', usage: ['client'] });
+    h.setDevice(
+      device({ authentication: { type: 'X509', x509: { caCertificate: notCa.certPem } } }),
+    );
     await expect(reconcileDevice(h.ctx, 'site/cam-1')).resolves.toEqual({});
     const ready = lastConditions(h.kube).Ready!;
-    expect(ready).toMatchObject({ status: 'False', reason: 'AuthenticationNotSupported' });
-    expect(ready.message).toMatch(/X\.509 device authentication to the cloud is not supported yet/);
-    expect(lastConditions(h.kube).Credentials).toMatchObject({
-      status: 'False',
-      reason: 'AuthenticationNotSupported',
-    });
-    expect(h.backend.credentials.get('site/cam-1')).toEqual([]);
-    expect(h.kube.writes.some((w) => w.plural === 'secrets')).toBe(false);
-    expect(h.events).toEqual(['Warning AuthenticationNotSupported']);
-    // Looking again (a resync) writes nothing and asks for no retry.
+    expect(ready).toMatchObject({ status: 'False', reason: 'InvalidCACertificate' });
+    expect(ready.message).toMatch(/caCertificate is not a CA certificate/);
+    expect(h.backend.credentials.get('site/cam-1')).toEqual({ keys: [] });
+    expect(h.events).toEqual(['Warning InvalidCACertificate']);
     const writes = h.kube.writes.length;
     await expect(reconcileDevice(h.ctx, 'site/cam-1')).resolves.toEqual({});
     expect(h.kube.writes.slice(writes)).toEqual([]);
     expect(h.events).toHaveLength(1);
   });
 
-  it('gives the device a key once its spec switches to SymmetricKey', async () => {
+  it('gives a CA-signed device its CA, and a key once its spec switches to SymmetricKey', async () => {
     const h = harness();
-    h.setDevice(device({ authentication: { type: 'X509', x509: { thumbprint: 'b'.repeat(64) } } }));
+    const ca = createCa('fleet');
+    h.setDevice(device({ authentication: { type: 'X509', x509: { caCertificate: ca.certPem } } }));
     await reconcileDevice(h.ctx, 'site/cam-1');
+    expect(h.backend.credentials.get('site/cam-1')).toEqual({
+      keys: [],
+      caCertificates: [ca.certPem],
+    });
+    expect(lastConditions(h.kube).Credentials).toMatchObject({ reason: 'X509CASigned' });
     h.setDevice(device({ authentication: { type: 'SymmetricKey' } }, 2));
     await reconcileDevice(h.ctx, 'site/cam-1');
     expect(h.kube.writes.some((w) => w.verb === 'create' && w.plural === 'secrets')).toBe(true);
-    expect(h.backend.credentials.get('site/cam-1')).toHaveLength(1);
+    expect(h.backend.credentials.get('site/cam-1')?.keys).toHaveLength(1);
+    expect(h.backend.credentials.get('site/cam-1')?.caCertificates).toBeUndefined();
     expect(lastConditions(h.kube).Credentials).toMatchObject({
       status: 'True',
       reason: 'KeyLoaded',
@@ -145,16 +165,15 @@ describe('reconcileDevice: identities kedge does not serve yet', () => {
 });
 
 describe('reconcileDevice: device keys', () => {
-  const keySecret = (key: string, resourceVersion: string): KubeObject =>
-    ({
-      metadata: {
-        name: 'cam-1-kedge-key',
-        namespace: 'site',
-        resourceVersion,
-        labels: { 'kedge.io/device-key-for': 'cam-1' },
-      },
-      data: { primaryKey: Buffer.from(key).toString('base64') },
-    }) as KubeObject;
+  const keySecret = (key: string, resourceVersion: string): KubeObject => ({
+    metadata: {
+      name: 'cam-1-kedge-key',
+      namespace: 'site',
+      resourceVersion,
+      labels: { 'kedge.io/device-key-for': 'cam-1' },
+    },
+    data: { primaryKey: Buffer.from(key).toString('base64') },
+  });
   const KEY_1 = Buffer.alloc(32, 1).toString('base64');
   const KEY_2 = Buffer.alloc(32, 2).toString('base64');
 
@@ -163,11 +182,11 @@ describe('reconcileDevice: device keys', () => {
     h.setDevice(device({}));
     h.keySecrets.set('site/cam-1-kedge-key', keySecret(KEY_1, '10'));
     await reconcileDevice(h.ctx, 'site/cam-1');
-    expect(h.backend.credentials.get('site/cam-1')).toEqual([KEY_1]);
+    expect(h.backend.credentials.get('site/cam-1')?.keys).toEqual([KEY_1]);
     expect(h.kube.writes.some((w) => w.plural === 'secrets')).toBe(false);
     h.keySecrets.set('site/cam-1-kedge-key', keySecret(KEY_2, '11'));
     await reconcileDevice(h.ctx, 'site/cam-1');
-    expect(h.backend.credentials.get('site/cam-1')).toEqual([KEY_2]);
+    expect(h.backend.credentials.get('site/cam-1')?.keys).toEqual([KEY_2]);
   });
 
   it('labels a Secret it generates for the watch', async () => {

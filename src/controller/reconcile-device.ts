@@ -6,7 +6,7 @@ import {
   DEVICE_KEY_FOR_LABEL,
   ownsSecret,
   readDeviceKeys,
-  unsupportedIdentity,
+  x509Credentials,
   type SecretObject,
 } from './device-keys.js';
 import { deleteNode, ensureNode } from './device-node.js';
@@ -50,11 +50,13 @@ export async function reconcileDevice(
   if (declaredParent(device))
     return reconcileLeaf(ctx, device, state, () => ensureKeys(ctx, device, state));
   await ensureKeys(ctx, device, state);
-  await ctx.backend.setCredentials(
-    device.metadata.namespace!,
-    device.metadata.name!,
-    state.keys ?? [],
-  );
+  await ctx.backend.setCredentials(device.metadata.namespace!, device.metadata.name!, {
+    keys: state.keys ?? [],
+    ...(state.x509?.thumbprints.length ? { thumbprints: [...state.x509.thumbprints] } : {}),
+    ...(state.x509?.caCertificates.length
+      ? { caCertificates: [...state.x509.caCertificates] }
+      : {}),
+  });
   await ensureNode(ctx, device, state);
   const statusWaitMs = await updateDeviceStatus(ctx, device, state, state.desiredModules ?? 0);
   return statusWaitMs > 0 ? { requeueAfterMs: statusWaitMs } : {};
@@ -84,21 +86,13 @@ async function ensureKeys(
   device: EdgeDevice & KubeObject,
   state: DeviceState,
 ): Promise<void> {
-  const unsupported = unsupportedIdentity(device);
-  if (unsupported) {
-    if (state.keyRefusal?.reason !== unsupported.reason)
-      ctx.events.record(device, 'Warning', unsupported.reason, unsupported.message);
-    state.keys = undefined;
-    state.keysReadAt = undefined;
-    state.keyRefusal = unsupported;
-    return;
-  }
-  const ref = Resources.secrets(device.metadata.namespace!);
+  if (device.spec.authentication?.type === 'X509') return loadCertificates(ctx, device, state);
+  state.x509 = undefined;
+  const ref = Resources.secrets(device.metadata.namespace);
   const name = keySecretName(device);
   // A Secret labelled for its device is watched: read again only when it changed. Any other is
   // read again every KEY_REFRESH_MS.
-  const watched = ctx.informers.keySecrets.get(keyFor(device.metadata.namespace, name)) as
-    SecretObject | undefined;
+  const watched = ctx.informers.keySecrets.get(keyFor(device.metadata.namespace, name));
   const fresh = watched
     ? state.keysSecretVersion === watched.metadata.resourceVersion
     : Date.now() - (state.keysReadAt ?? 0) < KEY_REFRESH_MS;
@@ -120,6 +114,26 @@ async function ensureKeys(
   state.keys = undefined;
   state.keyRefusal = read.refusal;
   ctx.events.record(device, 'Warning', read.refusal.reason, read.refusal.message);
+}
+
+/** An X.509 device: certificates, not keys, and the EdgeDevice itself says which ones. */
+function loadCertificates(
+  ctx: ControllerContext,
+  device: EdgeDevice & KubeObject,
+  state: DeviceState,
+): void {
+  const x509 = x509Credentials(device);
+  state.keys = undefined;
+  state.keysReadAt = undefined;
+  if ('refusal' in x509) {
+    if (state.keyRefusal?.reason !== x509.refusal.reason)
+      ctx.events.record(device, 'Warning', x509.refusal.reason, x509.refusal.message);
+    state.x509 = undefined;
+    state.keyRefusal = x509.refusal;
+    return;
+  }
+  state.x509 = x509;
+  state.keyRefusal = undefined;
 }
 
 async function createKeySecret(
@@ -153,10 +167,10 @@ async function createKeySecret(
     data: { primaryKey: Buffer.from(key).toString('base64') },
   };
   try {
-    return await ctx.client.create(Resources.secrets(device.metadata.namespace!), body);
+    return await ctx.client.create(Resources.secrets(device.metadata.namespace), body);
   } catch (err) {
     if (!isConflict(err)) throw err;
-    return (await ctx.client.find(Resources.secrets(device.metadata.namespace!), name))!;
+    return (await ctx.client.find(Resources.secrets(device.metadata.namespace), name))!;
   }
 }
 
@@ -180,7 +194,7 @@ async function deleteOwnedKeySecret(
   ctx: ControllerContext,
   device: EdgeDevice & KubeObject,
 ): Promise<void> {
-  const ref = Resources.secrets(device.metadata.namespace!);
+  const ref = Resources.secrets(device.metadata.namespace);
   const secret = await ctx.client.find<SecretObject>(ref, keySecretName(device));
   if (!secret || !ownsSecret(device, secret)) return;
   await ctx.client.delete(ref, secret.metadata.name!, {

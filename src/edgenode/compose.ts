@@ -2,7 +2,9 @@
  * The parts `kedge node` adds around the agent: the local hub (fed the routes and module twins of
  * every accepted desired state) and, when the device belongs to a cluster, the cloud link.
  */
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { ErrorCode, KedgeError, errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { DesiredDeployment } from '../common/manifest/index.js';
 import { CloudLink } from './cloudlink/link.js';
@@ -96,9 +98,27 @@ export function createCloudLink(config: NodeConfig, logger: Logger): CloudLink |
     url: c.url,
     namespace: c.namespace,
     device: c.device,
-    keyBase64: c.key,
+    credentials: c.x509 ? readCertificate(c.x509) : { keyBase64: c.key! },
     caPem: c.caPem,
     heartbeatSecs: c.heartbeatSecs,
     log: logger.child({ component: 'cloudlink' }),
   });
+}
+
+/** The device certificate and key named in `cloud.x509`, or an error naming the file. */
+function readCertificate(x509: { certFile: string; keyFile: string }): {
+  certPem: string;
+  keyPem: string;
+} {
+  const read = (setting: string, file: string): string => {
+    try {
+      return readFileSync(file, 'utf8');
+    } catch (err) {
+      throw new KedgeError(
+        ErrorCode.InvalidConfig,
+        `cloud.x509.${setting}: cannot read ${file}: ${errorMessage(err)}`,
+      );
+    }
+  };
+  return { certPem: read('certFile', x509.certFile), keyPem: read('keyFile', x509.keyFile) };
 }

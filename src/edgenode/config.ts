@@ -58,8 +58,10 @@ export interface CloudConfig {
   namespace: string;
   /** EdgeDevice name. */
   device: string;
-  /** Device key, base64. */
-  key: string;
+  /** Device key, base64 (SAS). Either this or `x509`. */
+  key?: string;
+  /** The device's X.509 client certificate and private key, PEM files. Either this or `key`. */
+  x509?: { certFile: string; keyFile: string };
   /** CA certificate of the cloud hub, PEM. */
   caPem: string;
   /** Heartbeat interval. Default 10 s. */
@@ -155,12 +157,21 @@ export const NODE_CONFIG_SCHEMA = {
     cloud: {
       type: 'object',
       additionalProperties: false,
-      required: ['url', 'namespace', 'device', 'key', 'caPem'],
+      required: ['url', 'namespace', 'device', 'caPem'],
       properties: {
         url: { type: 'string', pattern: '^mqtts?://' },
         namespace: name,
         device: name,
         key: { type: 'string', minLength: 16 },
+        x509: {
+          type: 'object',
+          additionalProperties: false,
+          required: ['certFile', 'keyFile'],
+          properties: {
+            certFile: { type: 'string', minLength: 1 },
+            keyFile: { type: 'string', minLength: 1 },
+          },
+        },
         caPem: { type: 'string', pattern: 'BEGIN CERTIFICATE' },
         heartbeatSecs: positive,
         allowPlaintext: { type: 'boolean' },
@@ -200,10 +211,18 @@ function plaintextProblem(partial: { cloud?: Partial<CloudConfig> }): string | u
   );
 }
 
+/** A cloud link needs exactly one credential: a key or a certificate. */
+function credentialProblem(partial: { cloud?: Partial<CloudConfig> }): string | undefined {
+  const cloud = partial.cloud;
+  if (!cloud || (cloud.key === undefined) !== (cloud.x509 === undefined)) return undefined;
+  return 'cloud: set either key (SAS) or x509 (certFile and keyFile), not both and not neither';
+}
+
 /** Checks a partial configuration; throws naming every bad key. */
 export function validateConfig(partial: unknown, origin: string): void {
+  const cloudOf = partial as { cloud?: Partial<CloudConfig> };
   const problems = validate(partial)
-    ? [plaintextProblem(partial as { cloud?: Partial<CloudConfig> })].filter(
+    ? [plaintextProblem(cloudOf), credentialProblem(cloudOf)].filter(
         (p): p is string => p !== undefined,
       )
     : (validate.errors ?? []).map(describeError);

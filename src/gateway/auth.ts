@@ -1,6 +1,8 @@
 import { deviceResourceUri, deviceSubtree, Leaf } from '../common/cloudlink/protocol.js';
 import { ErrorCode, KedgeError } from '../common/errors.js';
+import type { CredentialsRecord } from '../common/cloudplane/layout.js';
 import { verifySasToken } from '../common/iothub/index.js';
+import { verifyClientChain } from '../common/x509-identity.js';
 
 /** Who is on the other end of a gateway connection: a device, with its token's expiry. */
 export interface CloudIdentity {
@@ -10,26 +12,55 @@ export interface CloudIdentity {
   expirySecs: number;
 }
 
-/** Looks up the current keys of a device (primary, secondary), base64; undefined if unknown. */
-export type DeviceKeyLookup = (namespace: string, device: string) => string[] | undefined;
+/** What a device proved itself with: a SAS token, or a TLS client certificate chain (DER). */
+export type Proof = { token: string } | { chain: Buffer[] };
 
-/** Authenticates a CONNECT: username `<namespace>/<device>`, password a SAS token. */
+/** Looks up the current credentials of a device; undefined if unknown. */
+export type CredentialsLookup = (
+  namespace: string,
+  device: string,
+) => CredentialsRecord | undefined;
+
+/**
+ * Authenticates a CONNECT: username `<namespace>/<device>`, and a SAS token as password or, with
+ * no password, the TLS client certificate the device presented (X.509).
+ */
 export function authenticate(
   username: string | undefined,
-  password: Buffer | undefined,
-  keys: DeviceKeyLookup,
+  proof: Proof | undefined,
+  credentials: CredentialsLookup,
 ): CloudIdentity {
-  if (!username || !password) throw unauthorized('username and password are required');
+  if (!username || !proof)
+    throw unauthorized('a username and a password or client certificate are required');
   const [namespace, device, ...rest] = username.split('/');
   if (!namespace || !device || rest.length > 0)
     throw unauthorized('username must be <namespace>/<device>');
-  const deviceKeys = keys(namespace, device);
-  if (!deviceKeys?.length) throw unauthorized(`unknown device ${namespace}/${device}`);
-  const token = verifySasToken(password.toString('utf8'), {
-    audiences: [deviceResourceUri(namespace, device)],
-    keysBase64: deviceKeys,
-  });
-  return { namespace, device, expirySecs: token.expirySecs };
+  const who = { namespace, device };
+  const expirySecs = verifyProof(who, proof, credentials(namespace, device));
+  return { ...who, expirySecs };
+}
+
+/**
+ * Checks a proof against a device's credentials (at connect, and again when they change); returns
+ * when it stops being valid, Unix seconds. Throws `KEDGE_ERR_UNAUTHORIZED`.
+ */
+export function verifyProof(
+  who: { namespace: string; device: string },
+  proof: Proof,
+  record: CredentialsRecord | undefined,
+): number {
+  if ('chain' in proof) {
+    const cert = verifyClientChain(who.device, proof.chain, {
+      thumbprints: record?.thumbprints ?? [],
+      caCertificates: record?.caCertificates ?? [],
+    });
+    return Math.floor(Date.parse(cert.validTo) / 1000);
+  }
+  if (!record?.keys.length) throw unauthorized(`unknown device ${who.namespace}/${who.device}`);
+  return verifySasToken(proof.token, {
+    audiences: [deviceResourceUri(who.namespace, who.device)],
+    keysBase64: record.keys,
+  }).expirySecs;
 }
 
 /** Leaves a device may publish to, under its own subtree. */

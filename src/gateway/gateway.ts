@@ -9,6 +9,7 @@ import { jetstream, jetstreamManager, type JetStreamManager } from '@nats-io/jet
 import { KvWatchInclude, type KV, type KvEntry } from '@nats-io/kv';
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
+import { TLSSocket } from 'node:tls';
 import { deviceTopic, Leaf, parseDeviceTopic } from '../common/cloudlink/protocol.js';
 import {
   Buckets,
@@ -21,10 +22,16 @@ import {
 import { openBuckets } from '../common/cloudplane/nats.js';
 import { watchBucket, type BucketWatch } from '../common/cloudplane/watch.js';
 import { ErrorCode, KedgeError, errorMessage } from '../common/errors.js';
-import { verifySasToken } from '../common/iothub/index.js';
+import { peerCertificateChain } from '../common/x509-identity.js';
 import type { Logger } from '../common/logger.js';
-import { deviceResourceUri } from '../common/cloudlink/protocol.js';
-import { authenticate, mayPublish, maySubscribe, type CloudIdentity } from './auth.js';
+import {
+  authenticate,
+  mayPublish,
+  maySubscribe,
+  verifyProof,
+  type CloudIdentity,
+  type Proof,
+} from './auth.js';
 import { DeviceIo } from './device-io.js';
 import { GuardedTlsListener, type ListenerLimits } from './listener.js';
 import { GatewayMetrics } from './metrics.js';
@@ -46,6 +53,11 @@ const CONNECT_TIMEOUT_MS = 10_000;
 /** Retry delays for sending desired state while JetStream is failing over. */
 const PUSH_RETRY_MS = 500;
 const PUSH_RETRY_MAX_MS = 5_000;
+/**
+ * The longest session: an X.509 device's certificate may be valid for years, and a timer longer
+ * than 2^31 - 1 ms fires at once. A day is the longest it goes without authenticating again.
+ */
+const MAX_SESSION_MS = 24 * 3600 * 1000;
 /** A device that does not read its deliveries for this long is dropped. */
 const DRAIN_TIMEOUT_MS = 10_000;
 
@@ -71,7 +83,7 @@ interface Session {
   client: Client;
   who: CloudIdentity;
   id: string;
-  token: string;
+  proof: Proof;
   requests: SessionRequests;
   c2d: SessionC2d;
   expiry: NodeJS.Timeout;
@@ -86,8 +98,8 @@ export class Gateway {
   readonly #io: DeviceIo;
   readonly #buckets: Record<keyof typeof Buckets, KV>;
   readonly #jsm: JetStreamManager;
-  readonly #credentials = new Map<string, string[]>();
-  readonly #pending = new WeakMap<Client, { who: CloudIdentity; token: string }>();
+  readonly #credentials = new Map<string, CredentialsRecord>();
+  readonly #pending = new WeakMap<Client, { who: CloudIdentity; proof: Proof }>();
   /** Clients not yet authenticated, with what frees their source's pre-auth slot. */
   readonly #unauthenticated = new WeakMap<Client, () => void>();
   readonly #sessions = new Map<string, Session>();
@@ -162,7 +174,7 @@ export class Gateway {
   #watch(): void {
     const { nc, log } = this.#opts;
     const credentials = (e: KvEntry): void => {
-      if (e.operation === 'PUT') this.#credentials.set(e.key, e.json<CredentialsRecord>().keys);
+      if (e.operation === 'PUT') this.#credentials.set(e.key, e.json<CredentialsRecord>());
       else this.#credentials.delete(e.key);
       this.#recheck(e.key);
     };
@@ -216,15 +228,12 @@ export class Gateway {
     );
   }
 
-  /** Credentials changed: a live session whose token no longer verifies is dropped. */
+  /** Credentials changed: a live session whose token or certificate no longer verifies is dropped. */
   #recheck(key: string): void {
     const session = this.#sessions.get(key);
     if (!session) return;
     try {
-      verifySasToken(session.token, {
-        audiences: [deviceResourceUri(session.who.namespace, session.who.device)],
-        keysBase64: this.#credentials.get(key) ?? [],
-      });
+      verifyProof(session.who, session.proof, this.#credentials.get(key));
     } catch (err) {
       this.#opts.log.info(
         { device: key, reason: errorMessage(err) },
@@ -234,13 +243,13 @@ export class Gateway {
     }
   }
 
-  async #keysOf(namespace: string, device: string): Promise<string[] | undefined> {
+  async #credentialsOf(namespace: string, device: string): Promise<CredentialsRecord | undefined> {
     const key = deviceKey(namespace, device);
     const cached = this.#credentials.get(key);
     if (cached) return cached;
     // The watch may not have delivered a device created a moment ago; ask the bucket once.
     const entry = await this.#buckets.credentials.get(key);
-    return entry?.operation === 'PUT' ? entry.json<CredentialsRecord>().keys : undefined;
+    return entry?.operation === 'PUT' ? entry.json<CredentialsRecord>() : undefined;
   }
 
   #hook(): void {
@@ -248,11 +257,14 @@ export class Gateway {
     a.authenticate = (client, username, password, done) => {
       const parsed = username ? parseUser(username) : undefined;
       void (async () => {
-        const keys = parsed ? await this.#keysOf(parsed.namespace, parsed.device) : undefined;
-        const who = authenticate(username, password, () => keys);
+        const record = parsed
+          ? await this.#credentialsOf(parsed.namespace, parsed.device)
+          : undefined;
+        const proof = proofOf(client, password);
+        const who = authenticate(username, proof, () => record);
         if (client.id !== username)
           throw new KedgeError(ErrorCode.Unauthorized, 'client id must equal the username');
-        this.#pending.set(client, { who, token: password!.toString('utf8') });
+        this.#pending.set(client, { who, proof: proof! });
       })().then(
         () => done(null, true),
         (err: unknown) => {
@@ -309,7 +321,7 @@ export class Gateway {
     const pending = this.#pending.get(client);
     if (!pending) return client.close();
     this.#pending.delete(client);
-    const { who, token } = pending;
+    const { who, proof } = pending;
     const key = deviceKey(who.namespace, who.device);
     const previous = this.#sessions.get(key);
     previous?.requests.stop();
@@ -320,12 +332,13 @@ export class Gateway {
     const session: Session = {
       client,
       who,
-      token,
+      proof,
       id: randomUUID(),
       requests: new SessionRequests(nc, who, toDevice, log),
       c2d: new SessionC2d({ jsm: this.#jsm, who, toDevice, metrics: this.metrics, log }),
-      // A session lasts as long as its token; the device reconnects with a fresh one.
-      expiry: setTimeout(() => client.close(), Math.max(0, who.expirySecs * 1000 - Date.now())),
+      // A session lasts as long as its token (or certificate); the device reconnects with a
+      // fresh one.
+      expiry: setTimeout(() => client.close(), sessionLifetimeMs(who.expirySecs)),
     };
     this.#sessions.set(key, session);
     this.metrics.sessions.set(this.#sessions.size);
@@ -463,4 +476,20 @@ export class Gateway {
 function parseUser(username: string): { namespace: string; device: string } | undefined {
   const [namespace, device, ...rest] = username.split('/');
   return namespace && device && rest.length === 0 ? { namespace, device } : undefined;
+}
+
+/**
+ * How long a session may last: until its token or certificate expires, and at most
+ * {@link MAX_SESSION_MS}, past which a timer would fire at once.
+ */
+function sessionLifetimeMs(expirySecs: number): number {
+  return Math.min(MAX_SESSION_MS, Math.max(0, expirySecs * 1000 - Date.now()));
+}
+
+/** A SAS token password, or else the client certificate chain the TLS handshake carried. */
+function proofOf(client: Client, password: Buffer | undefined): Proof | undefined {
+  if (password?.length) return { token: password.toString('utf8') };
+  const conn = client.conn as unknown;
+  const chain = conn instanceof TLSSocket ? peerCertificateChain(conn) : [];
+  return chain.length ? { chain } : undefined;
 }

@@ -100,7 +100,13 @@ export class GuardedTlsListener {
     });
     raw.on('error', () => raw.destroy());
     raw.setNoDelay(true);
-    const socket = new tls.TLSSocket(raw, { isServer: true, secureContext: this.#context });
+    // X.509 devices present a client certificate; the CONNECT, not TLS, judges it (gateway.ts).
+    const socket = new tls.TLSSocket(raw, {
+      isServer: true,
+      secureContext: this.#context,
+      requestCert: true,
+      rejectUnauthorized: false,
+    });
     socket.on('error', () => refuse(raw, 'tls_error'));
     socket.once('secure', () => {
       clearTimeout(deadline);

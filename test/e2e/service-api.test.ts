@@ -534,13 +534,14 @@ describe('service API and kubelet API: access to one device never implies anothe
     expect(otherTenant.stderr).not.toMatch(/\n\s+at /);
   });
 
-  it('answers an X.509 EdgeDevice (to the cloud) with Ready=False that says why, and does not retry', async () => {
+  it('answers an X.509 EdgeDevice whose CA certificate is none with Ready=False that says why, and does not retry', async () => {
+    const notCa = issueCertificate(createCa('some-ca'), { commonName: 'x', usage: ['client'] });
     const unsupported = [
       {
         name: 'cam-x509',
-        spec: { authentication: { type: 'X509', x509: { thumbprint: 'ab'.repeat(32) } } },
-        reason: 'AuthenticationNotSupported',
-        message: /X\.509 device authentication to the cloud is not supported yet/,
+        spec: { authentication: { type: 'X509', x509: { caCertificate: notCa.certPem } } },
+        reason: 'InvalidCACertificate',
+        message: /authentication\.x509\.caCertificate is not a CA certificate/,
       },
     ];
     await cluster.kubectlOk(

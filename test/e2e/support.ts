@@ -91,7 +91,12 @@ export async function startNode(
   cluster: TestCluster,
   deviceRef: string,
   hubPort: number,
-  options: { namespace?: string; config?: Record<string, unknown> } = {},
+  options: {
+    namespace?: string;
+    config?: Record<string, unknown>;
+    /** An X.509 device's certificate and key files. */
+    x509?: { certFile: string; keyFile: string };
+  } = {},
 ): Promise<NodeProcess> {
   // `namespace/device`, or a device of `options.namespace` (default `default`).
   const [refNamespace, device] = deviceRef.includes('/')
@@ -106,6 +111,7 @@ export async function startNode(
     controllerNamespace: 'kedge-system',
     dataDir,
     runtime: 'docker',
+    ...options.x509,
   });
   const full = {
     ...config,

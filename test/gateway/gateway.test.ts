@@ -3,11 +3,13 @@
 // oversized and retained publishes) and delivery (ack after JetStream, backlog, dead letters).
 import { AckPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
+import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { deviceTopic, Leaf } from '../../src/common/cloudlink/protocol.js';
 import { Buckets, deviceKey, Streams, Subjects } from '../../src/common/cloudplane/layout.js';
 import { silentLogger } from '../../src/common/logger.js';
+import { createCa, issueCertificate } from '../../src/common/pki.js';
 import { NatsDeviceBackend } from '../../src/controller/backend/nats-backend.js';
 import { CloudLink } from '../../src/edgenode/cloudlink/link.js';
 import { HubMetrics } from '../../src/edgenode/hub/metrics.js';
@@ -72,6 +74,48 @@ describe('gateway trust', () => {
     expect(await twins.get(`${deviceKey(NS, 'a')}.m`)).toBeNull();
     const a = await connectDevice(rig, 'a', deviceToken('a', keyA));
     a.end(true);
+  });
+
+  it('authenticates an X.509 device by thumbprint or CA, the cloud link included, and drops it when they change', async () => {
+    const root = createCa('fleet');
+    const own = issueCertificate(createCa('own'), { commonName: 'x-tp', usage: ['client'] });
+    const signed = issueCertificate(root, { commonName: 'x-ca', usage: ['client'] });
+    const thumbprint = new X509Certificate(own.certPem).fingerprint256.replaceAll(':', '');
+    await rig.setCredentials('x-tp', { keys: [], thumbprints: [thumbprint.toLowerCase()] });
+    await rig.setCredentials('x-ca', { keys: [], caCertificates: [root.certPem] });
+    const withCert = (pair: { certPem: string; keyPem: string }) => ({
+      cert: pair.certPem,
+      key: pair.keyPem,
+    });
+    const refused = /Bad username or password|Not authorized/i;
+    (await connectDevice(rig, 'x-ca', '', withCert(signed))).end(true);
+    await expect(connectDevice(rig, 'x-ca', '', withCert(own))).rejects.toThrow(refused);
+    await expect(connectDevice(rig, 'x-tp', '', withCert(signed))).rejects.toThrow(refused);
+    // No certificate and no password: refused.
+    await expect(connectDevice(rig, 'x-tp', '')).rejects.toThrow(refused);
+
+    const link = new CloudLink({
+      url: rig.url,
+      namespace: NS,
+      device: 'x-tp',
+      credentials: own,
+      caPem: rig.ca.certPem,
+      heartbeatSecs: 1,
+      log: silentLogger(),
+    });
+    await link.start(() => undefined);
+    try {
+      await eventually(() => link.connected, 10_000);
+      // A certificate valid for a year must not end the session at once.
+      await new Promise((r) => setTimeout(r, 1_500));
+      expect(link.connected).toBe(true);
+      const started = Date.now();
+      await rig.setCredentials('x-tp', { keys: [], thumbprints: ['ab'.repeat(32)] });
+      await eventually(() => !link.connected, 5_000);
+      console.log(`X.509 session dropped ${Date.now() - started} ms after its thumbprint changed`);
+    } finally {
+      await link.stop();
+    }
   });
 
   it('drops a live session within 5 s when its key is revoked or rotated away', async () => {
@@ -276,7 +320,7 @@ describe('gateway delivery', () => {
       url: rig.url,
       namespace: NS,
       device: 'edge',
-      keyBase64: key,
+      credentials: { keyBase64: key },
       caPem: rig.ca.certPem,
       heartbeatSecs: 1,
       log: silentLogger(),
@@ -333,7 +377,7 @@ describe('gateway delivery', () => {
       url: rig.url,
       namespace: NS,
       device: 'inflight',
-      keyBase64: key,
+      credentials: { keyBase64: key },
       caPem: rig.ca.certPem,
       log,
     });

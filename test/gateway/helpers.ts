@@ -4,7 +4,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import mqtt, { type MqttClient } from 'mqtt';
 import { randomBytes } from 'node:crypto';
 import { deviceResourceUri } from '../../src/common/cloudlink/protocol.js';
-import { Buckets, deviceKey } from '../../src/common/cloudplane/layout.js';
+import { Buckets, deviceKey, type CredentialsRecord } from '../../src/common/cloudplane/layout.js';
 import { provisionCloudPlane } from '../../src/common/cloudplane/nats.js';
 import { createSasToken } from '../../src/common/iothub/index.js';
 import { createLogger, silentLogger } from '../../src/common/logger.js';
@@ -21,6 +21,8 @@ export interface GatewayRig {
   url: string;
   /** Registers a device's key as the controller would; returns the key. */
   register(device: string, key?: string): Promise<string>;
+  /** Sets a device's credentials record as the controller would (X.509, for example). */
+  setCredentials(device: string, record: CredentialsRecord): Promise<void>;
   /** Removes a device's credentials, as deleting its EdgeDevice does. */
   revoke(device: string): Promise<void>;
   close(): Promise<void>;
@@ -53,6 +55,9 @@ export async function startGatewayRig(
     register: async (device, key = randomBytes(32).toString('base64')) => {
       await credentials.put(deviceKey(NS, device), JSON.stringify({ keys: [key] }));
       return key;
+    },
+    setCredentials: async (device, record) => {
+      await credentials.put(deviceKey(NS, device), JSON.stringify(record));
     },
     revoke: async (device) => {
       await credentials.delete(deviceKey(NS, device));

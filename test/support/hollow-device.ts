@@ -54,7 +54,7 @@ export async function startHollowDevice(o: HollowDeviceOptions): Promise<HollowD
     url: o.url,
     namespace: o.namespace,
     device: o.device,
-    keyBase64: o.key,
+    credentials: { keyBase64: o.key },
     caPem: o.caPem,
     heartbeatSecs: 2,
     log,

@@ -135,10 +135,17 @@ export interface PresenceEvent {
   at: string;
 }
 
-/** The credentials record of a device in {@link Buckets.credentials}. */
+/**
+ * The credentials record of a device in {@link Buckets.credentials}: SAS keys, or the X.509
+ * certificates it may present. Nothing at all means revoked.
+ */
 export interface CredentialsRecord {
-  /** Base64 keys the device may sign its SAS tokens with; empty means revoked. */
+  /** Base64 keys the device may sign its SAS tokens with. */
   keys: string[];
+  /** SHA-256 thumbprints (lowercase hex) of the client certificates it may present. */
+  thumbprints?: string[];
+  /** PEM CA certificates; a client certificate they sign with CN = the device name is accepted. */
+  caCertificates?: string[];
 }
 
 /** A C2D message in {@link Streams.c2d}; its subject names the edge device and the leaf. */

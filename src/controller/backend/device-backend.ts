@@ -5,7 +5,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
-import type { StoredTwin } from '../../common/cloudplane/layout.js';
+import type { CredentialsRecord, StoredTwin } from '../../common/cloudplane/layout.js';
 import type {
   DesiredMessage,
   LogRequest,
@@ -50,8 +50,8 @@ export interface DeviceBackend extends EventEmitter<DeviceBackendEvents> {
   isConnected(namespace: string, device: string): boolean;
   /** Stores the device's desired state; the device gets it now or when it next connects. */
   publishDesired(namespace: string, device: string, desired: DesiredMessage): Promise<void>;
-  /** Sets the keys (base64) a device may sign its tokens with; none revokes it. */
-  setCredentials(namespace: string, device: string, keys: readonly string[]): Promise<void>;
+  /** Sets what a device may authenticate with (SAS keys or X.509); nothing revokes it. */
+  setCredentials(namespace: string, device: string, credentials: CredentialsRecord): Promise<void>;
   /** Forgets a deleted device: desired state, credentials and its connection. */
   forgetDevice(namespace: string, device: string): Promise<void>;
   /** Drops the device's live connection, wherever it is held. */

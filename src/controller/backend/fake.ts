@@ -1,7 +1,7 @@
 import { EventEmitter } from 'node:events';
 import { PassThrough, type Readable } from 'node:stream';
 import type { DesiredMessage, MethodResponse } from '../../common/cloudlink/protocol.js';
-import type { StoredTwin } from '../../common/cloudplane/layout.js';
+import type { CredentialsRecord, StoredTwin } from '../../common/cloudplane/layout.js';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
 import { composeWithin } from '../../common/iothub/twin-patch.js';
 import type {
@@ -19,7 +19,7 @@ import type {
  */
 export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> implements DeviceBackend {
   readonly desired = new Map<string, DesiredMessage>();
-  readonly credentials = new Map<string, readonly string[]>();
+  readonly credentials = new Map<string, CredentialsRecord>();
   readonly twins = new Map<string, StoredTwin>();
   /** Desired layers per `namespace/device/module`. */
   readonly desiredTwins = new Map<string, StoredTwin>();
@@ -50,8 +50,8 @@ export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     return Promise.resolve();
   }
 
-  setCredentials(namespace: string, device: string, keys: readonly string[]): Promise<void> {
-    this.credentials.set(`${namespace}/${device}`, keys);
+  setCredentials(namespace: string, device: string, record: CredentialsRecord): Promise<void> {
+    this.credentials.set(`${namespace}/${device}`, record);
     return Promise.resolve();
   }
 

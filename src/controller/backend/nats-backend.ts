@@ -123,9 +123,12 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     this.#written.set(`d/${key}`, tag);
   }
 
-  async setCredentials(namespace: string, device: string, keys: readonly string[]): Promise<void> {
+  async setCredentials(
+    namespace: string,
+    device: string,
+    record: CredentialsRecord,
+  ): Promise<void> {
     const key = deviceKey(namespace, device);
-    const record: CredentialsRecord = { keys: [...keys] };
     const tag = JSON.stringify(record);
     if (this.#written.get(`c/${key}`) === tag) return;
     await this.#buckets.credentials.put(key, tag);

@@ -24,8 +24,7 @@ export function namespacedCache<T extends KubeObject>(
   client: KubeClient,
   ref: (namespace?: string) => ResourceRef,
   namespaces: readonly string[],
-  log: Logger,
-  labelSelector?: string,
+  { log, labelSelector }: { log: Logger; labelSelector?: string },
 ): ObjectCache<T> {
   if (namespaces.length === 0) return new Informer<T>(client, ref(), log, labelSelector);
   const informers = namespaces.map((ns) => new Informer<T>(client, ref(ns), log, labelSelector));

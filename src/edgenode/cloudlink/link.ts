@@ -49,8 +49,8 @@ export interface CloudLinkOptions {
   url: string;
   namespace: string;
   device: string;
-  /** Device key, base64. */
-  keyBase64: string;
+  /** A device key (base64) to sign SAS tokens with, or an X.509 certificate and key (PEM). */
+  credentials: { keyBase64: string } | { certPem: string; keyPem: string };
   /** CA certificate of the cloud hub. */
   caPem: string;
   heartbeatSecs?: number;
@@ -109,7 +109,7 @@ export class CloudLink implements DesiredStateSource {
     const client = mqtt.connect(this.#opts.url, {
       clientId: deviceUsername(this.#opts.namespace, this.#opts.device),
       username: deviceUsername(this.#opts.namespace, this.#opts.device),
-      password: this.#token(),
+      ...this.#secret(),
       ca: this.#opts.caPem,
       protocolVersion: 4,
       clean: true,
@@ -136,12 +136,17 @@ export class CloudLink implements DesiredStateSource {
     return deviceTopic(this.#opts.namespace, this.#opts.device, leaf);
   }
 
-  #token(): string {
-    return createSasToken({
-      resource: deviceResourceUri(this.#opts.namespace, this.#opts.device),
-      keyBase64: this.#opts.keyBase64,
-      expirySecs: Math.floor(Date.now() / 1000) + TOKEN_TTL_SECS,
-    });
+  /** A fresh SAS token as password, or the client certificate (no password). */
+  #secret(): { password: string } | { cert: string; key: string } {
+    const credentials = this.#opts.credentials;
+    if ('certPem' in credentials) return { cert: credentials.certPem, key: credentials.keyPem };
+    return {
+      password: createSasToken({
+        resource: deviceResourceUri(this.#opts.namespace, this.#opts.device),
+        keyBase64: credentials.keyBase64,
+        expirySecs: Math.floor(Date.now() / 1000) + TOKEN_TTL_SECS,
+      }),
+    };
   }
 
   async #onConnect(): Promise<void> {
@@ -179,7 +184,7 @@ export class CloudLink implements DesiredStateSource {
       if (this.#stopped || !this.#client) return;
       // Anything published while the link was down is in the store reconnect() discards.
       failUnacknowledged(this.#client);
-      this.#client.options.password = this.#token();
+      Object.assign(this.#client.options, this.#secret());
       this.#client.reconnect();
     }, delayMs);
   }

@@ -7,6 +7,7 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
+import { peerCertificateChain } from '../../common/x509-identity.js';
 import { isKedgeError } from '../../common/errors.js';
 import { guardPacketSize } from '../../common/mqtt/packet-guard.js';
 import { allowedSubscriptions } from '../../common/iothub/index.js';
@@ -171,7 +172,7 @@ export class HubBroker {
     const token = password?.toString('utf8') ?? '';
     const conn = client.conn as unknown;
     if (token === '' && conn instanceof tls.TLSSocket) {
-      const chain = peerChain(conn);
+      const chain = peerCertificateChain(conn);
       if (chain.length)
         return this.#d.identities.authenticateCertificate(client.id, username, chain);
     }
@@ -334,15 +335,4 @@ export class HubBroker {
     this.#servers = [];
     this.#tlsServers = [];
   }
-}
-
-/** The client's certificate and the intermediates it sent (DER), its own first. */
-function peerChain(conn: tls.TLSSocket): Buffer[] {
-  const chain: Buffer[] = [];
-  let cert: tls.DetailedPeerCertificate | undefined = conn.getPeerCertificate(true);
-  while (cert?.raw && !chain.some((c) => c.equals(cert!.raw))) {
-    chain.push(cert.raw);
-    cert = cert.issuerCertificate;
-  }
-  return chain;
 }

@@ -7,11 +7,15 @@
  * On a conflict (one device id in both lists) the EdgeDevice wins: the cluster is where keys are
  * rotated and devices revoked. The clash is logged as a warning.
  */
-import { X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { LeafIdentity } from '../../common/cloudlink/protocol.js';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
+import {
+  usableCaCertificates,
+  validThumbprints,
+  verifyClientChain,
+} from '../../common/x509-identity.js';
 import type { Logger } from '../../common/logger.js';
 import type { LeafDeviceOptions } from './options.js';
 
@@ -30,17 +34,6 @@ export interface LeafCredentials {
 /** The cache file of the cloud leaves, in the hub's data directory (owner-only: it holds keys). */
 export const LEAF_CACHE_FILE = 'leaf-devices.json';
 const FILE_MODE = 0o600;
-const THUMBPRINT = /^[0-9a-f]{64}$/;
-
-/** A thumbprint in the form the hub compares: lowercase hex, no colons. */
-export function normalizeThumbprint(text: string): string {
-  return text.replaceAll(':', '').toLowerCase();
-}
-
-/** The SHA-256 thumbprint of a DER certificate, as {@link normalizeThumbprint} writes it. */
-export function certificateThumbprint(der: Buffer): string {
-  return normalizeThumbprint(new X509Certificate(der).fingerprint256);
-}
 
 export class LeafIdentities {
   readonly #file: string;
@@ -107,24 +100,12 @@ export class LeafIdentities {
   verifyCertificate(deviceId: string, chain: readonly Buffer[], nowMs = Date.now()): void {
     const leaf = this.#merged.get(deviceId);
     if (!leaf) throw new KedgeError(ErrorCode.Unauthorized, 'unknown identity');
-    const cas = leaf.caCertificates ?? [];
-    if (leaf.thumbprints.length === 0 && cas.length === 0)
-      throw new KedgeError(ErrorCode.Unauthorized, 'the device has no X.509 credentials');
-    const [cert, ...intermediates] = chain.map((der) => new X509Certificate(der));
-    if (!cert) throw new KedgeError(ErrorCode.Unauthorized, 'no client certificate');
-    if (!validAt(cert, nowMs))
-      throw new KedgeError(ErrorCode.Unauthorized, 'certificate is not valid now');
-    if (leaf.thumbprints.includes(normalizeThumbprint(cert.fingerprint256))) return;
-    if (cas.length === 0)
-      throw new KedgeError(ErrorCode.Unauthorized, 'certificate thumbprint does not match');
-    if (commonName(cert) !== deviceId)
-      throw new KedgeError(ErrorCode.Unauthorized, 'certificate subject CN is not the device id');
-    const anchors = cas.map((pem) => new X509Certificate(pem));
-    if (!chainsTo(cert, intermediates, anchors, nowMs))
-      throw new KedgeError(
-        ErrorCode.Unauthorized,
-        "certificate is not signed by the device's CA certificates",
-      );
+    verifyClientChain(
+      deviceId,
+      chain,
+      { thumbprints: leaf.thumbprints, caCertificates: leaf.caCertificates ?? [] },
+      nowMs,
+    );
   }
 
   #merge(): string[] {
@@ -162,60 +143,12 @@ export class LeafIdentities {
   }
 }
 
-/** Intermediates followed at most between a device certificate and its CA. */
-const MAX_CHAIN_DEPTH = 4;
-
-function validAt(cert: X509Certificate, nowMs: number): boolean {
-  return Date.parse(cert.validFrom) <= nowMs && Date.parse(cert.validTo) >= nowMs;
-}
-
-function issuedBy(cert: X509Certificate, issuer: X509Certificate): boolean {
-  return cert.checkIssued(issuer) && cert.verify(issuer.publicKey);
-}
-
-/** True when `cert` leads to one of `anchors` through CA `intermediates`, all valid now. */
-function chainsTo(
-  cert: X509Certificate,
-  intermediates: readonly X509Certificate[],
-  anchors: readonly X509Certificate[],
-  nowMs: number,
-): boolean {
-  let current = cert;
-  for (let depth = 0; depth <= MAX_CHAIN_DEPTH; depth++) {
-    const anchor = anchors.find((a) => issuedBy(current, a));
-    if (anchor) return validAt(anchor, nowMs);
-    const next = intermediates.find((i) => i.ca && validAt(i, nowMs) && issuedBy(current, i));
-    if (!next) return false;
-    current = next;
-  }
-  return false;
-}
-
-/** The subject's common name, or undefined. */
-export function commonName(cert: X509Certificate): string | undefined {
-  const line = cert.subject.split('\n').find((l) => l.startsWith('CN='));
-  return line?.slice('CN='.length);
-}
-
-/** The CA certificates of a leaf that parse as certificates; the controller checks them first. */
-function usableCas(pems: readonly string[]): string[] {
-  return pems.filter((pem) => {
-    try {
-      return new X509Certificate(pem).ca;
-    } catch {
-      return false;
-    }
-  });
-}
-
 function fromCloud(leaf: LeafIdentity): LeafCredentials {
-  const cas = usableCas(leaf.caCertificates ?? []);
+  const cas = usableCaCertificates(leaf.caCertificates ?? []);
   return {
     deviceId: leaf.deviceId,
     keys: [...(leaf.keys ?? [])],
-    thumbprints: (leaf.thumbprints ?? [])
-      .map(normalizeThumbprint)
-      .filter((t) => THUMBPRINT.test(t)),
+    thumbprints: validThumbprints(leaf.thumbprints ?? []),
     ...(cas.length ? { caCertificates: cas } : {}),
     source: 'cloud',
   };
