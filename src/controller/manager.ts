@@ -2,10 +2,12 @@ import type { Server as HttpServer } from 'node:http';
 import { startHealthServer } from '../common/health-server.js';
 import type { Server as HttpsServer } from 'node:https';
 import { checkReport } from '../common/cloudlink/report-schema.js';
+import { checkUsage } from '../common/cloudlink/usage.js';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { startKubeletApi } from '../provider/kubelet-api.js';
 import { nodeNameFor } from '../provider/naming.js';
+import { nextPressure, pressureChanged } from '../provider/pressure.js';
 import {
   ensureControllerCa,
   publishCaCertificate,
@@ -46,6 +48,7 @@ import { reconcileDesired } from './reconcile-desired.js';
 import { reconcileDevice } from './reconcile-device.js';
 import { reconcilePod } from './reconcile-pod.js';
 import { reconcileRoute } from './reconcile-route.js';
+import { resourceUsageOf } from './resource-usage.js';
 import { ensureApiServiceCaBundle } from './service-api/apiservice.js';
 import { loadFrontProxyConfig, type FrontProxyConfig } from './service-api/front-proxy.js';
 import { invokeSubresource } from './service-api/invoke.js';
@@ -163,6 +166,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       },
       moduleOwner: (nodeName, module) => moduleOwner(ctx, nodeName, module),
       streamLogs: (ns, device, req) => backend.streamLogs(ns, device, req),
+      resourceUsage: (nodeName) => resourceUsageOf(ctx, nodeName),
     },
   );
   certs.kubelet.serve(kubelet, { ca: clientCaPem });
@@ -345,6 +349,35 @@ function wireBackend(ctx: ControllerContext): void {
     }
   });
   backend.on('reported', (ns, device, report) => acceptReport(ctx, ns, device, report));
+  backend.on('usage', (ns, device, usage) => acceptUsage(ctx, ns, device, usage));
+}
+
+/**
+ * Keeps a device's usage sample when it matches the usage schema, and reconciles the device when
+ * its readings change a pressure condition. A malformed sample is dropped, counted and logged.
+ */
+export function acceptUsage(
+  ctx: ControllerContext,
+  ns: string,
+  device: string,
+  usage: unknown,
+): void {
+  const checked = checkUsage(usage);
+  if ('problem' in checked) {
+    ctx.metrics.usageRejected.inc();
+    ctx.log.warn(
+      { device: `${ns}/${device}`, problem: checked.problem },
+      'dropped a malformed usage sample',
+    );
+    return;
+  }
+  const key = keyFor(ns, device);
+  const state = ctx.states.get(key);
+  const pressure = nextPressure(state.pressure, checked.usage.node, Date.now());
+  const changed = pressureChanged(state.pressure, pressure);
+  state.usage = checked.usage;
+  state.pressure = pressure;
+  if (changed) ctx.enqueue.device(key);
 }
 
 /**
@@ -377,6 +410,9 @@ function markOffline(ctx: ControllerContext, ns: string, device: string): void {
   if (!state?.connected) return;
   state.connected = false;
   state.since = new Date();
+  // Readings from before the outage say nothing about the device now.
+  state.usage = undefined;
+  state.pressure = undefined;
   ctx.log.info({ device: `${ns}/${device}` }, 'device went offline');
   onDeviceReport(ctx, ns, device);
 }

@@ -99,6 +99,7 @@ export function createCloudLink(config: NodeConfig, logger: Logger): CloudLink |
     keyBase64: c.key,
     caPem: c.caPem,
     heartbeatSecs: c.heartbeatSecs,
+    usageSecs: c.usageSecs,
     log: logger.child({ component: 'cloudlink' }),
   });
 }

@@ -91,7 +91,12 @@ export async function startNode(
   cluster: TestCluster,
   deviceRef: string,
   hubPort: number,
-  options: { namespace?: string; config?: Record<string, unknown> } = {},
+  options: {
+    namespace?: string;
+    config?: Record<string, unknown>;
+    /** Settings merged into the bootstrapped `cloud` section. */
+    cloud?: Record<string, unknown>;
+  } = {},
 ): Promise<NodeProcess> {
   // `namespace/device`, or a device of `options.namespace` (default `default`).
   const [refNamespace, device] = deviceRef.includes('/')
@@ -123,6 +128,7 @@ export async function startNode(
       methodsPort: await freePort(),
     },
     ...extra,
+    ...(options.cloud ? { cloud: { ...(config.cloud as object), ...options.cloud } } : {}),
   };
   const configPath = path.join(dataDir, 'node.yaml');
   await writeFile(configPath, stringify(full));
