@@ -2,6 +2,8 @@
 // gateway passes the samples on, and the API server's node proxy reaches the controller's
 // kubelet API for /metrics/resource, as a scraper of kubelets would. The Node's pressure
 // conditions come from the same readings.
+import { request } from 'node:https';
+import { issueCertificate } from '../../src/common/pki.js';
 import type { RunningController } from '../../src/controller/manager.js';
 import { freePort } from '../../src/localcluster/ports.js';
 import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
@@ -62,11 +64,12 @@ describe('kubelet resource metrics and pressure conditions from a real kedge nod
   let nats: TestNats;
   let controller: RunningController;
   let node: NodeProcess | undefined;
+  let ports: { hub: number; kubelet: number };
 
   beforeAll(async () => {
     cluster = await startTestCluster('metrics');
     nats = await startTestNats('metrics');
-    const ports = { hub: await freePort(), kubelet: await freePort() };
+    ports = { hub: await freePort(), kubelet: await freePort() };
     controller = await startTestController(cluster, ports, nats.url);
     await cluster.kubectlOk(
       ['apply', '-f', '-'],
@@ -167,6 +170,40 @@ describe('kubelet resource metrics and pressure conditions from a real kedge nod
     expect(conditions.PIDPressure).toMatchObject({
       status: 'False',
       reason: 'DeviceHasSufficientPID',
+    });
+  });
+
+  it('refuses a direct scrape, which cannot say which node it means, naming the proxy path', async () => {
+    // What metrics-server does: dial the node's kubelet endpoint with a client certificate.
+    const client = issueCertificate(cluster.cp.ca, {
+      commonName: 'metrics-scraper',
+      organizations: ['system:masters'],
+      usage: ['client'],
+    });
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request(
+        {
+          host: '127.0.0.1',
+          port: ports.kubelet,
+          path: '/metrics/resource',
+          cert: client.certPem,
+          key: client.keyPem,
+          rejectUnauthorized: false,
+        },
+        (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    expect(answer.status).toBe(400);
+    expect(JSON.parse(answer.body)).toMatchObject({
+      kind: 'Status',
+      reason: 'BadRequest',
+      message: expect.stringContaining('/api/v1/nodes/{node}/proxy/metrics/resource'),
     });
   });
 
