@@ -13,6 +13,8 @@ export interface DeviceState {
   report?: ReportedMessage;
   /** The latest usage sample, for the kubelet API's resource metrics. */
   usage?: UsageMessage;
+  /** The sample before it, for rates (`metrics.k8s.io`). */
+  previousUsage?: UsageMessage;
   /** The Node's pressure conditions as the device's readings decide them. */
   pressure?: PressureConditions;
   /** The desired version last pushed, and the hash of its content. */

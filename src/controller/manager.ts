@@ -48,14 +48,15 @@ import { reconcileDesired } from './reconcile-desired.js';
 import { reconcileDevice } from './reconcile-device.js';
 import { reconcilePod } from './reconcile-pod.js';
 import { reconcileRoute } from './reconcile-route.js';
-import { resourceUsageOf } from './resource-usage.js';
-import { ensureApiServiceCaBundle } from './service-api/apiservice.js';
+import { nodeMetrics, podMetrics, resourceUsageOf } from './resource-usage.js';
+import { ensureApiServiceCaBundle, METRICS_APISERVICE_NAME } from './service-api/apiservice.js';
 import { loadFrontProxyConfig, type FrontProxyConfig } from './service-api/front-proxy.js';
 import { invokeSubresource } from './service-api/invoke.js';
 import { telemetrySubresource } from './service-api/telemetry.js';
 import { twinSubresource } from './service-api/twin.js';
 import { c2dSubresource } from './service-api/c2d.js';
-import { startServiceApi } from './service-api/server.js';
+import { APISERVICE_NAME, startServiceApi } from './service-api/server.js';
+import type { MetricsSource } from './service-api/metrics-api.js';
 import { WorkQueue, type Reconcile } from './workqueue.js';
 
 /** Reconciles in parallel per kind when not configured. */
@@ -102,6 +103,11 @@ export interface ControllerOptions {
   serviceApiPort?: number;
   /** The Service in `namespace` the APIService points at (certificate SANs). Defaults to `kedge-api`. */
   serviceApiService?: string;
+  /**
+   * Also serve `metrics.k8s.io/v1beta1` (what `kubectl top` reads) for kedge nodes and their
+   * pods, through the service API. Only for a cluster without metrics-server. Defaults to false.
+   */
+  metricsApi?: boolean;
   /** Validity and renewal of the kubelet API, service API and gateway certificates. */
   certificates?: CertificateTiming;
 }
@@ -193,12 +199,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         ),
         telemetrySubresource((ns, device, query) => backend.recentTelemetry(ns, device, query)),
       ],
+      ...metricsSource(opts, ctx),
     },
   );
   certs.serviceApi.serve(serviceApi, frontProxy.clientCaPem ? { ca: frontProxy.clientCaPem } : {});
-  await ensureApiServiceCaBundle(opts.client, ca.certPem, opts.log).catch((err: unknown) =>
-    opts.log.warn({ reason: errorMessage(err) }, 'cannot set the APIService caBundle'),
-  );
+  await setApiServiceCaBundles(opts, ca.certPem);
   const loops = [
     ...startLoops(ctx),
     sampleQueueDepths(ctx, queues),
@@ -241,6 +246,24 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       await new Promise<void>((r) => http.close(() => r()));
     },
   };
+}
+
+/** The controller's APIServices get its CA as caBundle; a failure only leaves them unreachable. */
+async function setApiServiceCaBundles(opts: ControllerOptions, caPem: string): Promise<void> {
+  const names = [APISERVICE_NAME, ...(opts.metricsApi ? [METRICS_APISERVICE_NAME] : [])];
+  for (const name of names)
+    await ensureApiServiceCaBundle(opts.client, caPem, opts.log, name).catch((err: unknown) =>
+      opts.log.warn({ reason: errorMessage(err), name }, 'cannot set the APIService caBundle'),
+    );
+}
+
+/** `metrics.k8s.io` for the service API, when asked for. */
+function metricsSource(
+  opts: ControllerOptions,
+  ctx: ControllerContext,
+): { metrics?: MetricsSource } {
+  if (!opts.metricsApi) return {};
+  return { metrics: { nodes: () => nodeMetrics(ctx), pods: (ns) => podMetrics(ctx, ns) } };
 }
 
 function buildContext(
@@ -375,6 +398,8 @@ export function acceptUsage(
   const state = ctx.states.get(key);
   const pressure = nextPressure(state.pressure, checked.usage.node, Date.now());
   const changed = pressureChanged(state.pressure, pressure);
+  if (state.usage && checked.usage.node.atMs > state.usage.node.atMs)
+    state.previousUsage = state.usage;
   state.usage = checked.usage;
   state.pressure = pressure;
   if (changed) ctx.enqueue.device(key);
@@ -412,6 +437,7 @@ function markOffline(ctx: ControllerContext, ns: string, device: string): void {
   state.since = new Date();
   // Readings from before the outage say nothing about the device now.
   state.usage = undefined;
+  state.previousUsage = undefined;
   state.pressure = undefined;
   ctx.log.info({ device: `${ns}/${device}` }, 'device went offline');
   onDeviceReport(ctx, ns, device);

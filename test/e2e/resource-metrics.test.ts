@@ -70,7 +70,8 @@ describe('kubelet resource metrics and pressure conditions from a real kedge nod
     cluster = await startTestCluster('metrics');
     nats = await startTestNats('metrics');
     ports = { hub: await freePort(), kubelet: await freePort() };
-    controller = await startTestController(cluster, ports, nats.url);
+    // No metrics-server here (no registry to pull it from): the controller serves metrics.k8s.io.
+    controller = await startTestController(cluster, ports, nats.url, { metricsApi: true });
     await cluster.kubectlOk(
       ['apply', '-f', '-'],
       JSON.stringify({
@@ -172,6 +173,45 @@ describe('kubelet resource metrics and pressure conditions from a real kedge nod
       reason: 'DeviceHasSufficientPID',
     });
   });
+
+  it('shows the modules in kubectl top pods and the device in kubectl top nodes', async () => {
+    const top = await eventually(
+      'kubectl top pods to list both module pods',
+      async () => {
+        const res = await cluster.kubectl(['top', 'pods', '--containers', '--no-headers']);
+        if (res.code !== 0) throw new Error(res.stderr.trim());
+        return /usage-busy-devm/.test(res.stdout) && /usage-idle-devm/.test(res.stdout)
+          ? res.stdout
+          : undefined;
+      },
+      90_000,
+    );
+    process.stdout.write(`kubectl top pods --containers:\n${top}`);
+    // POD NAME CPU(cores) MEMORY(bytes)
+    const rows = top
+      .trim()
+      .split('\n')
+      .map((line) => line.trim().split(/\s+/));
+    const busy = rows.find((r) => r[0] === 'usage-busy-devm')!;
+    const idle = rows.find((r) => r[0] === 'usage-idle-devm')!;
+    expect(busy[1]).toBe('busy');
+    expect(Number(busy[2]!.replace(/m$/, ''))).toBeGreaterThan(0);
+    for (const row of [busy, idle]) expect(Number(row[3]!.replace(/Mi$/, ''))).toBeGreaterThan(0);
+    const selected = await cluster.kubectlOk(['top', 'pods', '-l', 'kedge.io/module=busy']);
+    expect(selected).toContain('usage-busy-devm');
+    expect(selected).not.toContain('usage-idle-devm');
+    const nodes = await cluster.kubectlOk(['top', 'nodes', '--no-headers']);
+    process.stdout.write(`kubectl top nodes:\n${nodes}`);
+    // NAME CPU(cores) CPU(%) MEMORY(bytes) MEMORY(%)
+    const row = nodes.trim().split(/\s+/);
+    expect(row[0]).toBe(NODE);
+    expect(Number(row[1]!.replace(/m$/, ''))).toBeGreaterThan(0);
+    expect(Number(row[3]!.replace(/Mi$/, ''))).toBeGreaterThan(0);
+    // Metrics are authorized for the end user, as any API.
+    const denied = await cluster.kubectl(['top', 'pods', '--as', 'nobody']);
+    expect(denied.code).not.toBe(0);
+    expect(denied.stderr).toMatch(/forbidden/i);
+  }, 150_000);
 
   it('refuses a direct scrape, which cannot say which node it means, naming the proxy path', async () => {
     // What metrics-server does: dial the node's kubelet endpoint with a client certificate.
