@@ -110,6 +110,22 @@ describe('kedge up', () => {
         pong: true,
         payload: { from: 'kedge up' },
       });
+      // No metrics-server on the local control plane: kedge serves kubectl top itself.
+      const row = (pod: string): RegExp => new RegExp(`${pod}\\s+\\d+m\\s+[1-9]\\d*Mi`);
+      await eventually(
+        'kubectl top pods to show both sample modules',
+        async () => {
+          const out = await sh('kubectl top pods --no-headers', env).catch(() => '');
+          return row('demo-telemetry-sensor-demo').test(out) &&
+            row('demo-telemetry-filter-demo').test(out)
+            ? true
+            : undefined;
+        },
+        90_000,
+      );
+      expect(await sh('kubectl top nodes --no-headers', env)).toMatch(
+        /^demo\.default\.kedge\s+\d+m/,
+      );
 
       const containers = await docker([
         'ps',

@@ -22,6 +22,7 @@ interface ControllerFlags extends NatsFlags {
   concurrency: string;
   serviceApiPort: string;
   serviceApiService: string;
+  serveMetricsApi?: boolean;
   certValiditySecs?: string;
   certRenewBeforeSecs?: string;
 }
@@ -83,6 +84,10 @@ export function registerControllerCommand(program: Command): void {
       '--cert-renew-before-secs <secs>',
       'renew those certificates this long before they expire (default: 30 days)',
     )
+    .option(
+      '--serve-metrics-api',
+      'serve metrics.k8s.io (kubectl top) for kedge nodes; only in a cluster without metrics-server',
+    )
     .option('--metrics-port <port>', '/healthz, /readyz and /metrics port', '8080')
     .option('--no-leader-elect', 'run without leader election (a single replica)')
     .option('--watch-namespace <ns...>', 'namespaces with devices and pods (default: all)', [])
@@ -112,6 +117,7 @@ export function registerControllerCommand(program: Command): void {
       concurrency: Number(flags.concurrency),
       serviceApiPort: Number(flags.serviceApiPort),
       serviceApiService: flags.serviceApiService,
+      metricsApi: flags.serveMetricsApi === true,
       certificates: {
         ...(flags.certValiditySecs ? { validitySecs: Number(flags.certValiditySecs) } : {}),
         ...(flags.certRenewBeforeSecs

@@ -112,6 +112,7 @@ async function writeNodeStatus(
       since: state.since ? kubeTime(state.since) : undefined,
     },
     kubeTime(),
+    state.pressure,
   );
   const status = { ...(desired.status as object), conditions };
   const signature = JSON.stringify([

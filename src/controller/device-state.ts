@@ -1,5 +1,7 @@
 import type { ReportedMessage } from '../common/cloudlink/protocol.js';
+import type { UsageMessage } from '../common/cloudlink/usage.js';
 import type { X509Credentials } from '../common/x509-identity.js';
+import type { PressureConditions } from '../provider/pressure.js';
 import type { KeyRefusal } from './device-keys.js';
 import type { RecentWrite } from './recent-writes.js';
 
@@ -10,6 +12,12 @@ export interface DeviceState {
   since?: Date;
   lastSeen?: Date;
   report?: ReportedMessage;
+  /** The latest usage sample, for the kubelet API's resource metrics. */
+  usage?: UsageMessage;
+  /** The sample before it, for rates (`metrics.k8s.io`). */
+  previousUsage?: UsageMessage;
+  /** The Node's pressure conditions as the device's readings decide them. */
+  pressure?: PressureConditions;
   /** The desired version last pushed, and the hash of its content. */
   desiredVersion: number;
   desiredHash?: string;

@@ -2,10 +2,12 @@ import type { Server as HttpServer } from 'node:http';
 import { startHealthServer } from '../common/health-server.js';
 import type { Server as HttpsServer } from 'node:https';
 import { checkReport } from '../common/cloudlink/report-schema.js';
+import { checkUsage } from '../common/cloudlink/usage.js';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import { startKubeletApi } from '../provider/kubelet-api.js';
 import { nodeNameFor } from '../provider/naming.js';
+import { nextPressure, pressureChanged } from '../provider/pressure.js';
 import {
   ensureControllerCa,
   publishCaCertificate,
@@ -47,13 +49,15 @@ import { reconcileDesired } from './reconcile-desired.js';
 import { reconcileDevice } from './reconcile-device.js';
 import { reconcilePod } from './reconcile-pod.js';
 import { reconcileRoute } from './reconcile-route.js';
-import { ensureApiServiceCaBundle } from './service-api/apiservice.js';
+import { nodeMetrics, podMetrics, resourceUsageOf } from './resource-usage.js';
+import { ensureApiServiceCaBundle, METRICS_APISERVICE_NAME } from './service-api/apiservice.js';
 import { loadFrontProxyConfig, type FrontProxyConfig } from './service-api/front-proxy.js';
 import { invokeSubresource } from './service-api/invoke.js';
 import { telemetrySubresource } from './service-api/telemetry.js';
 import { twinSubresource } from './service-api/twin.js';
 import { c2dSubresource } from './service-api/c2d.js';
-import { startServiceApi } from './service-api/server.js';
+import { APISERVICE_NAME, startServiceApi } from './service-api/server.js';
+import type { MetricsSource } from './service-api/metrics-api.js';
 import { WorkQueue, type Reconcile } from './workqueue.js';
 
 /** Reconciles in parallel per kind when not configured. */
@@ -100,6 +104,11 @@ export interface ControllerOptions {
   serviceApiPort?: number;
   /** The Service in `namespace` the APIService points at (certificate SANs). Defaults to `kedge-api`. */
   serviceApiService?: string;
+  /**
+   * Also serve `metrics.k8s.io/v1beta1` (what `kubectl top` reads) for kedge nodes and their
+   * pods, through the service API. Only for a cluster without metrics-server. Defaults to false.
+   */
+  metricsApi?: boolean;
   /** Validity and renewal of the kubelet API, service API and gateway certificates. */
   certificates?: CertificateTiming;
 }
@@ -164,6 +173,7 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       },
       moduleOwner: (nodeName, module) => moduleOwner(ctx, nodeName, module),
       streamLogs: (ns, device, req) => backend.streamLogs(ns, device, req),
+      resourceUsage: (nodeName) => resourceUsageOf(ctx, nodeName),
     },
   );
   certs.kubelet.serve(kubelet, { ca: clientCaPem });
@@ -187,12 +197,11 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
         ),
         telemetrySubresource((ns, device, query) => backend.recentTelemetry(ns, device, query)),
       ],
+      ...metricsSource(opts, ctx),
     },
   );
   certs.serviceApi.serve(serviceApi, frontProxy.clientCaPem ? { ca: frontProxy.clientCaPem } : {});
-  await ensureApiServiceCaBundle(opts.client, ca.certPem, opts.log).catch((err: unknown) =>
-    opts.log.warn({ reason: errorMessage(err) }, 'cannot set the APIService caBundle'),
-  );
+  await setApiServiceCaBundles(opts, ca.certPem);
   const loops = [
     ...startLoops(ctx),
     sampleQueueDepths(ctx, queues),
@@ -235,6 +244,24 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       await new Promise<void>((r) => http.close(() => r()));
     },
   };
+}
+
+/** The controller's APIServices get its CA as caBundle; a failure only leaves them unreachable. */
+async function setApiServiceCaBundles(opts: ControllerOptions, caPem: string): Promise<void> {
+  const names = [APISERVICE_NAME, ...(opts.metricsApi ? [METRICS_APISERVICE_NAME] : [])];
+  for (const name of names)
+    await ensureApiServiceCaBundle(opts.client, caPem, opts.log, name).catch((err: unknown) =>
+      opts.log.warn({ reason: errorMessage(err), name }, 'cannot set the APIService caBundle'),
+    );
+}
+
+/** `metrics.k8s.io` for the service API, when asked for. */
+function metricsSource(
+  opts: ControllerOptions,
+  ctx: ControllerContext,
+): { metrics?: MetricsSource } {
+  if (!opts.metricsApi) return {};
+  return { metrics: { nodes: () => nodeMetrics(ctx), pods: (ns) => podMetrics(ctx, ns) } };
 }
 
 function buildContext(
@@ -344,6 +371,37 @@ function wireBackend(ctx: ControllerContext): void {
     }
   });
   backend.on('reported', (ns, device, report) => acceptReport(ctx, ns, device, report));
+  backend.on('usage', (ns, device, usage) => acceptUsage(ctx, ns, device, usage));
+}
+
+/**
+ * Keeps a device's usage sample when it matches the usage schema, and reconciles the device when
+ * its readings change a pressure condition. A malformed sample is dropped, counted and logged.
+ */
+export function acceptUsage(
+  ctx: ControllerContext,
+  ns: string,
+  device: string,
+  usage: unknown,
+): void {
+  const checked = checkUsage(usage);
+  if ('problem' in checked) {
+    ctx.metrics.usageRejected.inc();
+    ctx.log.warn(
+      { device: `${ns}/${device}`, problem: checked.problem },
+      'dropped a malformed usage sample',
+    );
+    return;
+  }
+  const key = keyFor(ns, device);
+  const state = ctx.states.get(key);
+  const pressure = nextPressure(state.pressure, checked.usage.node, Date.now());
+  const changed = pressureChanged(state.pressure, pressure);
+  if (state.usage && checked.usage.node.atMs > state.usage.node.atMs)
+    state.previousUsage = state.usage;
+  state.usage = checked.usage;
+  state.pressure = pressure;
+  if (changed) ctx.enqueue.device(key);
 }
 
 /**
@@ -376,6 +434,10 @@ function markOffline(ctx: ControllerContext, ns: string, device: string): void {
   if (!state?.connected) return;
   state.connected = false;
   state.since = new Date();
+  // Readings from before the outage say nothing about the device now.
+  state.usage = undefined;
+  state.previousUsage = undefined;
+  state.pressure = undefined;
   ctx.log.info({ device: `${ns}/${device}` }, 'device went offline');
   onDeviceReport(ctx, ns, device);
 }

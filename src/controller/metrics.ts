@@ -32,6 +32,11 @@ export class ControllerMetrics {
     help: 'Device reports dropped because they did not match the report schema.',
     registers: [this.registry],
   });
+  readonly usageRejected = new Counter({
+    name: 'kedge_controller_usage_rejected_total',
+    help: 'Device usage samples dropped because they did not match the usage schema.',
+    registers: [this.registry],
+  });
   readonly eventsDropped = new Counter({
     name: 'kedge_controller_events_dropped_total',
     help: 'Events not recorded: over the per-object limit, or the write queue was full.',

@@ -101,6 +101,7 @@ export function createCloudLink(config: NodeConfig, logger: Logger): CloudLink |
     credentials: c.x509 ? readCertificate(c.x509) : { keyBase64: c.key! },
     caPem: c.caPem,
     heartbeatSecs: c.heartbeatSecs,
+    usageSecs: c.usageSecs,
     log: logger.child({ component: 'cloudlink' }),
   });
 }

@@ -66,6 +66,8 @@ export interface CloudConfig {
   caPem: string;
   /** Heartbeat interval. Default 10 s. */
   heartbeatSecs?: number;
+  /** How often CPU and memory usage is sampled and sent. Default 15 s (metrics-server's resolution). */
+  usageSecs?: number;
   /**
    * Accept a plaintext `mqtt://` url. Development only: the device's tokens, desired state (with
    * resolved Secrets) and telemetry then cross the network unencrypted. Default false.
@@ -174,6 +176,7 @@ export const NODE_CONFIG_SCHEMA = {
         },
         caPem: { type: 'string', pattern: 'BEGIN CERTIFICATE' },
         heartbeatSecs: positive,
+        usageSecs: positive,
         allowPlaintext: { type: 'boolean' },
       },
     },

@@ -64,7 +64,13 @@ export function verifyProof(
 }
 
 /** Leaves a device may publish to, under its own subtree. */
-const DEVICE_PUBLISH = [Leaf.reported, Leaf.heartbeat, Leaf.telemetry, Leaf.twinReported];
+const DEVICE_PUBLISH = [
+  Leaf.reported,
+  Leaf.heartbeat,
+  Leaf.usage,
+  Leaf.telemetry,
+  Leaf.twinReported,
+];
 const DEVICE_PUBLISH_PREFIXES = [
   `${Leaf.logData}/`,
   `${Leaf.logEnd}/`,

@@ -11,6 +11,7 @@ import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 import { randomUUID } from 'node:crypto';
 import { TLSSocket } from 'node:tls';
 import { deviceTopic, Leaf, parseDeviceTopic } from '../common/cloudlink/protocol.js';
+import { MAX_USAGE_BYTES } from '../common/cloudlink/usage.js';
 import {
   Buckets,
   deviceKey,
@@ -395,6 +396,8 @@ export class Gateway {
         return this.#io.mergeReportedTwin(who, payload);
       case Leaf.heartbeat:
         return this.#presence(session, 'heartbeat');
+      case Leaf.usage:
+        return this.#forwardUsage(who, payload);
       default:
         if (leaf.startsWith(`${Leaf.c2dAck}/`)) {
           session.c2d.acknowledged(leaf.slice(Leaf.c2dAck.length + 1), payload);
@@ -403,6 +406,19 @@ export class Gateway {
         if (!session.requests.fromDevice(leaf, payload))
           this.#opts.log.debug({ topic }, 'unknown leaf from device');
     }
+  }
+
+  /** Passes a usage sample on unread (the controller validates it); an oversized one is dropped. */
+  #forwardUsage(who: CloudIdentity, payload: Buffer): void {
+    if (payload.length > MAX_USAGE_BYTES) {
+      this.metrics.usageDropped.inc();
+      this.#opts.log.debug(
+        { device: deviceKey(who.namespace, who.device), bytes: payload.length },
+        'usage sample over the size limit dropped',
+      );
+      return;
+    }
+    this.#opts.nc.publish(Subjects.usage(who.namespace, who.device), payload);
   }
 
   #presence(session: Session, event: PresenceEvent['event']): void {

@@ -43,6 +43,11 @@ export class GatewayMetrics {
     labelNames: ['outcome'],
     registers: [this.registry],
   });
+  readonly usageDropped = new Counter({
+    name: 'kedge_gateway_usage_dropped_total',
+    help: 'Device usage samples dropped for being over the size limit',
+    registers: [this.registry],
+  });
 
   constructor() {
     collectDefaultMetrics({ register: this.registry });

@@ -13,6 +13,8 @@ export interface ExternalServiceApi {
   port: number;
   /** The controller's namespace. */
   namespace: string;
+  /** Also register `metrics.k8s.io` with it (the controller's `metricsApi`). */
+  metricsApi?: boolean;
 }
 
 /** How long the aggregator may take to find the service API available. */
@@ -39,6 +41,7 @@ export async function installExternalServiceApi(
     `serviceApi.external.address=${where.address}`,
     '--set',
     `serviceApi.external.port=${where.port}`,
+    ...(where.metricsApi ? ['--set', 'metricsApi.enabled=true'] : []),
   ]).catch((cause: unknown) => {
     throw new KedgeError(ErrorCode.Unavailable, 'helm template of the service API failed', {
       cause,
@@ -65,12 +68,15 @@ export async function removeExternalServiceApi(
   kubectlDir: string,
   kubeconfig: string | undefined,
   namespace: string,
+  options: { metricsApi?: boolean } = {},
 ): Promise<void> {
   const name = `${DEPLOY_RELEASE.name}-api`;
   await kubectl(kubectlDir, kubeconfig, [
     'delete',
     '--ignore-not-found',
     'apiservice/v1alpha1.api.kedge.io',
+    // Only when installed here: in a cluster with metrics-server the group is its.
+    ...(options.metricsApi ? ['apiservice/v1beta1.metrics.k8s.io'] : []),
   ]);
   await kubectl(kubectlDir, kubeconfig, [
     'delete',

@@ -7,6 +7,7 @@ import type { LogRequest } from '../common/cloudlink/protocol.js';
 import type { Readable } from 'node:stream';
 import type { KubeClient } from '../controller/kube/client.js';
 import { deviceForNode } from './naming.js';
+import { PROMETHEUS_TEXT, renderResourceMetrics, type ResourceUsage } from './resource-metrics.js';
 
 /** An authenticated caller of the kubelet API. */
 export interface Caller {
@@ -24,6 +25,8 @@ export interface KubeletApiDeps {
   moduleOwner(nodeName: string, module: string): string | undefined;
   /** Streams a module log from its device. */
   streamLogs(namespace: string, device: string, request: Omit<LogRequest, 'id'>): Readable;
+  /** The node's latest usage readings, undefined while its device is not connected or silent. */
+  resourceUsage(nodeName: string): ResourceUsage | undefined;
 }
 
 /** Options for {@link startKubeletApi}. */
@@ -45,7 +48,8 @@ const NOT_SUPPORTED = new Set(['exec', 'attach', 'portForward', 'run']);
 /**
  * The kubelet HTTPS API the API server proxies to for every kedge node. It authenticates the
  * caller (client certificate, else bearer token by TokenReview), authorizes it with a
- * SubjectAccessReview, and streams module logs from the device over its existing link.
+ * SubjectAccessReview, streams module logs from the device over its existing link, and serves
+ * `/metrics/resource` from the device's latest usage readings.
  */
 export async function startKubeletApi(
   options: KubeletApiOptions,
@@ -83,16 +87,28 @@ async function handle(
   if (endpoint && NOT_SUPPORTED.has(endpoint))
     return fail(res, 501, `kedge: ${endpoint} is not supported yet on edge devices`);
   if (endpoint === 'methods') return fail(res, 410, METHODS_MOVED);
-  if (endpoint !== 'containerLogs' || rest.length !== 3)
-    return fail(res, 404, `kedge: ${url.pathname} is not served`);
+  const route = routeOf(endpoint, rest);
+  if (!route) return fail(res, 404, `kedge: ${url.pathname} is not served`);
   const requested = requestedNode(req);
   if ('refused' in requested) return fail(res, 403, `Forbidden: ${requested.refused}`);
+  if (route === 'resourceMetrics') return resourceMetrics(res, requested.node, { ...deps, caller });
   await containerLogs(res, rest.map(decodeURIComponent) as [string, string, string], {
     ...deps,
     caller,
     url,
     requestedNode: requested.node,
   });
+}
+
+/** The served endpoint a path is: `/containerLogs/{ns}/{pod}/{container}` or `/metrics/resource`. */
+function routeOf(
+  endpoint: string | undefined,
+  rest: string[],
+): 'containerLogs' | 'resourceMetrics' | undefined {
+  if (endpoint === 'containerLogs' && rest.length === 3) return 'containerLogs';
+  if (endpoint === 'metrics' && rest.length === 1 && rest[0] === 'resource')
+    return 'resourceMetrics';
+  return undefined;
 }
 
 /** The node a request names, or why it cannot be trusted to name one. */
@@ -113,7 +129,7 @@ const NODE_PROXY_PATH = /^\/api\/v1\/nodes\/([^/]+)\/proxy(?:\/|$)/;
 export function requestedNode(req: IncomingMessage): RequestedNode {
   const connection = String(req.headers.connection ?? '').toLowerCase();
   if (req.headers.upgrade !== undefined || connection.includes('upgrade'))
-    return { refused: 'containerLogs is not served over an upgraded connection' };
+    return { refused: 'the kubelet API is not served over an upgraded connection' };
   const forwardedUri = req.headers['x-forwarded-uri'];
   if (typeof forwardedUri === 'string') {
     const name = NODE_PROXY_PATH.exec(forwardedUri)?.[1];
@@ -163,6 +179,33 @@ async function containerLogs(
     ...logOptions(d.url),
   });
   streamLogs(res, d.url, logs, d.log);
+}
+
+/** Where to read a node's resource metrics, since a direct caller cannot name the node. */
+const NAME_THE_NODE =
+  'kedge: every kedge node shares this kubelet endpoint, so resource metrics are served only ' +
+  'through the API server: GET /api/v1/nodes/{node}/proxy/metrics/resource';
+
+/** `GET /metrics/resource` of the node the request was sent to, from its device's latest readings. */
+async function resourceMetrics(
+  res: ServerResponse,
+  nodeName: string | undefined,
+  d: KubeletApiDeps & { caller: Caller },
+): Promise<void> {
+  if (nodeName === undefined) return fail(res, 400, NAME_THE_NODE);
+  if (!deviceForNode(nodeName)) return fail(res, 404, `kedge: ${nodeName} is not a kedge node`);
+  // The kubelet maps /metrics to nodes/metrics.
+  if (!(await authorize(d.client, d.caller, nodeName, { subresource: 'metrics' })))
+    return fail(res, 403, `Forbidden: ${d.caller.user} may not read metrics of node ${nodeName}`);
+  const usage = d.resourceUsage(nodeName);
+  if (!usage)
+    return fail(
+      res,
+      503,
+      `kedge: node ${nodeName} has no recent resource readings (its device is disconnected, or has not sent any yet)`,
+    );
+  res.writeHead(200, { 'content-type': PROMETHEUS_TEXT });
+  res.end(renderResourceMetrics(usage));
 }
 
 function logOptions(url: URL): Omit<LogRequest, 'id' | 'module'> {
@@ -239,12 +282,14 @@ async function authorize(
 
 /** Kubernetes reasons for the statuses this API answers with. */
 const REASONS: Record<number, string> = {
+  400: 'BadRequest',
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'NotFound',
   410: 'Gone',
   500: 'InternalError',
   501: 'NotImplemented',
+  503: 'ServiceUnavailable',
 };
 
 /** A Kubernetes `Status` reply: kubectl shows its message whatever the status code. */

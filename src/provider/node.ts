@@ -3,6 +3,7 @@ import { KEDGE_VERSION } from '../common/version.js';
 import type { KubeObject } from '../controller/kube/client.js';
 import { isReservedNodeLabel, type EdgeDevice } from '../crds/index.js';
 import { DEVICE_REF_ANNOTATION, EDGE_TAINT, Labels, nodeNameFor } from './naming.js';
+import { pressureConditions, type PressureConditions } from './pressure.js';
 
 /** Pods a device accepts when it does not say (the kubelet default). */
 export const DEFAULT_MAX_PODS = 110;
@@ -137,8 +138,15 @@ function nodeStatus(
   };
 }
 
-/** Node conditions for a device connection; Ready is True only while the device heartbeats. */
-export function nodeConditions(conn: DeviceConnection, now: string): Record<string, unknown>[] {
+/**
+ * Node conditions for a device connection; Ready is True only while the device heartbeats, and
+ * the pressure conditions follow the device's readings ({@link PressureConditions}).
+ */
+export function nodeConditions(
+  conn: DeviceConnection,
+  now: string,
+  pressure?: PressureConditions,
+): Record<string, unknown>[] {
   const ready = conn.connected
     ? {
         status: 'True',
@@ -156,19 +164,22 @@ export function nodeConditions(conn: DeviceConnection, now: string): Record<stri
           reason: 'DeviceNeverConnected',
           message: 'kedge node has not connected yet',
         };
-  const ok = (type: string, reason: string, message: string): Record<string, unknown> => ({
-    type,
-    status: 'False',
-    reason,
-    message,
-    lastHeartbeatTime: now,
-    lastTransitionTime: conn.since ?? now,
-  });
+  const times = { lastHeartbeatTime: now, lastTransitionTime: conn.since ?? now };
   return [
-    { type: 'Ready', ...ready, lastHeartbeatTime: now, lastTransitionTime: conn.since ?? now },
-    ok('MemoryPressure', 'KedgeNoPressure', 'not reported by kedge'),
-    ok('DiskPressure', 'KedgeNoPressure', 'not reported by kedge'),
-    ok('PIDPressure', 'KedgeNoPressure', 'not reported by kedge'),
-    ok('NetworkUnavailable', 'KedgeNetwork', 'modules use the device network'),
+    { type: 'Ready', ...ready, ...times },
+    ...pressureConditions(pressure, conn.connected).map(({ sinceMs, ...c }) => ({
+      ...c,
+      ...times,
+      ...(sinceMs !== undefined && conn.connected
+        ? { lastTransitionTime: new Date(sinceMs).toISOString().replace(/\.\d{3}Z$/, 'Z') }
+        : {}),
+    })),
+    {
+      type: 'NetworkUnavailable',
+      status: 'False',
+      reason: 'KedgeNetwork',
+      message: 'modules use the device network',
+      ...times,
+    },
   ];
 }

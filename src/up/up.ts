@@ -185,13 +185,18 @@ async function installKedge(
   await ensureNamespace(cluster.client, CONTROLLER_NAMESPACE);
   const address = await kubeletAddress();
   const serviceApiPort = await freePort();
+  // The local control plane has no metrics-server: kedge serves kubectl top itself. A cluster
+  // of KUBECONFIG may have one, whose metrics.k8s.io must stay its own.
+  const metricsApi = cluster.embedded;
   await installExternalServiceApi(
     { helm: await helmPath(cluster.kubectlDir), kubectlDir: cluster.kubectlDir },
     cluster.kubeconfigPath,
-    { address, port: serviceApiPort, namespace: CONTROLLER_NAMESPACE },
+    { address, port: serviceApiPort, namespace: CONTROLLER_NAMESPACE, metricsApi },
   );
   teardown.add('service API registration', () =>
-    removeExternalServiceApi(cluster.kubectlDir, cluster.kubeconfigPath, CONTROLLER_NAMESPACE),
+    removeExternalServiceApi(cluster.kubectlDir, cluster.kubeconfigPath, CONTROLLER_NAMESPACE, {
+      metricsApi,
+    }),
   );
   const controller: RunningController = await startController({
     client: cluster.client,
@@ -209,6 +214,7 @@ async function installKedge(
     clientCaPem: cluster.clientCaPem,
     metricsPort: 0,
     leaderElection: false,
+    metricsApi,
   });
   teardown.add('kedge controller', () => controller.stop());
   await waitServiceApiAvailable(cluster.kubectlDir, cluster.kubeconfigPath).catch(

@@ -61,6 +61,34 @@ describe('agent on a real dockerd: deploy, order, logs', () => {
     expect(snap.lastDesiredVersion).toBe(result.version);
   });
 
+  it('samples each running container: CPU climbs for a busy one, memory is its working set', async () => {
+    const agent = device.agent();
+    await agent.start();
+    const busy = [
+      'sh',
+      '-c',
+      'trap "exit 0" TERM; while true; do i=0; while [ $i -lt 10000 ]; do i=$((i+1)); done; sleep 0.05; done',
+    ];
+    await agent.apply(manifest({ busy: { cmd: busy }, idle: { cmd: SLEEPER } }));
+    await waitFor('both running', () =>
+      ['busy', 'idle'].every((m) => agent.snapshot().modules[m]?.runtimeStatus === 'running'),
+    );
+    const first = await agent.usage();
+    await new Promise((r) => setTimeout(r, 2_000));
+    const second = await agent.usage();
+    const of = (u: typeof first, m: string) => u.modules.find((x) => x.name === m)!;
+    expect(first.modules.map((m) => m.name).sort()).toEqual(['busy', 'idle']);
+    expect(of(second, 'busy').cpuSecs).toBeGreaterThan(of(first, 'busy').cpuSecs);
+    expect(of(second, 'busy').atMs).toBeGreaterThan(of(first, 'busy').atMs);
+    for (const m of ['busy', 'idle'])
+      expect(of(second, m).memoryWorkingSetBytes).toBeGreaterThan(0);
+    expect(second.node.cpuSecs).toBeGreaterThan(first.node.cpuSecs);
+    process.stdout.write(
+      `docker usage: busy ${(of(second, 'busy').cpuSecs - of(first, 'busy').cpuSecs).toFixed(3)} s CPU in 2 s, ` +
+        `memory busy ${of(second, 'busy').memoryWorkingSetBytes} B, idle ${of(second, 'idle').memoryWorkingSetBytes} B\n`,
+    );
+  });
+
   it('serves logs with tail, since, timestamps and follow', async () => {
     const agent = device.agent();
     await agent.start();

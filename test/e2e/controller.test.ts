@@ -278,6 +278,26 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
     follow.kill();
   });
 
+  it("serves the containers' CPU and memory on /metrics/resource through the node proxy", async () => {
+    const path = `/api/v1/nodes/${NODE}/proxy/metrics/resource`;
+    const text = await eventually(
+      'both containers in the resource metrics',
+      async () => {
+        const res = await cluster.kubectl(['get', '--raw', path]);
+        return res.code === 0 && res.stdout.includes('container="filter"') ? res.stdout : undefined;
+      },
+      60_000,
+    );
+    for (const module of ['sensor', 'filter']) {
+      const labels = `{container="${module}",namespace="default",pod="telemetry-${module}-dev1"}`;
+      const memory = new RegExp(`^container_memory_working_set_bytes${labels} (\\S+) \\d+$`, 'm');
+      const cpu = new RegExp(`^container_cpu_usage_seconds_total${labels} (\\S+) \\d+$`, 'm');
+      expect(Number(memory.exec(text)?.[1])).toBeGreaterThan(0);
+      expect(Number(cpu.exec(text)?.[1])).toBeGreaterThan(0);
+    }
+    expect(text).toMatch(/^node_memory_working_set_bytes \S+ \d+$/m);
+  });
+
   it('replaces only the changed module when its env changes', async () => {
     const sensorBefore = await container('sensor');
     const filterBefore = await container('filter');

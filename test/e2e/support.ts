@@ -40,8 +40,10 @@ export async function startTestController(
 ): Promise<RunningController> {
   await cluster.kubectl(['create', 'namespace', 'kedge-system']);
   // The controller runs as the Helm chart's ServiceAccount: every scenario checks its RBAC too.
-  const identity = await chartIdentity(cluster.cp.binDir, (args, input) =>
-    cluster.kubectlOk(args, input),
+  const identity = await chartIdentity(
+    cluster.cp.binDir,
+    (args, input) => cluster.kubectlOk(args, input),
+    extra.metricsApi ? ['metricsApi.enabled=true'] : [],
   );
   const address = (await dockerBridgeAddress()) ?? '127.0.0.1';
   const serviceApiPort = extra.serviceApiPort ?? (await freePort());
@@ -50,6 +52,7 @@ export async function startTestController(
     address,
     port: serviceApiPort,
     namespace: 'kedge-system',
+    ...(extra.metricsApi ? { metricsApi: true } : {}),
   });
   const controller = await startController({
     client: KubeClient.fromConfig(identity),
@@ -96,6 +99,8 @@ export async function startNode(
     config?: Record<string, unknown>;
     /** An X.509 device's certificate and key files. */
     x509?: { certFile: string; keyFile: string };
+    /** Settings merged into the bootstrapped `cloud` section. */
+    cloud?: Record<string, unknown>;
   } = {},
 ): Promise<NodeProcess> {
   // `namespace/device`, or a device of `options.namespace` (default `default`).
@@ -129,6 +134,7 @@ export async function startNode(
       methodsPort: await freePort(),
     },
     ...extra,
+    ...(options.cloud ? { cloud: { ...(config.cloud as object), ...options.cloud } } : {}),
   };
   const configPath = path.join(dataDir, 'node.yaml');
   await writeFile(configPath, stringify(full));

@@ -7,6 +7,7 @@ import { X509Certificate } from 'node:crypto';
 import net from 'node:net';
 import tls from 'node:tls';
 import { deviceTopic, Leaf } from '../../src/common/cloudlink/protocol.js';
+import { MAX_USAGE_BYTES } from '../../src/common/cloudlink/usage.js';
 import { Buckets, deviceKey, Streams, Subjects } from '../../src/common/cloudplane/layout.js';
 import { silentLogger } from '../../src/common/logger.js';
 import { createCa, issueCertificate } from '../../src/common/pki.js';
@@ -267,6 +268,30 @@ describe('gateway delivery', () => {
       version: 2,
       properties: { a: { b: 1 }, d: 'x' },
     });
+    await backend.close();
+    client.end(true);
+  });
+
+  it('passes usage samples to the controller unstored, and drops an oversized one, counted', async () => {
+    const key = await rig.register('use');
+    const client = await connectDevice(rig, 'use', deviceToken('use', key));
+    const backend = await NatsDeviceBackend.start(rig.nc, silentLogger());
+    const seen: unknown[] = [];
+    backend.on('usage', (ns, device, usage) => seen.push({ ns, device, usage }));
+    const sample = { node: { atMs: 1 }, modules: [] };
+    client.publish(deviceTopic(NS, 'use', Leaf.usage), JSON.stringify(sample), { qos: 0 });
+    await eventually(() => seen.length === 1);
+    expect(seen[0]).toEqual({ ns: NS, device: 'use', usage: sample });
+    const oversized = JSON.stringify({ pad: 'x'.repeat(MAX_USAGE_BYTES) });
+    client.publish(deviceTopic(NS, 'use', Leaf.usage), oversized, { qos: 0 });
+    await eventually(
+      async () => (await rig.gateway.metrics.usageDropped.get()).values[0]?.value === 1,
+    );
+    client.publish(deviceTopic(NS, 'use', Leaf.usage), 'not json', { qos: 0 });
+    // An unreadable one still reaches the controller, whose schema check refuses it.
+    await eventually(() => seen.length === 2);
+    expect(seen[1]).toMatchObject({ usage: 'not json' });
+    expect(client.connected).toBe(true);
     await backend.close();
     client.end(true);
   });

@@ -32,8 +32,13 @@ export async function serviceAccountKubeconfig(kubectlOk: KubectlOk): Promise<st
 /**
  * Applies only the chart's ServiceAccount and RBAC (the CRDs are in already) and returns a
  * kubeconfig for that identity, so a controller run under it proves the chart's RBAC sufficient.
+ * `values` are Helm `--set` values for the features the test turns on.
  */
-export async function chartIdentity(binDir: string, kubectlOk: KubectlOk): Promise<string> {
+export async function chartIdentity(
+  binDir: string,
+  kubectlOk: KubectlOk,
+  values: string[] = [],
+): Promise<string> {
   const { stdout } = await run(path.join(binDir, 'helm'), [
     'template',
     'kedge',
@@ -44,6 +49,7 @@ export async function chartIdentity(binDir: string, kubectlOk: KubectlOk): Promi
     'templates/serviceaccount.yaml',
     '--show-only',
     'templates/rbac.yaml',
+    ...values.flatMap((v) => ['--set', v]),
   ]);
   await kubectlOk(['apply', '-f', '-'], stdout);
   return serviceAccountKubeconfig(kubectlOk);

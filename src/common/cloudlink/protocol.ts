@@ -15,6 +15,8 @@ export const Leaf = {
   reported: 'reported',
   /** device → cloud, QoS0: {@link HeartbeatMessage}. */
   heartbeat: 'heartbeat',
+  /** device → cloud, QoS0: a `UsageMessage` (usage.ts) every usage interval; a lost one is replaced by the next. */
+  usage: 'usage',
   /** device → cloud, QoS1: {@link TelemetryMessage}, upstream messages from the hub. */
   telemetry: 'telemetry',
   /** device → cloud, QoS1: {@link TwinReportedMessage}. */

@@ -99,6 +99,9 @@ export const Subjects = {
   /** Gateways announce connects, disconnects and heartbeats here. */
   presence: (ns: string, device: string): string => `kedge.presence.${deviceKey(ns, device)}`,
   presenceAll: 'kedge.presence.>',
+  /** Gateways forward each device's usage samples here, unstored: only the latest matters. */
+  usage: (ns: string, device: string): string => `kedge.usage.${deviceKey(ns, device)}`,
+  usageAll: 'kedge.usage.>',
   request: (ns: string, device: string, kind: RequestKind): string =>
     `kedge.req.${deviceKey(ns, device)}.${kind}`,
   /** Every request for one device, subscribed by the gateway holding it. */

@@ -41,6 +41,8 @@ export interface DeviceBackendEvents {
   heartbeat: [namespace: string, device: string];
   /** A device's report as it came; the controller validates it before use. */
   reported: [namespace: string, device: string, report: unknown];
+  /** A device's usage sample as it came; the controller validates it before use. */
+  usage: [namespace: string, device: string, usage: unknown];
 }
 
 /** What the controller asks of devices. Every call names the device by namespace and name. */

@@ -332,6 +332,15 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
         },
       }),
     );
+    this.#subs.push(
+      this.#nc.subscribe(Subjects.usageAll, {
+        callback: (err, msg) => {
+          const target = err ? undefined : deviceOfSubject(msg.subject, 2);
+          if (target)
+            this.emit('usage', target.namespace, target.device, parseReport(msg.string()));
+        },
+      }),
+    );
     this.#watchers.push(
       watchBucket(this.#nc, this.#buckets.reported, {
         include: KvWatchInclude.LastValue,
@@ -386,7 +395,10 @@ function requestError(err: unknown, namespace: string, device: string): KedgeErr
   return new KedgeError(ErrorCode.Unavailable, errorMessage(cause), { cause });
 }
 
-/** The report's JSON, or its text when it is not JSON (the controller's schema check refuses it). */
+/**
+ * A report's or usage sample's JSON, or its text when it is not JSON (the controller's schema
+ * check refuses it).
+ */
 function parseReport(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;

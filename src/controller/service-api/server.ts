@@ -4,6 +4,13 @@ import { errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
 import type { KubeClient } from '../kube/client.js';
 import { frontProxyUser, type EndUser, type FrontProxyConfig } from './front-proxy.js';
+import {
+  isMetricsPath,
+  METRICS_API_GROUP,
+  serveMetrics,
+  type AccessCheck,
+  type MetricsSource,
+} from './metrics-api.js';
 
 /** The service API's group: apart from the CRD group `kedge.io`, so RBAC on one never grants the other. */
 export const SERVICE_API_GROUP = 'api.kedge.io';
@@ -55,6 +62,8 @@ export interface ServiceApiDeps {
   /** True when the EdgeDevice exists (informer cache). */
   deviceExists(namespace: string, device: string): boolean;
   subresources: readonly Subresource[];
+  /** Serve `metrics.k8s.io` from these (a cluster without metrics-server); absent, it is not served. */
+  metrics?: MetricsSource;
 }
 
 /** Options for {@link startServiceApi}. */
@@ -112,8 +121,13 @@ async function route(
         'kedge: only the API server front proxy may call the service API',
       ),
     );
-  const discovered = discovery(url.pathname, deps.subresources);
+  const discovered = discovery(url.pathname, deps.subresources, deps.metrics !== undefined);
   if (discovered) return reply(res, { status: 200, body: discovered });
+  if (deps.metrics && isMetricsPath(url.pathname)) {
+    const source = deps.metrics;
+    const access: AccessCheck = (u, attributes) => review(deps.client, u, attributes);
+    return reply(res, await serveMetrics(url.pathname, url.searchParams, user, { source, access }));
+  }
   await serveSubresource(req, res, { deps, url, user });
 }
 
@@ -156,14 +170,22 @@ async function serveSubresource(
 }
 
 /** Discovery documents for `/apis`, the group and the version; undefined for other paths. */
-function discovery(path: string, subresources: readonly Subresource[]): object | undefined {
+function discovery(
+  path: string,
+  subresources: readonly Subresource[],
+  metrics: boolean,
+): object | undefined {
   const group = {
     name: SERVICE_API_GROUP,
     versions: [{ groupVersion: GROUP_VERSION, version: SERVICE_API_VERSION }],
     preferredVersion: { groupVersion: GROUP_VERSION, version: SERVICE_API_VERSION },
   };
   if (path === '/apis' || path === '/apis/')
-    return { kind: 'APIGroupList', apiVersion: 'v1', groups: [group] };
+    return {
+      kind: 'APIGroupList',
+      apiVersion: 'v1',
+      groups: metrics ? [group, METRICS_API_GROUP] : [group],
+    };
   if (path === `/apis/${SERVICE_API_GROUP}`)
     return { kind: 'APIGroup', apiVersion: 'v1', ...group };
   if (path !== `/apis/${GROUP_VERSION}`) return undefined;
@@ -188,7 +210,32 @@ async function authorize(
   user: EndUser,
   target: { namespace: string; device: string; subresource: string; verb: string },
 ): Promise<string | undefined> {
-  const review = await client.request<{ status?: { allowed?: boolean; reason?: string } }>({
+  return review(client, user, {
+    group: SERVICE_API_GROUP,
+    version: SERVICE_API_VERSION,
+    resource: 'edgedevices',
+    subresource: target.subresource,
+    verb: target.verb,
+    namespace: target.namespace,
+    name: target.device,
+  });
+}
+
+/** A SubjectAccessReview for the end user: undefined when allowed, else the reason to give. */
+async function review(
+  client: KubeClient,
+  user: EndUser,
+  attributes: {
+    group: string;
+    version?: string;
+    resource: string;
+    subresource?: string;
+    verb: string;
+    namespace?: string;
+    name?: string;
+  },
+): Promise<string | undefined> {
+  const result = await client.request<{ status?: { allowed?: boolean; reason?: string } }>({
     method: 'POST',
     path: '/apis/authorization.k8s.io/v1/subjectaccessreviews',
     body: {
@@ -199,24 +246,24 @@ async function authorize(
         ...(user.uid ? { uid: user.uid } : {}),
         groups: user.groups,
         extra: user.extra,
-        resourceAttributes: {
-          group: SERVICE_API_GROUP,
-          version: SERVICE_API_VERSION,
-          resource: 'edgedevices',
-          subresource: target.subresource,
-          verb: target.verb,
-          namespace: target.namespace,
-          name: target.device,
-        },
+        resourceAttributes: attributes,
       },
     },
   });
-  if (review.status?.allowed === true) return undefined;
-  const why = review.status?.reason ? ` (${review.status.reason})` : '';
+  if (result.status?.allowed === true) return undefined;
+  const why = result.status?.reason ? ` (${result.status.reason})` : '';
+  const resource = attributes.subresource
+    ? `${attributes.resource}/${attributes.subresource}`
+    : attributes.resource;
+  const target = attributes.name
+    ? `${attributes.resource}.${attributes.group} "${attributes.name}"`
+    : `${attributes.resource}.${attributes.group}`;
+  const scope = attributes.namespace
+    ? ` in the namespace "${attributes.namespace}"`
+    : ' at the cluster scope';
   return (
-    `edgedevices.${SERVICE_API_GROUP} "${target.device}" is forbidden: User "${user.user}" cannot ` +
-    `${target.verb} resource "edgedevices/${target.subresource}" in API group "${SERVICE_API_GROUP}" ` +
-    `in the namespace "${target.namespace}"${why}`
+    `${target} is forbidden: User "${user.user}" cannot ${attributes.verb} resource ` +
+    `"${resource}" in API group "${attributes.group}"${scope}${why}`
   );
 }
 

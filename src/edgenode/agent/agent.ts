@@ -24,6 +24,8 @@ import {
 import type { ModuleRuntime } from './runtime.js';
 import { readJson, writeJsonAtomic } from './state-store.js';
 import type { LogOptions } from './types.js';
+import { readNodeUsage } from './usage.js';
+import { MAX_USAGE_MODULES, type UsageMessage } from '../../common/cloudlink/usage.js';
 
 /** Docker's default stop grace: 10 s between SIGTERM and SIGKILL. */
 export const DEFAULT_STOP_GRACE_MS = 10_000;
@@ -241,6 +243,25 @@ export class Agent {
     const id = instanceId ?? observed?.id;
     if (!id) throw new KedgeError(ErrorCode.NotFound, `module ${module} has no running instance`);
     return this.#o.runtime.logs(id, options);
+  }
+
+  /**
+   * Reads the device's and every running module's CPU and memory now. Apart from reconciling:
+   * a slow engine delays the sample, never a pass.
+   */
+  async usage(): Promise<UsageMessage> {
+    const running = Object.values(this.#snapshot.modules).filter(
+      (m) => (m.runtimeStatus === 'running' || m.runtimeStatus === 'unhealthy') && m.instanceId,
+    );
+    const [node, byId] = await Promise.all([
+      readNodeUsage(this.#o.dataDir),
+      this.#o.runtime.usage?.(running.map((m) => m.instanceId!)) ?? new Map<string, never>(),
+    ]);
+    const modules = running.flatMap((m) => {
+      const u = byId.get(m.instanceId!);
+      return u ? [{ name: m.name, ...u }] : [];
+    });
+    return { node, modules: modules.slice(0, MAX_USAGE_MODULES) };
   }
 
   /** Restarts a deployed module's instance (`$edgeAgent` RestartModule). */

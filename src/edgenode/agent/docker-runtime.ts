@@ -11,6 +11,7 @@ import { RuntimeError, type ModuleRuntime, type PullRequest } from './runtime.js
 import type {
   HealthState,
   InstanceState,
+  InstanceUsage,
   LogOptions,
   ModuleSpec,
   ObservedModule,
@@ -272,6 +273,24 @@ export class DockerRuntime implements ModuleRuntime {
     }
   }
 
+  /** One-shot stats of each container (no second sample to wait for), read in parallel. */
+  async usage(ids: readonly string[]): Promise<Map<string, InstanceUsage>> {
+    const read = async (id: string): Promise<[string, InstanceUsage | undefined]> => {
+      try {
+        const stats = await this.#docker
+          .getContainer(id)
+          .stats({ stream: false, 'one-shot': true });
+        return [id, usageFromStats(stats)];
+      } catch (err) {
+        this.#log.debug({ id, reason: dockerMessage(err) }, 'container stats unavailable');
+        return [id, undefined];
+      }
+    };
+    const out = new Map<string, InstanceUsage>();
+    for (const [id, usage] of await Promise.all(ids.map(read))) if (usage) out.set(id, usage);
+    return out;
+  }
+
   async logs(id: string, options: LogOptions): Promise<Readable> {
     const container = this.#docker.getContainer(id);
     const tty =
@@ -346,6 +365,43 @@ interface Inspect {
     FinishedAt: string;
     Health?: { Status: string };
   };
+}
+
+/** The parts of the engine's stats answer a usage sample reads (cgroup v1 and v2 alike). */
+interface StatsAnswer {
+  read?: string;
+  cpu_stats?: { cpu_usage?: { total_usage?: number } };
+  memory_stats?: {
+    usage?: number;
+    stats?: { inactive_file?: number; total_inactive_file?: number };
+  };
+}
+
+const NS_PER_SEC = 1e9;
+
+/**
+ * CPU seconds and memory working set from a stats answer; undefined when it holds neither (a
+ * stopped container). The working set is usage minus inactive file pages, as the kubelet counts
+ * it: `inactive_file` on cgroup v2, `total_inactive_file` on v1.
+ */
+export function usageFromStats(raw: unknown): InstanceUsage | undefined {
+  const s = raw as StatsAnswer;
+  const cpuNs = s.cpu_stats?.cpu_usage?.total_usage;
+  const memory = s.memory_stats?.usage;
+  if (cpuNs === undefined || memory === undefined) return undefined;
+  const inactive = inactiveFileOf(s.memory_stats?.stats);
+  const readMs = Date.parse(s.read ?? '');
+  return {
+    atMs: readMs > 0 ? readMs : Date.now(),
+    cpuSecs: cpuNs / NS_PER_SEC,
+    memoryWorkingSetBytes: Math.max(0, memory - inactive),
+  };
+}
+
+function inactiveFileOf(
+  stats: { inactive_file?: number; total_inactive_file?: number } | undefined,
+): number {
+  return stats?.inactive_file ?? stats?.total_inactive_file ?? 0;
 }
 
 /** Docker reports unset times as year 1. */

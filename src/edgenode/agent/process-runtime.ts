@@ -13,7 +13,14 @@ import { DEFAULT_LOG_MAX_BYTES, readProcessLog, rotateLog } from './process-logs
 import { DEFAULT_PROCESS_USER, resolveProcessUser, type ProcessUser } from './process-user.js';
 import { RuntimeError, type ModuleRuntime } from './runtime.js';
 import { readJson, writeJsonAtomic } from './state-store.js';
-import type { LogOptions, ModuleSpec, ObservedModule, RuntimeInfo } from './types.js';
+import type {
+  InstanceUsage,
+  LogOptions,
+  ModuleSpec,
+  ObservedModule,
+  RuntimeInfo,
+} from './types.js';
+import { readProcessGroups } from './usage.js';
 
 /** How often adopted processes (not our children, so no exit event) are checked. */
 const ADOPTED_POLL_MS = 1000;
@@ -261,6 +268,24 @@ export class ProcessRuntime implements ModuleRuntime {
   async remove(id: string): Promise<void> {
     await this.stop(id, 0);
     await rm(this.#dir(id), { recursive: true, force: true });
+  }
+
+  /** Each instance's process group: the wrapper, the module and whatever they started. */
+  async usage(ids: readonly string[]): Promise<Map<string, InstanceUsage>> {
+    const pids = new Map<string, number>();
+    for (const id of ids) {
+      const instance = await this.#load(id).catch(() => undefined);
+      if (instance?.state !== 'running' || instance.pid === undefined) continue;
+      if ((await procStartOf(instance.pid)) === instance.procStart) pids.set(id, instance.pid);
+    }
+    const groups = await readProcessGroups(new Set(pids.values()));
+    const atMs = Date.now();
+    const out = new Map<string, InstanceUsage>();
+    for (const [id, pid] of pids) {
+      const group = groups.get(pid);
+      if (group) out.set(id, { atMs, ...group });
+    }
+    return out;
   }
 
   logs(id: string, options: LogOptions): Promise<Readable> {

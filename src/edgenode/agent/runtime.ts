@@ -1,7 +1,14 @@
 import type { Readable } from 'node:stream';
 import type { ImagePullPolicy, RegistryCredential } from '../../common/manifest/index.js';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
-import type { LogOptions, ModuleSpec, ObservedModule, RuntimeInfo, StatusReason } from './types.js';
+import type {
+  InstanceUsage,
+  LogOptions,
+  ModuleSpec,
+  ObservedModule,
+  RuntimeInfo,
+  StatusReason,
+} from './types.js';
 
 /** How to get a module's image onto the device. */
 export interface PullRequest {
@@ -33,6 +40,11 @@ export interface ModuleRuntime {
   remove(id: string): Promise<void>;
   /** The module's output as a text stream (stdout and stderr interleaved). */
   logs(id: string, options: LogOptions): Promise<Readable>;
+  /**
+   * CPU and memory of the given running instances, by id. An instance it cannot read (gone
+   * meanwhile) is left out; it never throws for one instance.
+   */
+  usage?(ids: readonly string[]): Promise<Map<string, InstanceUsage>>;
   /** Calls `onChange` whenever an instance may have changed state; returns the unsubscribe. */
   watch(onChange: () => void): () => void;
   /**

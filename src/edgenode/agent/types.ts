@@ -75,3 +75,13 @@ export interface RuntimeInfo {
   name: 'docker' | 'process';
   version: string;
 }
+
+/** CPU and memory of one running instance. */
+export interface InstanceUsage {
+  /** When it was read, epoch ms. */
+  atMs: number;
+  /** CPU time since the instance started, seconds. */
+  cpuSecs: number;
+  /** Memory working set, bytes. */
+  memoryWorkingSetBytes: number;
+}

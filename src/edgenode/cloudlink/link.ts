@@ -32,6 +32,8 @@ const REPORT_DEBOUNCE_MS = 200;
 const KEEPALIVE_SECS = 30;
 /** Default heartbeat, the kubelet's lease renewal interval. */
 export const DEFAULT_HEARTBEAT_SECS = 10;
+/** Default usage interval: metrics-server's default resolution, so each scrape finds a new sample. */
+export const DEFAULT_USAGE_SECS = 15;
 
 /** What the link needs of the local hub for leaf devices. */
 export interface LeafHost {
@@ -54,6 +56,8 @@ export interface CloudLinkOptions {
   /** CA certificate of the cloud hub. */
   caPem: string;
   heartbeatSecs?: number;
+  /** How often usage is sampled and sent; defaults to {@link DEFAULT_USAGE_SECS}. */
+  usageSecs?: number;
   log: Logger;
 }
 
@@ -71,7 +75,12 @@ export class CloudLink implements DesiredStateSource {
   #onDesired: DesiredHandler | undefined;
   #lastDesired = -1;
   #attempt = 0;
-  #timers: { heartbeat?: NodeJS.Timeout; report?: NodeJS.Timeout; reconnect?: NodeJS.Timeout } = {};
+  #timers: {
+    heartbeat?: NodeJS.Timeout;
+    report?: NodeJS.Timeout;
+    reconnect?: NodeJS.Timeout;
+    usage?: NodeJS.Timeout;
+  } = {};
   #logs = new Map<string, Readable>();
   #stopped = false;
 
@@ -169,12 +178,15 @@ export class CloudLink implements DesiredStateSource {
     this.upstream.setLinkUp(true);
     this.#scheduleReport();
     this.#startHeartbeat();
+    this.#scheduleUsage(0);
   }
 
   #onClose(): void {
     failUnacknowledged(this.#client!);
     this.upstream.setLinkUp(false);
     clearInterval(this.#timers.heartbeat);
+    clearTimeout(this.#timers.usage);
+    this.#timers.usage = undefined;
     if (this.#stopped) return;
     const capMs = Math.min(RECONNECT_BASE_MS * 2 ** this.#attempt, RECONNECT_MAX_MS);
     const delayMs = Math.round(capMs / 2 + (Math.random() * capMs) / 2);
@@ -202,6 +214,27 @@ export class CloudLink implements DesiredStateSource {
     };
     beat();
     this.#timers.heartbeat = setInterval(beat, everyMs);
+  }
+
+  /** Samples usage after `delayMs`, then every interval; one sample at a time, only while up. */
+  #scheduleUsage(delayMs: number): void {
+    clearTimeout(this.#timers.usage);
+    this.#timers.usage = setTimeout(() => {
+      void this.#sendUsage().finally(() => {
+        if (this.connected && !this.#stopped)
+          this.#scheduleUsage((this.#opts.usageSecs ?? DEFAULT_USAGE_SECS) * 1000);
+      });
+    }, delayMs);
+  }
+
+  async #sendUsage(): Promise<void> {
+    if (!this.connected || !this.#agent) return;
+    try {
+      const usage = await this.#agent.usage();
+      this.#client?.publish(this.#topic(Leaf.usage), JSON.stringify(usage), { qos: 0 });
+    } catch (err) {
+      this.#opts.log.debug({ reason: errorMessage(err) }, 'usage sample failed');
+    }
   }
 
   #scheduleReport(): void {
