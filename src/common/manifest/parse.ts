@@ -133,7 +133,7 @@ export function parseManifest(doc: unknown): DesiredDeployment {
 
 /**
  * Ties in startupOrder start in name order: case-insensitive, then by UTF-16 code units.
- * `localeCompare` would page in about 3 MB of ICU collation data on every device for this sort.
+ * `localeCompare` would page in 2–3 MB of ICU collation data on every device for this sort.
  */
 function byName(a: string, b: string): number {
   const [x, y] = [a.toLowerCase(), b.toLowerCase()];
