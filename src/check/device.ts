@@ -152,7 +152,7 @@ async function checkEngine(config: NodeConfig): Promise<CheckResult> {
   let timer: NodeJS.Timeout | undefined;
   try {
     const info = await Promise.race([
-      createRuntime(config, silentLogger()).info(),
+      createRuntime(config, silentLogger()).then((runtime) => runtime.info()),
       new Promise<never>((_, reject) => {
         timer = setTimeout(
           () => reject(new Error(`no answer within ${DIAL_TIMEOUT_MS / 1000} s`)),

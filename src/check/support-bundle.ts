@@ -107,7 +107,7 @@ function safeName(name: string): string {
 }
 
 async function moduleLogs(config: NodeConfig, sinceSecs: number): Promise<TarEntry[]> {
-  const runtime = createRuntime(config, silentLogger());
+  const runtime = await createRuntime(config, silentLogger());
   try {
     const modules = await runtime.list();
     const since = new Date(Date.now() - sinceSecs * 1000);
@@ -153,7 +153,7 @@ async function versions(config: NodeConfig | undefined): Promise<TarEntry> {
   let engine = 'unknown (config not readable)';
   if (config)
     engine = await createRuntime(config, silentLogger())
-      .info()
+      .then((runtime) => runtime.info())
       .then(
         (i) => `${i.name} ${i.version}`,
         (err: unknown) => `${config.agent.runtime}: ${errorMessage(err)}`,

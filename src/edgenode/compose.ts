@@ -7,7 +7,7 @@ import path from 'node:path';
 import { ErrorCode, KedgeError, errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { DesiredDeployment } from '../common/manifest/index.js';
-import { CloudLink } from './cloudlink/link.js';
+import type { CloudLink } from './cloudlink/link.js';
 import type { NodeConfig } from './config.js';
 import { Hub } from './hub/hub.js';
 import { addressList, type ListenAddresses } from './hub/listen.js';
@@ -90,10 +90,17 @@ function socketlessForUnprivileged(config: NodeConfig): Partial<HubOptionsInput>
   return resolveProcessUser(config.agent.processUser) ? { workloadSocket: null } : {};
 }
 
-/** Builds the cloud link when the configuration has a `cloud` section. */
-export function createCloudLink(config: NodeConfig, logger: Logger): CloudLink | undefined {
+/**
+ * Builds the cloud link when the configuration has a `cloud` section. Loaded only then: it brings
+ * MQTT.js, which a standalone device never uses.
+ */
+export async function createCloudLink(
+  config: NodeConfig,
+  logger: Logger,
+): Promise<CloudLink | undefined> {
   const c = config.cloud;
   if (!c) return undefined;
+  const { CloudLink } = await import('./cloudlink/link.js');
   return new CloudLink({
     url: c.url,
     namespace: c.namespace,

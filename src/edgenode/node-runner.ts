@@ -5,13 +5,10 @@
 import type { Logger } from '../common/logger.js';
 import { parseManifest, type DesiredDeployment } from '../common/manifest/index.js';
 import type { ModuleIdentityProvider } from '../common/module-identity.js';
-import {
-  Agent,
-  DockerRuntime,
-  FileDesiredStateSource,
-  readManifestFile,
-  type ModuleRuntime,
-} from './agent/index.js';
+import { Agent } from './agent/agent.js';
+import { FileDesiredStateSource, readManifestFile } from './agent/desired-source.js';
+import type { DockerRuntime } from './agent/docker-runtime.js';
+import type { ModuleRuntime } from './agent/runtime.js';
 import { ProcessRuntime } from './agent/process-runtime.js';
 import { createCloudLink, createHub, hubUpdateFrom } from './compose.js';
 import { edgeAgentMethods } from './agent/edge-agent-methods.js';
@@ -21,8 +18,11 @@ import { startLocalEndpoint, type LocalEndpoint } from './metrics-server.js';
 
 const MS_PER_SEC = 1000;
 
-/** Builds the configured runtime. */
-export function createRuntime(config: NodeConfig, logger: Logger): ModuleRuntime {
+/**
+ * Builds the configured runtime. The Docker one is loaded only when configured: dockerode is
+ * several MB of a device's memory that the process runtime never uses.
+ */
+export async function createRuntime(config: NodeConfig, logger: Logger): Promise<ModuleRuntime> {
   if (config.agent.runtime === 'process') {
     return new ProcessRuntime({
       deviceId: config.deviceId,
@@ -31,6 +31,7 @@ export function createRuntime(config: NodeConfig, logger: Logger): ModuleRuntime
       user: config.agent.processUser,
     });
   }
+  const { DockerRuntime } = await import('./agent/docker-runtime.js');
   return new DockerRuntime({
     deviceId: config.deviceId,
     network: config.agent.network,
@@ -79,12 +80,9 @@ async function moduleAddressOf(
   runtime: ModuleRuntime,
   logger: Logger,
 ): Promise<string | undefined> {
-  if (
-    !(runtime instanceof DockerRuntime) ||
-    (config.hub as { enabled?: boolean }).enabled === false
-  )
+  if (config.agent.runtime === 'process' || (config.hub as { enabled?: boolean }).enabled === false)
     return undefined;
-  const address = await runtime.hubAddress();
+  const address = await (runtime as DockerRuntime).hubAddress();
   if (address === undefined)
     logger.warn(
       { network: config.agent.network },
@@ -132,7 +130,7 @@ async function startAgent(
   agent: Agent,
   sources: {
     manifestFile: string | undefined;
-    cloud: ReturnType<typeof createCloudLink>;
+    cloud: Awaited<ReturnType<typeof createCloudLink>>;
     hub: Hub | undefined;
   },
 ): Promise<void> {
@@ -153,8 +151,8 @@ export async function runNode(options: RunNodeOptions): Promise<RunningNode> {
   const { config, logger } = options;
   if (options.manifestFile) parseManifest(await readManifestFile(options.manifestFile));
   const a = config.agent;
-  const cloud = createCloudLink(config, logger);
-  const runtime = createRuntime(config, logger);
+  const cloud = await createCloudLink(config, logger);
+  const runtime = await createRuntime(config, logger);
   const hub = createHub(config, logger, cloud, await moduleAddressOf(config, runtime, logger));
   await hub?.start();
   const identity = options.identity ?? hub?.identityProvider;

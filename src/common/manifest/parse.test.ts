@@ -52,6 +52,12 @@ function problemsOf(doc: unknown): { path: string; message: string }[] {
 }
 
 describe('parseManifest', () => {
+  it('starts modules with equal startupOrder in name order, case-insensitive first', () => {
+    const image = { settings: { image: 'busybox' } };
+    const d = parseManifest(manifest({ b: image, a: image, B: image, 'a-2': image, a2: image }));
+    expect(d.modules.map((m) => m.name)).toEqual(['a', 'a-2', 'a2', 'B', 'b']);
+  });
+
   it('normalizes modules, defaults and startup order', () => {
     const d = parseManifest(
       manifest({

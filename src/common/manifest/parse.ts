@@ -131,6 +131,16 @@ export function parseManifest(doc: unknown): DesiredDeployment {
   return result;
 }
 
+/**
+ * Ties in startupOrder start in name order: case-insensitive, then by UTF-16 code units.
+ * `localeCompare` would page in 2–3 MB of ICU collation data on every device for this sort.
+ */
+function byName(a: string, b: string): number {
+  const [x, y] = [a.toLowerCase(), b.toLowerCase()];
+  if (x !== y) return x < y ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
 function normalize(
   content: RawModulesContent,
   prefix: string,
@@ -142,7 +152,7 @@ function normalize(
     .map(([name, raw]) =>
       normalizeModule(name, raw, joinPath(joinPath(agentPath, 'modules'), name), problems),
     )
-    .sort((a, b) => a.startupOrder - b.startupOrder || a.name.localeCompare(b.name));
+    .sort((a, b) => a.startupOrder - b.startupOrder || byName(a.name, b.name));
   checkModuleIds(modules, joinPath(agentPath, 'modules'), problems);
   const systemModules: DesiredDeployment['systemModules'] = {};
   for (const key of ['edgeAgent', 'edgeHub'] as const) {

@@ -14,6 +14,21 @@ const STATES: RuntimeStatus[] = [
 /** Reconcile passes take milliseconds when idle and seconds when pulling; buckets span both. */
 const RECONCILE_BUCKETS_SECS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
 
+/**
+ * ArrayBuffer memory (Buffers included), the one `process.memoryUsage()` figure prom-client's
+ * process metrics leave out; together they split RSS into heap, external and native.
+ */
+function arrayBuffersGauge(registers: Registry[]): void {
+  new Gauge({
+    name: 'nodejs_array_buffers_bytes',
+    help: 'Memory of ArrayBuffers and Buffers in bytes (part of nodejs_external_memory_bytes).',
+    registers,
+    collect() {
+      this.set(process.memoryUsage().arrayBuffers);
+    },
+  });
+}
+
 /** The agent's Prometheus metrics, in a registry of their own (never the global one). */
 export class AgentMetrics {
   readonly registry: Registry;
@@ -26,8 +41,11 @@ export class AgentMetrics {
   /** @param registry where to register; defaults to a new one with Node's process metrics. */
   constructor(registry?: Registry) {
     this.registry = registry ?? new Registry();
-    if (!registry) collectDefaultMetrics({ register: this.registry });
     const registers = [this.registry];
+    if (!registry) {
+      collectDefaultMetrics({ register: this.registry });
+      arrayBuffersGauge(registers);
+    }
     this.#modules = new Gauge({
       name: 'kedge_agent_modules',
       help: 'Modules by reported runtime status',

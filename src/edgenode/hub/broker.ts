@@ -9,6 +9,7 @@ import type { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { peerCertificateChain } from '../../common/x509-identity.js';
 import { isKedgeError } from '../../common/errors.js';
+import { skipMqttNumberCache } from '../../common/mqtt/number-cache.js';
 import { guardPacketSize } from '../../common/mqtt/packet-guard.js';
 import { allowedSubscriptions } from '../../common/iothub/index.js';
 import type { Logger } from '../../common/logger.js';
@@ -82,6 +83,7 @@ export class HubBroker {
 
   /** Creates the broker; `attach` must be called with the protocol before listening. */
   static async create(deps: HubBrokerDeps): Promise<HubBroker> {
+    skipMqttNumberCache();
     const aedes = await Aedes.createBroker({
       connectTimeout: deps.limits.connectTimeoutMs,
       maxClientsIdLength: MAX_CLIENT_ID_LENGTH,

@@ -3,7 +3,7 @@
  * `{prefix}/devices/{d}[/modules/{m}]/messages/events/{bag}`, reported patches to
  * `{prefix}/devices/{d}[/modules/{m}]/twin/reported`. A batch resolves when every PUBACK is in.
  */
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
 import { encodePropertyBag } from '../../../common/iothub/index.js';
 import type { Logger } from '../../../common/logger.js';
 import {
@@ -44,7 +44,9 @@ export class MqttUpstream extends UpstreamBase {
     this.#log = log;
   }
 
-  start(): Promise<void> {
+  async start(): Promise<void> {
+    // MQTT.js is loaded only by hubs that use this upstream: most devices never do.
+    const { default: mqtt } = await import('mqtt');
     const client = mqtt.connect(this.#options.url, {
       clientId: this.#options.clientId,
       clean: false,
@@ -63,7 +65,6 @@ export class MqttUpstream extends UpstreamBase {
     client.on('close', () => this.setConnected(false));
     client.on('error', (err) => this.#log.debug({ err: err.message }, 'upstream broker error'));
     this.#client = client;
-    return Promise.resolve();
   }
 
   #topic(m: UpstreamMessage): string {
