@@ -3,7 +3,7 @@
  * table of 65,536 two-byte Buffers it builds on its first write: about 7 MB of V8 heap that a
  * device keeps for its whole life, a tenth of its footprint target. Without the table each number
  * is a two-byte slice of Node's Buffer pool: about 70 ns more per PUBLISH plus PUBACK written,
- * under 0.5 % of a core at the hub's routing peak (docs/benchmarks.md, ADR 0024).
+ * under 0.5 % of a core at the hub's routing peak (docs/benchmarks.md, ADR 0026).
  * `cacheNumbers` is mqtt-packet's own switch, and process-wide.
  */
 import mqttPacket from 'mqtt-packet';
