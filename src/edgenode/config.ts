@@ -29,6 +29,12 @@ export interface AgentConfig {
   healthyResetSecs: number;
   /** Full reconcile pass interval. Default 10 s. */
   resyncIntervalSecs: number;
+  /**
+   * How often the images of modules with pull policy `always` (a pod's `imagePullPolicy: Always`)
+   * are pulled again; a tag that now names another image recreates the module. Default 300 s;
+   * 0 only pulls when a container is created.
+   */
+  imagePullIntervalSecs: number;
   /** SIGTERM-to-SIGKILL grace when stopping a module. Default 10 s. */
   stopGraceSecs: number;
   /** Stop the modules when `kedge node` exits. Default false: they keep running. */
@@ -108,6 +114,7 @@ export function defaultConfig(): NodeConfig {
       restartBackoffMaxSecs: 300,
       healthyResetSecs: 600,
       resyncIntervalSecs: 10,
+      imagePullIntervalSecs: 300,
       stopGraceSecs: 10,
       stopModulesOnExit: false,
       processUser: DEFAULT_PROCESS_USER,
@@ -141,6 +148,7 @@ export const NODE_CONFIG_SCHEMA = {
         restartBackoffMaxSecs: positive,
         healthyResetSecs: positive,
         resyncIntervalSecs: positive,
+        imagePullIntervalSecs: { type: 'number', minimum: 0 },
         stopGraceSecs: { type: 'number', minimum: 0 },
         stopModulesOnExit: { type: 'boolean' },
         processUser: { type: 'string', minLength: 1 },

@@ -64,6 +64,7 @@ function createAgent(parts: {
     },
     stopGraceMs: a.stopGraceSecs * MS_PER_SEC,
     resyncIntervalMs: a.resyncIntervalSecs * MS_PER_SEC,
+    imageRefreshMs: a.imagePullIntervalSecs * MS_PER_SEC,
     ...(identity ? { identity } : {}),
     ...(hub
       ? { onDesired: (desired: DesiredDeployment) => hub.applyConfig(hubUpdateFrom(desired)) }

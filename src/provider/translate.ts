@@ -55,6 +55,13 @@ const SERVICE_ACCOUNT_VOLUME = /^kube-api-access-/;
  * The hub identity of a pod's container: its `kedge.io/module-id` annotation, else the container
  * name. Every place that names a module to the hub (routes, twins, methods) uses this id.
  */
+/** A pod's pull policy as the device's manifest says it. */
+const PULL_POLICIES = {
+  Always: 'always',
+  IfNotPresent: 'on-create',
+  Never: 'never',
+} as const;
+
 export function moduleIdOf(
   pod: { metadata: { annotations?: Record<string, string> } },
   container: string,
@@ -143,7 +150,7 @@ function containerToModule(
       (restart as RestartPolicy | undefined) ??
       POD_RESTART_POLICIES[spec.restartPolicy ?? 'Always'] ??
       'always',
-    imagePullPolicy: container.imagePullPolicy === 'Never' ? 'never' : 'on-create',
+    imagePullPolicy: PULL_POLICIES[container.imagePullPolicy ?? 'IfNotPresent'],
     settings: {
       image: container.image,
       ...(Object.keys(merged).length > 0 ? { createOptions: merged } : {}),

@@ -25,6 +25,7 @@ describe('authenticated image pull from a local docker-registry', () => {
   let registry: ChildProcess;
   let address: string;
   let device: TestDevice;
+  let push: (image: string) => Promise<unknown>;
   const images: string[] = [];
 
   beforeAll(async () => {
@@ -53,7 +54,8 @@ describe('authenticated image pull from a local docker-registry', () => {
       .basename(dir)
       .toLowerCase()
       .replace(/[^a-z0-9]/g, '');
-    for (const name of ['good', 'denied']) images.push(`${address}/kedge/${name}-${tag}:1`);
+    for (const name of ['good', 'denied', 'moving'])
+      images.push(`${address}/kedge/${name}-${tag}:1`);
     await new Promise<void>((resolve, reject) => {
       const login = spawn('docker', ['login', address, '-u', USER, '--password-stdin'], {
         env,
@@ -69,6 +71,7 @@ describe('authenticated image pull from a local docker-registry', () => {
       await run('docker', ['push', image], { env });
       await docker(['rmi', image]);
     }
+    push = (image: string) => run('docker', ['push', image], { env });
   });
 
   afterAll(async () => {
@@ -129,5 +132,40 @@ describe('authenticated image pull from a local docker-registry', () => {
       'kedge_agent_image_pull_failures_total',
     );
     expect(metric).toMatch(/kedge_agent_image_pull_failures_total\{module="denied"\} [1-9]/);
+  });
+
+  it('imagePullPolicy always: a tag re-pushed to the registry is pulled and its module recreated', async () => {
+    const image = images[2]!;
+    const agent = device.agent({ imageRefreshMs: 1_000 });
+    await agent.start();
+    const creds = { local: { address, username: USER, password: PASSWORD } };
+    await agent.apply(
+      manifest({ moving: { image, imagePullPolicy: 'always', cmd: SLEEPER } }, creds),
+    );
+    const first = await waitFor('moving running', () => {
+      const m = agent.snapshot().modules.moving;
+      return m?.runtimeStatus === 'running' ? m : undefined;
+    });
+    // A new image under the same tag, pushed; the device's own tag is put back on the old one,
+    // so only a pull can move it.
+    const container = await docker(['create', LOCAL_IMAGES.busybox, 'true']);
+    await docker(['commit', '--change', 'LABEL kedge.test.variant=2', container, image]);
+    await docker(['rm', container]);
+    const pushedId = await docker(['image', 'inspect', '--format', '{{.Id}}', image]);
+    await push(image);
+    await docker(['tag', LOCAL_IMAGES.busybox, image]);
+    expect(pushedId).not.toBe(first.imageId);
+    const moved = await waitFor(
+      'moving recreated from the re-pushed image',
+      () => {
+        const m = agent.snapshot().modules.moving;
+        return m?.runtimeStatus === 'running' && m.imageId === pushedId ? m : undefined;
+      },
+      30_000,
+    );
+    expect(moved.instanceId).not.toBe(first.instanceId);
+    // The same image again: nothing is recreated.
+    await new Promise((r) => setTimeout(r, 2_500));
+    expect(agent.snapshot().modules.moving?.instanceId).toBe(moved.instanceId);
   });
 });

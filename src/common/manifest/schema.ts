@@ -42,7 +42,7 @@ const moduleProperties = {
   type: { const: 'docker' },
   status: { enum: ['running', 'stopped'] },
   restartPolicy: { enum: ['never', 'on-failure', 'on-unhealthy', 'always'] },
-  imagePullPolicy: { enum: ['on-create', 'never'] },
+  imagePullPolicy: { enum: ['on-create', 'never', 'always'] },
   startupOrder: { type: 'integer', minimum: 0, maximum: UINT32_MAX },
   settings: settingsSchema,
   env: envSchema,

@@ -14,9 +14,11 @@ export type DesiredStatus = 'running' | 'stopped';
 
 /**
  * `on-create` (default): pull when the module's container is created and the image is not on the
- * device. `never`: never pull; the image must already be there.
+ * device. `never`: never pull; the image must already be there. `always` (kedge's, from a pod's
+ * `imagePullPolicy: Always`): pull whenever the container is created, and again every
+ * `agent.imagePullIntervalSecs`; a tag that now names another image recreates the module.
  */
-export type ImagePullPolicy = 'on-create' | 'never';
+export type ImagePullPolicy = 'on-create' | 'never' | 'always';
 
 /** Credentials for one registry; `address` is matched against an image's registry host. */
 export interface RegistryCredential {

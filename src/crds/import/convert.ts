@@ -45,7 +45,7 @@ export interface ImportResult {
 const EDGE_AGENT_DEFAULT_RESTART = 'on-unhealthy';
 /** The largest store-and-forward TTL the EdgeDeployment CRD accepts (one year, in seconds). */
 const MAX_TTL_SECS = 31_536_000;
-const PULL_POLICY = { 'on-create': 'IfNotPresent', never: 'Never' } as const;
+const PULL_POLICY = { 'on-create': 'IfNotPresent', never: 'Never', always: 'Always' } as const;
 
 /** The fields of an at-scale deployment (`az iot edge deployment create --content …`) kedge uses. */
 interface AtScaleEnvelope {

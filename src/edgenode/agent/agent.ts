@@ -31,6 +31,8 @@ import { MAX_USAGE_MODULES, type UsageMessage } from '../../common/cloudlink/usa
 export const DEFAULT_STOP_GRACE_MS = 10_000;
 /** A full pass every 10 s catches anything the runtime's events missed. */
 export const DEFAULT_RESYNC_INTERVAL_MS = 10_000;
+/** Images of modules with pull policy `always` are pulled again every 5 minutes. */
+export const DEFAULT_IMAGE_REFRESH_MS = 300_000;
 
 /** Options for {@link Agent}. */
 export interface AgentOptions {
@@ -48,6 +50,8 @@ export interface AgentOptions {
   stopGraceMs?: number;
   /** Defaults to {@link DEFAULT_RESYNC_INTERVAL_MS}. */
   resyncIntervalMs?: number;
+  /** How often `always` modules' images are pulled again; defaults to {@link DEFAULT_IMAGE_REFRESH_MS}. */
+  imageRefreshMs?: number;
   /** Called with every accepted desired state, the restored one included (the hub takes its routes). */
   onDesired?: (desired: DesiredDeployment) => void;
 }
@@ -95,6 +99,7 @@ export class Agent {
       settings: { ...DEFAULT_RESTART_SETTINGS, ...options.restart },
       stopGraceMs: options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS,
       resyncIntervalMs: options.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS,
+      imageRefreshMs: options.imageRefreshMs ?? DEFAULT_IMAGE_REFRESH_MS,
       identity: options.identity,
       metrics: this.metrics,
       logger: this.#log,

@@ -2,7 +2,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type DockerClient from 'dockerode';
 import { Docker } from './dockerode-lazy.js';
 import type { RegistryCredential } from '../../common/manifest/index.js';
-import { ErrorCode } from '../../common/errors.js';
+import { ErrorCode, errorMessage } from '../../common/errors.js';
 import { silentLogger, type Logger } from '../../common/logger.js';
 import { containerCreateBody, LABELS, OWNER, type ContainerContext } from './docker-create.js';
 import { demuxFrames, registryOf } from './docker-util.js';
@@ -169,13 +169,17 @@ export class DockerRuntime implements ModuleRuntime {
   }
 
   async ensureImage(spec: ModuleSpec, pull: PullRequest): Promise<void> {
-    const present = await this.#docker
-      .getImage(spec.image)
-      .inspect()
-      .then(
-        () => true,
-        () => false,
+    const present = (await this.imageId(spec.image)) !== undefined;
+    if (present && pull.policy === 'always') {
+      // A device keeps running what it has while its registry is out of reach.
+      await this.#pull(spec.image, pull.credentials).catch((err: unknown) =>
+        this.#log.warn(
+          { image: spec.image, reason: errorMessage(err) },
+          'image pull failed; using the image already on the device',
+        ),
       );
+      return;
+    }
     if (present) return;
     if (pull.policy === 'never') {
       throw new RuntimeError(
@@ -188,6 +192,16 @@ export class DockerRuntime implements ModuleRuntime {
       );
     }
     await this.#pull(spec.image, pull.credentials);
+  }
+
+  async imageId(image: string): Promise<string | undefined> {
+    return this.#docker
+      .getImage(image)
+      .inspect()
+      .then(
+        (info) => info.Id,
+        () => undefined,
+      );
   }
 
   async #pull(image: string, credentials: readonly RegistryCredential[]): Promise<void> {

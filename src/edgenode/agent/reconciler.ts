@@ -1,4 +1,4 @@
-import type { DesiredDeployment } from '../../common/manifest/index.js';
+import type { DesiredDeployment, ImagePullPolicy } from '../../common/manifest/index.js';
 import type { ModuleIdentityProvider } from '../../common/module-identity.js';
 import { ErrorCode, KedgeError, errorMessage } from '../../common/errors.js';
 import type { Logger } from '../../common/logger.js';
@@ -18,6 +18,8 @@ export interface ReconcilerOptions {
   stopGraceMs: number;
   /** Periodic full pass even without events, as a safety net. */
   resyncIntervalMs: number;
+  /** How often the images of `always` modules are pulled again; 0 never. */
+  imageRefreshMs: number;
   identity: ModuleIdentityProvider | undefined;
   metrics: AgentMetrics;
   logger: Logger;
@@ -45,6 +47,8 @@ export class Reconciler {
   #stopped = false;
   #requested = 0;
   #waiters: { seq: number; resolve: () => void }[] = [];
+  /** When the images of `always` modules were last pulled again. */
+  #imagesRefreshedMs = Date.now();
   /** Restarts asked for (`$edgeAgent` RestartModule), run at the start of the next pass. */
   #restarts: { name: string; resolve: () => void; reject: (err: unknown) => void }[] = [];
 
@@ -130,6 +134,52 @@ export class Reconciler {
     return asked.length > 0;
   }
 
+  /**
+   * Every `imageRefreshMs`, pulls the image of each `always` module again; a module whose tag now
+   * names another image than its instance runs is recreated from it. Returns whether any was.
+   */
+  async #refreshImages(specs: ModuleSpec[], observed: ObservedModule[]): Promise<boolean> {
+    const { runtime, imageRefreshMs } = this.#o;
+    if (
+      !imageRefreshMs ||
+      !runtime.imageId ||
+      Date.now() - this.#imagesRefreshedMs < imageRefreshMs
+    )
+      return false;
+    this.#imagesRefreshedMs = Date.now();
+    let recreated = false;
+    for (const spec of specs) {
+      const instance = observed.find((o) => o.name === spec.name);
+      if (this.#pullPolicy(spec.name) !== 'always' || !instance?.imageId) continue;
+      try {
+        if (await this.#recreateOnNewImage(spec, instance)) recreated = true;
+      } catch (err) {
+        this.#o.logger.warn(
+          { module: spec.name, reason: errorMessage(err) },
+          'image refresh failed',
+        );
+      }
+    }
+    return recreated;
+  }
+
+  /** Pulls the module's image; recreates it when its tag now names another image. */
+  async #recreateOnNewImage(spec: ModuleSpec, instance: ObservedModule): Promise<boolean> {
+    const { runtime, logger } = this.#o;
+    const credentials = this.#desired?.registryCredentials ?? [];
+    await runtime.ensureImage(spec, { policy: 'always', credentials });
+    const current = await runtime.imageId!(spec.image);
+    if (!current || current === instance.imageId) return false;
+    logger.info(
+      { module: spec.name, image: spec.image, from: instance.imageId, to: current },
+      'image tag names a new image: recreating module',
+    );
+    await runtime.stop(instance.id, this.#o.stopGraceMs);
+    await runtime.remove(instance.id);
+    await this.#create(spec, instance.state === 'running');
+    return true;
+  }
+
   /** Marks modules as stopped by the agent (so the next start is not counted as a restart). */
   markStoppedByAgent(name: string): void {
     const record = this.#records.get(name);
@@ -170,6 +220,7 @@ export class Reconciler {
     const specs = await this.#specs(desired);
     let observed = await this.#o.runtime.list();
     if (await this.#runRestarts(observed)) observed = await this.#o.runtime.list();
+    if (await this.#refreshImages(specs, observed)) observed = await this.#o.runtime.list();
     const plan = planReconcile({
       desired: specs,
       observed,
@@ -278,7 +329,7 @@ export class Reconciler {
     if (start) await runtime.start(id);
   }
 
-  #pullPolicy(name: string): 'on-create' | 'never' {
+  #pullPolicy(name: string): ImagePullPolicy {
     return this.#desired?.modules.find((m) => m.name === name)?.imagePullPolicy ?? 'on-create';
   }
 

@@ -30,8 +30,13 @@ export interface ModuleRuntime {
   info(): Promise<RuntimeInfo>;
   /** Every module instance this agent owns, whatever its state. */
   list(): Promise<ObservedModule[]>;
-  /** Makes the module's image available (pulling it when missing and allowed). */
+  /**
+   * Makes the module's image available: pulls it when missing and allowed, and always with the
+   * `always` policy (keeping the local image, with a warning, when that pull fails).
+   */
   ensureImage(spec: ModuleSpec, pull: PullRequest): Promise<void>;
+  /** The id of the image a reference names on this device now; absent where images do not exist. */
+  imageId?(image: string): Promise<string | undefined>;
   /** Creates an instance without starting it and returns its id. */
   create(spec: ModuleSpec): Promise<string>;
   start(id: string): Promise<void>;
