@@ -1,4 +1,5 @@
 import { pino } from 'pino';
+import { leafTwinModule } from '../common/cloudplane/layout.js';
 import { createCa, issueCertificate } from '../common/pki.js';
 import type { EdgeDevice } from '../crds/index.js';
 import { FINALIZER } from '../provider/naming.js';
@@ -57,7 +58,11 @@ function harness(): Harness {
   const devices = new Map<string, Device>();
   const keySecrets = new Map<string, KubeObject>();
   const cache = <T extends KubeObject>(items: Map<string, T>) =>
-    ({ get: (key: string) => items.get(key), list: () => [...items.values()] }) as never;
+    ({
+      get: (key: string) => items.get(key),
+      list: () => [...items.values()],
+      indexed: () => [],
+    }) as never;
   const ctx = {
     client: kube as unknown as KubeClient,
     log: pino({ level: 'silent' }),
@@ -197,5 +202,21 @@ describe('reconcileDevice: device keys', () => {
     expect((created?.body as KubeObject).metadata.labels).toMatchObject({
       'kedge.io/device-key-for': 'cam-1',
     });
+  });
+
+  it("forgets a deleted leaf's twin, kept under its parent", async () => {
+    const h = harness();
+    const leaf = device({ parent: 'gw' });
+    h.setDevice({ ...leaf, metadata: { ...leaf.metadata, deletionTimestamp: 'now' } });
+    const twinKey = `site/gw/${leafTwinModule('cam-1')}`;
+    h.backend.twins.set(twinKey, { module: leafTwinModule('cam-1'), version: 1, properties: {} });
+    h.backend.desiredTwins.set(twinKey, {
+      module: leafTwinModule('cam-1'),
+      version: 1,
+      properties: {},
+    });
+    await reconcileDevice(h.ctx, 'site/cam-1');
+    expect(h.backend.twins.has(twinKey)).toBe(false);
+    expect(h.backend.desiredTwins.has(twinKey)).toBe(false);
   });
 });

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { leafTwinModule } from '../common/cloudplane/layout.js';
 import type { EdgeDevice } from '../crds/index.js';
 import { FINALIZER, nodeNameFor } from '../provider/naming.js';
 import { keyFor, podsOnNode, splitKey, type ControllerContext } from './context.js';
@@ -181,6 +182,9 @@ async function finalize(ctx: ControllerContext, device: EdgeDevice & KubeObject)
     name: device.metadata.name!,
   };
   await forget(ctx, keyFor(namespace, name));
+  // A leaf's twin is kept beside its parent's module twins.
+  const parent = declaredParent(device);
+  if (parent) await ctx.backend.forgetTwin(namespace, parent, leafTwinModule(name));
   await deleteOwnedKeySecret(ctx, device);
   const finalizers = (device.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
   if (finalizers.length === (device.metadata.finalizers ?? []).length) return;

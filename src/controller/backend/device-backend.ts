@@ -64,6 +64,8 @@ export interface DeviceBackend extends EventEmitter<DeviceBackendEvents> {
   invokeMethod(namespace: string, device: string, call: MethodCall): Promise<MethodResponse>;
   /** A module's reported twin, or undefined when it never reported. */
   reportedTwin(namespace: string, device: string, module: string): Promise<StoredTwin | undefined>;
+  /** Forgets a twin, reported and desired: a deleted leaf's, kept under its parent. */
+  forgetTwin(namespace: string, device: string, module: string): Promise<void>;
   /** A twin's desired patches from the service API, composed; undefined when none was sent. */
   desiredTwin(namespace: string, device: string, module: string): Promise<StoredTwin | undefined>;
   /**

@@ -84,6 +84,12 @@ export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     return Promise.resolve(this.twins.get(`${namespace}/${device}/${module}`));
   }
 
+  forgetTwin(namespace: string, device: string, module: string): Promise<void> {
+    this.twins.delete(`${namespace}/${device}/${module}`);
+    this.desiredTwins.delete(`${namespace}/${device}/${module}`);
+    return Promise.resolve();
+  }
+
   desiredTwin(namespace: string, device: string, module: string): Promise<StoredTwin | undefined> {
     return Promise.resolve(this.desiredTwins.get(`${namespace}/${device}/${module}`));
   }

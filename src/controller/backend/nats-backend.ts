@@ -214,6 +214,11 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     return entry?.operation === 'PUT' ? entry.json<StoredTwin>() : undefined;
   }
 
+  async forgetTwin(namespace: string, device: string, module: string): Promise<void> {
+    const key = twinKey(namespace, device, module);
+    await Promise.all([this.#buckets.twins.purge(key), this.#buckets.desiredTwins.purge(key)]);
+  }
+
   async desiredTwin(
     namespace: string,
     device: string,
