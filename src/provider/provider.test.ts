@@ -188,6 +188,20 @@ describe('podToModules', () => {
     expect(t.unsupported).toEqual(['volume data is not supported (use createOptions binds)']);
   });
 
+  it("maps each pod pull policy to the device's, Always included", () => {
+    const policyOf = (imagePullPolicy?: 'Always' | 'IfNotPresent' | 'Never') =>
+      podToModules(
+        { metadata: {}, spec: { containers: [{ name: 'm', image: 'x:1', imagePullPolicy }] } },
+        { env: {}, registryCredentials: [] },
+      ).modules.m!.imagePullPolicy;
+    expect([policyOf('Always'), policyOf('IfNotPresent'), policyOf('Never'), policyOf()]).toEqual([
+      'always',
+      'on-create',
+      'never',
+      'on-create',
+    ]);
+  });
+
   it('reports what it cannot honour, and lets annotations override per container', () => {
     const annotations = {
       'kedge.io/restart-policy.filter': 'on-unhealthy',
