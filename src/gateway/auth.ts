@@ -1,4 +1,9 @@
-import { deviceResourceUri, deviceSubtree, Leaf } from '../common/cloudlink/protocol.js';
+import {
+  deviceResourceUri,
+  deviceSubtree,
+  DOWNSTREAM_LEAVES,
+  Leaf,
+} from '../common/cloudlink/protocol.js';
 import { ErrorCode, KedgeError } from '../common/errors.js';
 import type { CredentialsRecord } from '../common/cloudplane/layout.js';
 import { verifySasToken } from '../common/iothub/index.js';
@@ -77,15 +82,6 @@ const DEVICE_PUBLISH_PREFIXES = [
   `${Leaf.methodResponse}/`,
   `${Leaf.c2dAck}/`,
 ];
-/** Leaves a device may subscribe to. */
-const DEVICE_SUBSCRIBE = [
-  Leaf.desired,
-  Leaf.twinDesired,
-  Leaf.logRequest,
-  Leaf.logCancel,
-  Leaf.methodRequest,
-  Leaf.c2d,
-];
 
 export function mayPublish(identity: CloudIdentity, topic: string): boolean {
   const subtree = deviceSubtree(identity.namespace, identity.device);
@@ -102,10 +98,7 @@ export function mayPublish(identity: CloudIdentity, topic: string): boolean {
 
 export function maySubscribe(identity: CloudIdentity, topic: string): boolean {
   const subtree = deviceSubtree(identity.namespace, identity.device);
-  return (
-    topic.startsWith(subtree) &&
-    DEVICE_SUBSCRIBE.includes(topic.slice(subtree.length) as (typeof DEVICE_SUBSCRIBE)[number])
-  );
+  return topic.startsWith(subtree) && DOWNSTREAM_LEAVES.includes(topic.slice(subtree.length));
 }
 
 function unauthorized(message: string): KedgeError {

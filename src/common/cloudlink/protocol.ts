@@ -41,6 +41,16 @@ export const Leaf = {
   c2dAck: 'c2d/ack',
 } as const;
 
+/** The leaves the cloud sends on: a device subscribes to each, and may subscribe to no other. */
+export const DOWNSTREAM_LEAVES: readonly string[] = [
+  Leaf.desired,
+  Leaf.twinDesired,
+  Leaf.logRequest,
+  Leaf.logCancel,
+  Leaf.methodRequest,
+  Leaf.c2d,
+];
+
 /** The topic of `leaf` for one device. */
 export function deviceTopic(namespace: string, device: string, leaf: string): string {
   return `${PROTOCOL_ROOT}/devices/${namespace}/${device}/${leaf}`;

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import {
   deviceResourceUri,
   deviceTopic,
+  DOWNSTREAM_LEAVES,
   deviceUsername,
   Leaf,
   MAX_REPORTED_LEAVES,
@@ -161,16 +162,8 @@ export class CloudLink implements DesiredStateSource {
   async #onConnect(): Promise<void> {
     this.#attempt = 0;
     this.#opts.log.info({ url: this.#opts.url }, 'cloud link connected');
-    const leaves = [
-      Leaf.desired,
-      Leaf.twinDesired,
-      Leaf.logRequest,
-      Leaf.logCancel,
-      Leaf.methodRequest,
-      Leaf.c2d,
-    ];
     await this.#client!.subscribeAsync(
-      leaves.map((l) => this.#topic(l)),
+      DOWNSTREAM_LEAVES.map((l) => this.#topic(l)),
       { qos: 1 },
     ).catch(() => undefined);
     // The link may have closed while subscribing; the next `connect` brings it up.
