@@ -176,9 +176,9 @@ console.log(row('mosquitto peak', mPeak));
 console.log(row('bare aedes peak (reference)', bPeak));
 console.log(row(`kedge @ ${fmt(kPeak.rate / 2)} msg/s`, kHalf));
 console.log(row(`mosquitto @ ${fmt(kPeak.rate / 2)} msg/s`, mHalf));
-console.log(`throughput ratio kedge/mosquitto: ${fmt(kPeak.rate / mPeak.rate, 2)} (target ≥ 0.70)`);
+console.log(`throughput ratio kedge/mosquitto: ${fmt(kPeak.rate / mPeak.rate, 2)}`);
 console.log(
-  `bare aedes/mosquitto: ${fmt(bPeak.rate / mPeak.rate, 2)}; kedge/bare aedes: ${fmt(kPeak.rate / bPeak.rate, 2)}`,
+  `bare aedes/mosquitto: ${fmt(bPeak.rate / mPeak.rate, 2)}; kedge/bare aedes: ${fmt(kPeak.rate / bPeak.rate, 2)} (target ≥ 0.85)`,
 );
 console.log(`kedge p99 at half peak: ${fmt(kHalf.p99, 3)} ms (target ≤ 2 ms)`);
 process.exit(0);

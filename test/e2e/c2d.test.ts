@@ -2,7 +2,6 @@ import deviceSdk, { type Client as SdkClient, type Message as SdkMessage } from 
 import mqttTransport from 'azure-iot-device-mqtt';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { spawn } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { RunningController } from '../../src/controller/manager.js';
@@ -10,7 +9,14 @@ import { Streams } from '../../src/common/cloudplane/layout.js';
 import { freePort } from '../../src/localcluster/ports.js';
 import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
 import { startTestNats, type TestNats } from '../support/nats.js';
-import { launchNode, startNode, startTestController, type NodeProcess } from './support.js';
+import {
+  launchNode,
+  startNode,
+  startTestController,
+  type NodeProcess,
+  runKedge,
+  type CliRun,
+} from './support.js';
 
 const { Client } = deviceSdk;
 const { Mqtt } = mqttTransport;
@@ -46,27 +52,8 @@ async function openLeaf(hubPort: number, caPem: string, got: Received[]): Promis
 }
 
 /** `kedge c2d send` with the admin kubeconfig. */
-function kedgeC2d(
-  kubeconfig: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const cli = path.join(process.cwd(), 'dist/cli/main.js');
-    const child = spawn(process.execPath, [
-      cli,
-      'c2d',
-      'send',
-      ...args,
-      '--kubeconfig',
-      kubeconfig,
-    ]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
+const kedgeC2d = (kubeconfig: string, args: string[]): Promise<CliRun> =>
+  runKedge(['c2d', 'send', ...args], kubeconfig);
 
 describe('cloud-to-device messages on the cloud plane (real API server, NATS, kedge node, Azure SDK leaf)', () => {
   let cluster: TestCluster;

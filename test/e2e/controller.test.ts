@@ -18,6 +18,7 @@ import {
   startTestController,
   startWebhook,
   type NodeProcess,
+  runKedge,
 } from './support.js';
 
 const NODE = 'dev1.default.kedge';
@@ -100,20 +101,7 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
   let consumer: { stop(): Promise<void> } | undefined;
   const received: { temperature: number; seq: number; enqueuedAt: string }[] = [];
   /** The real `kedge` CLI against this cluster. */
-  const kedge = (args: string[]) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn(process.execPath, [
-        `${process.cwd()}/dist/cli/main.js`,
-        ...args,
-        '--kubeconfig',
-        cluster.cp.kubeconfigPath,
-      ]);
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-    });
+  const kedge = (args: string[]) => runKedge(args, cluster.cp.kubeconfigPath);
 
   beforeAll(async () => {
     cluster = await startTestCluster('e2e', {

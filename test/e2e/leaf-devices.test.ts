@@ -20,6 +20,9 @@ import {
   startTestController,
   type ConsumedTelemetry,
   type NodeProcess,
+  runKedge,
+  edgeDeviceJson,
+  type CliRun,
 } from './support.js';
 
 const { Client, Message, X509AuthenticationProvider } = deviceSdk;
@@ -35,34 +38,12 @@ const CAM = 'cam';
 const PY_SENSOR = 'py-sensor';
 const CAM_SIGNED = 'cam-signed';
 
-function edgeDevice(name: string, spec: Record<string, unknown>): string {
-  return JSON.stringify({
-    apiVersion: 'kedge.io/v1alpha1',
-    kind: 'EdgeDevice',
-    metadata: { name, namespace: 'default' },
-    spec,
-  });
-}
-
 function thumbprintOf(certPem: string): string {
   return new X509Certificate(certPem).fingerprint256.replaceAll(':', '');
 }
 
 /** Runs the kedge CLI with the admin kubeconfig. */
-function kedge(
-  kubeconfig: string,
-  args: string[],
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const cli = path.join(process.cwd(), 'dist/cli/main.js');
-    const child = spawn(process.execPath, [cli, ...args, '--kubeconfig', kubeconfig]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
+const kedge = (kubeconfig: string, args: string[]): Promise<CliRun> => runKedge(args, kubeconfig);
 
 describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, Azure SDK leaves)', () => {
   let cluster: TestCluster;
@@ -142,7 +123,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     consumer = await startTelemetryConsumer(nats.url, 'default', (m) => telemetry.push(m));
     await cluster.kubectlOk(
       ['apply', '-f', '-'],
-      edgeDevice(GW, { heartbeat: { intervalSecs: 2, offlineAfterSecs: 8 } }),
+      edgeDeviceJson(GW, { heartbeat: { intervalSecs: 2, offlineAfterSecs: 8 } }),
     );
     await cluster.kubectlOk(
       ['apply', '-f', '-'],
@@ -156,18 +137,18 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
         },
       }),
     );
-    await cluster.kubectlOk(['apply', '-f', '-'], edgeDevice(SENSOR, { parent: GW }));
-    await cluster.kubectlOk(['apply', '-f', '-'], edgeDevice(PY_SENSOR, { parent: GW }));
+    await cluster.kubectlOk(['apply', '-f', '-'], edgeDeviceJson(SENSOR, { parent: GW }));
+    await cluster.kubectlOk(['apply', '-f', '-'], edgeDeviceJson(PY_SENSOR, { parent: GW }));
     await cluster.kubectlOk(
       ['apply', '-f', '-'],
-      edgeDevice(CAM_SIGNED, {
+      edgeDeviceJson(CAM_SIGNED, {
         parent: GW,
         authentication: { type: 'X509', x509: { caCertificate: leafCa.certPem } },
       }),
     );
     await cluster.kubectlOk(
       ['apply', '-f', '-'],
-      edgeDevice(CAM, {
+      edgeDeviceJson(CAM, {
         parent: GW,
         authentication: { type: 'X509', x509: { thumbprint: thumbprintOf(camCert.certPem) } },
       }),
@@ -205,7 +186,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
   });
 
   it('gives a leaf no Node, and a leaf whose parent is missing Ready=False with the reason', async () => {
-    await cluster.kubectlOk(['apply', '-f', '-'], edgeDevice('orphan', { parent: 'nowhere' }));
+    await cluster.kubectlOk(['apply', '-f', '-'], edgeDeviceJson('orphan', { parent: 'nowhere' }));
     const ready = await eventually('the orphan’s Ready condition', async () =>
       (await status('orphan'))?.conditions?.find((c: any) => c.type === 'Ready'),
     );
@@ -419,7 +400,7 @@ describe('leaf EdgeDevices behind a gateway (real API server, NATS, kedge node, 
     // The CRD takes one X.509 form, and says so.
     const both = await cluster.kubectl(
       ['apply', '-f', '-'],
-      edgeDevice('both-forms', {
+      edgeDeviceJson('both-forms', {
         parent: GW,
         authentication: {
           type: 'X509',

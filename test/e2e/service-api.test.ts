@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { readFile, writeFile, mkdtemp } from 'node:fs/promises';
 import { request } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -12,7 +11,13 @@ import { LOCAL_IMAGES } from '../../src/localcluster/images.js';
 import { freePort } from '../../src/localcluster/ports.js';
 import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
 import { startTestNats, type TestNats } from '../support/nats.js';
-import { startNode, startTestController, type NodeProcess } from './support.js';
+import {
+  startNode,
+  startTestController,
+  type NodeProcess,
+  runKedge,
+  type CliRun,
+} from './support.js';
 
 // Tenant A runs a device with a module; tenant B has a device of its own, with no modules.
 const A = { namespace: 'tenant-a', device: 'dev-a', node: 'dev-a.tenant-a.kedge' };
@@ -96,16 +101,7 @@ const twinPath = (where: typeof A) =>
   `/apis/api.kedge.io/v1alpha1/namespaces/${where.namespace}/edgedevices/${where.device}/twin?moduleId=filter`;
 
 /** Runs the built `kedge` CLI. */
-function kedge(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(process.cwd(), 'dist/cli/main.js'), ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
-}
+const kedge = (args: string[]): Promise<CliRun> => runKedge(args);
 
 /** A kubeconfig for user alice, with a client certificate from the cluster CA. */
 async function aliceKubeconfig(cluster: TestCluster): Promise<string> {

@@ -271,3 +271,34 @@ export async function startTelemetryConsumer(
 export async function readText(file: string): Promise<string> {
   return readFile(file, 'utf8');
 }
+
+/** What a finished CLI run printed. */
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built `kedge` CLI; with `kubeconfig`, against that cluster. */
+export function runKedge(args: string[], kubeconfig?: string): Promise<CliRun> {
+  const cli = path.join(PACKAGE_ROOT, 'dist/cli/main.js');
+  const target = kubeconfig === undefined ? [] : ['--kubeconfig', kubeconfig];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [cli, ...args, ...target]);
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('exit', (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
+
+/** An EdgeDevice in `default` as JSON, for `kubectl apply -f -`. */
+export function edgeDeviceJson(name: string, spec: Record<string, unknown>): string {
+  return JSON.stringify({
+    apiVersion: 'kedge.io/v1alpha1',
+    kind: 'EdgeDevice',
+    metadata: { name, namespace: 'default' },
+    spec,
+  });
+}

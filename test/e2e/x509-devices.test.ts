@@ -13,22 +13,16 @@ import type { RunningController } from '../../src/controller/manager.js';
 import { freePort } from '../../src/localcluster/ports.js';
 import { eventually, startTestCluster, type TestCluster } from '../support/cluster.js';
 import { startTestNats, type TestNats } from '../support/nats.js';
-import { startNode, startTestController, type NodeProcess } from './support.js';
+import { startNode, startTestController, type NodeProcess, edgeDeviceJson } from './support.js';
 
 const THUMBPRINT_DEVICE = 'cam-tp';
 const CA_DEVICE = 'cam-ca';
 
-function edgeDevice(name: string, x509: Record<string, string>): string {
-  return JSON.stringify({
-    apiVersion: 'kedge.io/v1alpha1',
-    kind: 'EdgeDevice',
-    metadata: { name, namespace: 'default' },
-    spec: {
-      heartbeat: { intervalSecs: 2, offlineAfterSecs: 8 },
-      authentication: { type: 'X509', x509 },
-    },
+const edgeDevice = (name: string, x509: Record<string, string>): string =>
+  edgeDeviceJson(name, {
+    heartbeat: { intervalSecs: 2, offlineAfterSecs: 8 },
+    authentication: { type: 'X509', x509 },
   });
-}
 
 const thumbprintOf = (pem: string): string =>
   new X509Certificate(pem).fingerprint256.replaceAll(':', '');
