@@ -5,7 +5,8 @@
  */
 import type { KV, KvEntry } from '@nats-io/kv';
 import type { TwinDesiredMessage } from '../common/cloudlink/protocol.js';
-import { deviceKey, leafOfTwinModule, type StoredTwin } from '../common/cloudplane/layout.js';
+import { leafOfTwinModule, type StoredTwin } from '../common/cloudplane/layout.js';
+import { deviceTwinKeys } from '../common/cloudplane/nats.js';
 
 /** The device key (`<ns>.<device>`) a twin key (`<ns>.<device>.<module>`) belongs to. */
 export function deviceKeyOfTwin(twinKey: string): string {
@@ -28,8 +29,7 @@ export async function desiredTwinMessages(
   namespace: string,
   device: string,
 ): Promise<string[]> {
-  const keys: string[] = [];
-  for await (const key of await bucket.keys(`${deviceKey(namespace, device)}.*`)) keys.push(key);
+  const keys = await deviceTwinKeys(bucket, namespace, device);
   const entries = await Promise.all(keys.map((k) => bucket.get(k)));
   return entries.flatMap((e) => (e?.operation === 'PUT' ? [twinDesiredMessage(e)] : []));
 }

@@ -15,7 +15,7 @@ import {
 import { readFileSync } from 'node:fs';
 import { ErrorCode, KedgeError, errorMessage } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { Buckets, Streams, Subjects } from './layout.js';
+import { Buckets, deviceKey, Streams, Subjects } from './layout.js';
 
 /** How to reach NATS. */
 export interface NatsSettings {
@@ -186,6 +186,17 @@ export async function openBuckets(nc: NatsConnection): Promise<Record<keyof type
     ),
   );
   return Object.fromEntries(entries) as Record<keyof typeof Buckets, KV>;
+}
+
+/** The keys of one device's twins (`<ns>.<device>.<module>`) in a twin bucket. */
+export async function deviceTwinKeys(
+  bucket: KV,
+  namespace: string,
+  device: string,
+): Promise<string[]> {
+  const keys: string[] = [];
+  for await (const key of await bucket.keys(`${deviceKey(namespace, device)}.*`)) keys.push(key);
+  return keys;
 }
 
 /** A gateway may start before any controller has provisioned the buckets; it waits. */

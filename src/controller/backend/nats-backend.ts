@@ -44,7 +44,7 @@ import {
   type StoredC2d,
   type StoredTwin,
 } from '../../common/cloudplane/layout.js';
-import { C2D_MAX_QUEUED, openBuckets } from '../../common/cloudplane/nats.js';
+import { C2D_MAX_QUEUED, deviceTwinKeys, openBuckets } from '../../common/cloudplane/nats.js';
 import { watchBucket, type BucketWatch } from '../../common/cloudplane/watch.js';
 import { ErrorCode, KedgeError, errorMessage } from '../../common/errors.js';
 import { composeWithin } from '../../common/iothub/twin-patch.js';
@@ -144,8 +144,8 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
       this.#buckets.desired.delete(key),
       this.#buckets.reported.delete(key),
       this.#jsm.streams.purge(Streams.c2d, { filter: Subjects.c2dOf(namespace, device) }),
-      purgeKeys(this.#buckets.twins, `${key}.*`),
-      purgeKeys(this.#buckets.desiredTwins, `${key}.*`),
+      purgeTwins(this.#buckets.twins, namespace, device),
+      purgeTwins(this.#buckets.desiredTwins, namespace, device),
     ]);
     await this.disconnect(namespace, device);
   }
@@ -205,13 +205,8 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     }
   }
 
-  async reportedTwin(
-    namespace: string,
-    device: string,
-    module: string,
-  ): Promise<StoredTwin | undefined> {
-    const entry = await this.#buckets.twins.get(twinKey(namespace, device, module));
-    return entry?.operation === 'PUT' ? entry.json<StoredTwin>() : undefined;
+  reportedTwin(namespace: string, device: string, module: string): Promise<StoredTwin | undefined> {
+    return readTwin(this.#buckets.twins, twinKey(namespace, device, module));
   }
 
   async forgetTwin(namespace: string, device: string, module: string): Promise<void> {
@@ -219,13 +214,8 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     await Promise.all([this.#buckets.twins.purge(key), this.#buckets.desiredTwins.purge(key)]);
   }
 
-  async desiredTwin(
-    namespace: string,
-    device: string,
-    module: string,
-  ): Promise<StoredTwin | undefined> {
-    const entry = await this.#buckets.desiredTwins.get(twinKey(namespace, device, module));
-    return entry?.operation === 'PUT' ? entry.json<StoredTwin>() : undefined;
+  desiredTwin(namespace: string, device: string, module: string): Promise<StoredTwin | undefined> {
+    return readTwin(this.#buckets.desiredTwins, twinKey(namespace, device, module));
   }
 
   async patchDesiredTwin(
@@ -376,11 +366,16 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
   }
 }
 
-/** Purges every key of `bucket` that matches `filter`. */
-async function purgeKeys(bucket: KV, filter: string): Promise<void> {
-  const keys: string[] = [];
-  for await (const k of await bucket.keys(filter)) keys.push(k);
+/** Purges every twin of one device from a twin bucket. */
+async function purgeTwins(bucket: KV, namespace: string, device: string): Promise<void> {
+  const keys = await deviceTwinKeys(bucket, namespace, device);
   await Promise.all(keys.map((k) => bucket.purge(k)));
+}
+
+/** One stored twin of a bucket, undefined when there is none. */
+async function readTwin(bucket: KV, key: string): Promise<StoredTwin | undefined> {
+  const entry = await bucket.get(key);
+  return entry?.operation === 'PUT' ? entry.json<StoredTwin>() : undefined;
 }
 
 function notConnected(namespace: string, device: string): KedgeError {
