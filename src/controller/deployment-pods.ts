@@ -6,7 +6,7 @@ import { ModuleAnnotations } from '../provider/translate.js';
 import type { KubeObject } from './kube/client.js';
 
 /** Annotation with the hash of the module spec a pod was built from. */
-export const SPEC_HASH_ANNOTATION = 'kedge.io/spec-hash';
+export const SPEC_HASH_ANNOTATION = ModuleAnnotations.specHash;
 const MAX_NAME_LENGTH = 253;
 const HASH_LENGTH = 8;
 
