@@ -156,7 +156,10 @@ function rolling(input: RolloutInput): RolloutDecision {
       ...input.memory,
       failedRevision: target,
       failedGeneration: input.generation,
-      failedReason: failureSummary(failing.map((d) => d.failure!), limits.failureThreshold),
+      failedReason: failureSummary(
+        failing.map((d) => d.failure!),
+        limits.failureThreshold,
+      ),
     };
     return afterFailure({ ...input, memory }, haltEvents(input, memory));
   }
