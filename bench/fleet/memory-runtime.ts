@@ -44,6 +44,11 @@ export class MemoryRuntime implements ModuleRuntime {
     return Promise.resolve({ name: 'docker', version: 'hollow-1.0' });
   }
 
+  /** The instances now, read synchronously (a test's view at one instant). */
+  instances(): ObservedModule[] {
+    return [...this.#instances.values()].map((i) => ({ ...i }));
+  }
+
   list(): Promise<ObservedModule[]> {
     return Promise.resolve([...this.#instances.values()].map((i) => ({ ...i })));
   }
