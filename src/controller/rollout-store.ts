@@ -104,6 +104,7 @@ export class RolloutStore {
     if (JSON.stringify(before?.memory) === JSON.stringify(memory)) return;
     let stableSpec = before?.stableSpec;
     if (memory.stableRevision && memory.stableRevision !== before?.memory.stableRevision) {
+      this.#forgetStarts(uid);
       stableSpec = {
         modules: deployment.spec.modules ?? [],
         ...(deployment.spec.imagePullSecrets
@@ -126,6 +127,11 @@ export class RolloutStore {
   /** Forgets a deleted deployment. */
   forget(uid: string): void {
     this.#known.delete(uid);
+    this.#forgetStarts(uid);
+  }
+
+  /** Drops the start times of a finished rollout (a new rollout starts its own). */
+  #forgetStarts(uid: string): void {
     for (const key of this.#started.keys())
       if (key.startsWith(`${uid}/`)) this.#started.delete(key);
   }
