@@ -62,25 +62,24 @@ export async function reconcileDeployment(
 ): Promise<ReconcileResult> {
   const deployment = ctx.informers.deployments.get(key);
   if (!deployment || deployment.metadata.deletionTimestamp) return {};
-  const devices = ctx.informers.devices
-    .list()
-    .filter(
-      (d) =>
-        d.metadata.namespace === deployment.metadata.namespace &&
-        !d.metadata.deletionTimestamp &&
-        matchesSelector(deployment.spec.selector, d.metadata.labels),
-    );
+  const devices = targetedDevices(ctx, deployment);
   const store = rolloutStore(ctx);
   const remembered = await store.load(ctx, deployment);
   const target = revisionOf(deployment);
-  const stable =
-    remembered.stableSpec && remembered.memory.stableRevision !== target
-      ? stableVariant(deployment, remembered.stableSpec)
-      : undefined;
+  const stableSpec =
+    remembered.memory.stableRevision !== target ? remembered.stableSpec : undefined;
+  const stable = stableSpec && stableVariant(deployment, stableSpec);
   const owned = ownedByDevice(ctx, deployment);
   const nowMs = Date.now();
   const views = devices.map((device) =>
-    deviceView(ctx, { deployment, stable, target, device, owned, nowMs }),
+    deviceView(ctx, {
+      deployment,
+      stable,
+      target,
+      device,
+      owned,
+      nowMs,
+    }),
   );
   const decision = decideRollout({
     targetRevision: target,
@@ -92,12 +91,7 @@ export async function reconcileDeployment(
     nowMs,
   });
   await store.save(ctx, deployment, decision.memory);
-  const desired = new Map<string, KubeObject>();
-  for (const view of views) {
-    const assigned = decision.assignments.get(view.progress.name) ?? 'keep';
-    for (const pod of view.pods[assigned]) desired.set(pod.metadata.name!, pod);
-  }
-  const pending = await syncPods(ctx, deployment, desired);
+  const pending = await syncPods(ctx, deployment, assignedPods(views, decision));
   for (const e of decision.events) ctx.events.record(deployment, e.type, e.reason, e.message);
   await writeStatus(ctx, deployment, {
     decision,
@@ -108,6 +102,28 @@ export async function reconcileDeployment(
   });
   const moving = decision.phase === 'Progressing' || decision.phase === 'RollingBack';
   return pending || moving ? { requeueAfterMs: REPLACE_POLL_MS } : {};
+}
+
+/** The devices the deployment's selector matches. */
+function targetedDevices(ctx: ControllerContext, deployment: Dep): EdgeDevice[] {
+  return ctx.informers.devices
+    .list()
+    .filter(
+      (d) =>
+        d.metadata.namespace === deployment.metadata.namespace &&
+        !d.metadata.deletionTimestamp &&
+        matchesSelector(deployment.spec.selector, d.metadata.labels),
+    );
+}
+
+/** The pods every device should have under the decision, by pod name. */
+function assignedPods(views: DeviceView[], decision: RolloutDecision): Map<string, KubeObject> {
+  const desired = new Map<string, KubeObject>();
+  for (const view of views) {
+    const assigned = decision.assignments.get(view.progress.name) ?? 'keep';
+    for (const pod of view.pods[assigned]) desired.set(pod.metadata.name!, pod);
+  }
+  return desired;
 }
 
 /** The position a device has once the rollout has done its part there. */
@@ -158,6 +174,7 @@ function modulePods(
 
 interface ViewInput {
   deployment: Dep;
+  /** The deployment at its stable revision, while another revision is the target. */
   stable: EdgeDeployment | undefined;
   target: string;
   device: EdgeDevice;
@@ -173,22 +190,12 @@ interface DeviceView {
 }
 
 function deviceView(ctx: ControllerContext, input: ViewInput): DeviceView {
-  const { deployment, stable, device } = input;
+  const { deployment, device } = input;
   const name = device.metadata.name!;
   const wanted = modulePods(ctx, deployment, device);
-  const stablePods = stable ? modulePods(ctx, stable, device).pods : undefined;
-  const existing = input.owned.get(name) ?? [];
-  const live = existing.filter((p) => !p.metadata.deletionTimestamp);
-  const position = positionOf(existing, wanted.pods, stablePods);
-  const pods: Record<Assignment, KubeObject[]> = {
-    target: wanted.pods,
-    stable: stablePods ?? live,
-    keep: position === 'stable' && stablePods ? stablePods : live,
-  };
-  const judgedAgainst =
-    position === 'target' || position === 'changing' || position === 'none'
-      ? wanted.pods
-      : pods.keep;
+  const { position, pods } = podChoices(ctx, input, wanted.pods);
+  const updating = position === 'target' || position === 'changing';
+  const judgedAgainst = updating || position === 'none' ? pods.target : pods.keep;
   const state = ctx.states.peek(keyFor(device.metadata.namespace, name));
   const report = deviceOutcome(state?.report?.modules ?? [], name, judgedAgainst);
   const progress: DeviceProgress = {
@@ -197,9 +204,27 @@ function deviceView(ctx: ControllerContext, input: ViewInput): DeviceView {
     position,
     ...report,
   };
-  if (position === 'target' || position === 'changing')
+  if (updating)
     progress.sinceMs = rolloutStore(ctx).startedAt(deployment, name, input.target, input.nowMs);
   return { progress, pods, lost: wanted.lost };
+}
+
+/** Where the device's pods are, and the pods each assignment would give it. */
+function podChoices(
+  ctx: ControllerContext,
+  input: ViewInput,
+  wanted: KubeObject[],
+): { position: DevicePosition; pods: Record<Assignment, KubeObject[]> } {
+  const stablePods = input.stable ? modulePods(ctx, input.stable, input.device).pods : undefined;
+  const existing = input.owned.get(input.device.metadata.name!) ?? [];
+  const live = existing.filter((p) => !p.metadata.deletionTimestamp);
+  const position = positionOf(existing, wanted, stablePods);
+  const pods: Record<Assignment, KubeObject[]> = {
+    target: wanted,
+    stable: stablePods ?? live,
+    keep: position === 'stable' && stablePods ? stablePods : live,
+  };
+  return { position, pods };
 }
 
 /** Whether every pod of `live` carries the spec hash `pods` has for it, and whether all are there. */
@@ -381,27 +406,33 @@ export function deviceOutcome(
   pods: readonly KubeObject[],
 ): Pick<DeviceProgress, 'outcome' | 'failure'> {
   const byName = new Map(modules.map((m) => [m.name, m]));
-  let successful = true;
-  for (const pod of pods) {
-    const name = pod.metadata.labels?.[Labels.module] ?? '';
-    const report = byName.get(name);
-    const current = report && reportsSpec(report, pod);
-    if (current && FAILED_STATES.has(report.runtimeStatus)) {
-      const failure: FailingDevice = {
-        device,
-        module: name,
-        reason: report.reason ?? report.runtimeStatus,
-        message: (report.statusDescription ?? '').slice(0, MAX_MESSAGE_LENGTH),
-      };
-      return { outcome: 'failed', failure };
-    }
-    const state =
-      pod.metadata.annotations?.[ModuleAnnotations.desiredStatus] === 'stopped'
-        ? 'stopped'
-        : 'running';
-    successful &&= !!current && report.runtimeStatus === state;
+  const verdicts = pods.map((pod) => moduleOutcome(byName, device, pod));
+  const failed = verdicts.find((v) => v.outcome === 'failed');
+  if (failed) return failed;
+  return { outcome: verdicts.every((v) => v.outcome === 'successful') ? 'successful' : 'pending' };
+}
+
+/** How the device reports the module of one pod, against that pod's spec. */
+function moduleOutcome(
+  byName: ReadonlyMap<string, ModuleReport>,
+  device: string,
+  pod: KubeObject,
+): Pick<DeviceProgress, 'outcome' | 'failure'> {
+  const name = pod.metadata.labels?.[Labels.module] ?? '';
+  const report = byName.get(name);
+  if (!report || !reportsSpec(report, pod)) return { outcome: 'pending' };
+  if (FAILED_STATES.has(report.runtimeStatus)) {
+    const failure: FailingDevice = {
+      device,
+      module: name,
+      reason: report.reason ?? report.runtimeStatus,
+      message: (report.statusDescription ?? '').slice(0, MAX_MESSAGE_LENGTH),
+    };
+    return { outcome: 'failed', failure };
   }
-  return { outcome: successful ? 'successful' : 'pending' };
+  const stopped = pod.metadata.annotations?.[ModuleAnnotations.desiredStatus] === 'stopped';
+  const wanted = stopped ? 'stopped' : 'running';
+  return { outcome: report.runtimeStatus === wanted ? 'successful' : 'pending' };
 }
 
 interface StatusInput {

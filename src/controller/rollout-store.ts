@@ -56,15 +56,10 @@ export function stableVariant(deployment: EdgeDeployment, spec: RevisionSpec): E
     delete shaped.desiredProperties;
     return properties ? { ...shaped, desiredProperties: properties } : shaped;
   });
-  const { imagePullSecrets: _secrets, ...rest } = deployment.spec;
-  return {
-    ...deployment,
-    spec: {
-      ...rest,
-      modules,
-      ...(spec.imagePullSecrets ? { imagePullSecrets: spec.imagePullSecrets } : {}),
-    },
-  };
+  const { imagePullSecrets } = spec;
+  const rest: EdgeDeployment['spec'] = { ...deployment.spec, modules };
+  delete rest.imagePullSecrets;
+  return { ...deployment, spec: imagePullSecrets ? { ...rest, imagePullSecrets } : rest };
 }
 
 /** Per deployment (by uid): its rollout memory, loaded once and then written through. */

@@ -91,7 +91,7 @@ describe('safe rollouts on 20 hollow devices', () => {
       const runningImage = new Map(
         [GOOD, BROKEN, NEXT].map((image) => [image, runningCount(image)]),
       );
-      seen.push({ obj: structuredClone(obj) as Dep, runningImage });
+      seen.push({ obj: structuredClone(obj), runningImage });
     });
     controller.ctx.informers.pods.on((_event, pod) => {
       if (pod.metadata.labels?.['kedge.io/deployment'] !== NAME) return;
