@@ -163,6 +163,9 @@ describe('decideRollout', () => {
     expect(d.phase).toBe('Halted');
     expect([...d.assignments.values()].every((a) => a === 'keep')).toBe(true);
     expect(d.events.map((e) => e.reason)).toEqual(['RolloutHalted']);
+    // A device whose pod was being replaced finishes; it would run nothing otherwise.
+    const replacing = set(devices, ['d02'], { position: 'changing', outcome: 'pending' });
+    expect(decideRollout(input(replacing, { limits })).assignments.get('d02')).toBe('target');
     const first = decideRollout(input(devices, { memory: {} }));
     expect(first.phase).toBe('Halted');
     expect(first.message).toContain('no earlier revision');

@@ -8,6 +8,7 @@ import type { EdgeDeploymentRollout, FailingDevice } from '../crds/index.js';
 import { ROLLOUT_DEFAULTS } from '../crds/index.js';
 import type { EventType } from './events.js';
 
+/** Where a rollout stands; the values of `status.rollout.phase`. */
 export type RolloutPhase = 'Progressing' | 'Complete' | 'Halted' | 'RollingBack' | 'RolledBack';
 
 /**
@@ -54,6 +55,7 @@ export interface PreviousRollout {
   successful?: number;
 }
 
+/** Everything one decision reads: the target, the memory, the devices, the limits and the clock. */
 export interface RolloutInput {
   targetRevision: string;
   generation: number;
@@ -67,12 +69,14 @@ export interface RolloutInput {
 /** What a device should run: the target revision, the stable one, or what it runs now. */
 export type Assignment = 'target' | 'stable' | 'keep';
 
+/** An Event to record on the EdgeDeployment. */
 export interface RolloutEvent {
   type: EventType;
   reason: string;
   message: string;
 }
 
+/** What one decision says: each device's assignment, the phase, counts, memory and events. */
 export interface RolloutDecision {
   phase: RolloutPhase;
   assignments: Map<string, Assignment>;
@@ -231,9 +235,13 @@ function afterFailure(input: RolloutInput, events: RolloutEvent[]): RolloutDecis
   const stable = memory.stableRevision;
   const why = `revision ${memory.failedRevision} (generation ${memory.failedGeneration}) failed: ${memory.failedReason ?? 'too many devices failed'}`;
   if (!limits.autoRollback || !stable) {
-    const assignments = new Map<string, Assignment>(
-      devices.map((d) => [d.name, d.position === 'none' && stable ? 'stable' : 'keep']),
-    );
+    // A device part way to the target finishes (it has no whole spec otherwise); new devices get
+    // the stable spec when there is one; everything else stays as it is.
+    const held = (d: DeviceProgress): Assignment => {
+      if (d.position === 'changing') return 'target';
+      return d.position === 'none' && stable ? 'stable' : 'keep';
+    };
+    const assignments = new Map<string, Assignment>(devices.map((d) => [d.name, held(d)]));
     const reason = !stable ? 'no earlier revision reached every device' : 'autoRollback is false';
     return {
       ...base(input, 'Halted', assignments),
