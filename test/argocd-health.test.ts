@@ -1,6 +1,4 @@
-import { execFile } from 'node:child_process';
-import { mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { validateObject } from '../src/crds/validate.js';
@@ -11,41 +9,9 @@ import {
   ARGOCD_PATCH_FILE,
   renderArgoCdPatch,
 } from '../src/localcluster/render-deploy.js';
+import { health } from './support/argocd-health.js';
 
 const SAMPLES = path.join(PACKAGE_ROOT, 'test/fixtures/argocd');
-/** Debian's Lua interpreter (package lua5.4). */
-const LUA = 'lua5.4';
-
-/** A Lua literal for a JSON-like value; strings are escaped byte by byte. */
-function toLua(value: unknown): string {
-  if (value === null || value === undefined) return 'nil';
-  if (typeof value === 'string') {
-    const bytes = [...Buffer.from(value, 'utf8')];
-    return `"${bytes.map((b) => (b >= 32 && b < 127 && b !== 34 && b !== 92 ? String.fromCharCode(b) : `\\${b}`)).join('')}"`;
-  }
-  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
-  if (Array.isArray(value)) return `{${value.map(toLua).join(', ')}}`;
-  const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v != null);
-  return `{${entries.map(([k, v]) => `[${toLua(k)}] = ${toLua(v)}`).join(', ')}}`;
-}
-
-/** Runs a health script the way Argo CD does: global `obj`, the chunk returns `{status, message}`. */
-async function health(script: string, obj: unknown): Promise<{ status: string; message: string }> {
-  const dir = await mkdtemp(path.join(tmpdir(), 'kedge-lua-'));
-  const harness = path.join(dir, 'harness.lua');
-  await writeFile(
-    harness,
-    `obj = ${toLua(obj)}\nlocal hs = dofile(${toLua(script)})\nio.write(hs.status, "\\n", hs.message or "", "\\n")\n`,
-  );
-  return new Promise((resolve, reject) => {
-    execFile(LUA, [harness], (err, stdout, stderr) => {
-      if (err) return reject(new Error(`${LUA} failed: ${stderr}`));
-      const [status = '', message = ''] = stdout.split('\n');
-      resolve({ status, message });
-    });
-  });
-}
-
 const VERDICTS: Record<string, string> = {
   healthy: 'Healthy',
   progressing: 'Progressing',
@@ -104,6 +70,13 @@ describe('Argo CD health checks (Lua) on a real Lua interpreter', () => {
       await read('edgedeployment.healthy.layered-conflict.yaml'),
     );
     expect(layered.message).toMatch(/lost to higher-priority deployments/);
+    const rolledBack = await health(
+      path.join(ARGOCD_DIR, 'edgedeployment.lua'),
+      await read('edgedeployment.healthy.rolled-back.yaml'),
+    );
+    expect(rolledBack.message).toMatch(
+      /^rolled back to revision 1b2c3d4e5f; .*generation 3.*failed/,
+    );
     const offline = await health(
       path.join(ARGOCD_DIR, 'edgedevice.lua'),
       await read('edgedevice.degraded.disconnected.yaml'),

@@ -138,7 +138,9 @@ describe('kedge CRDs on a real kube-apiserver', () => {
     expect(devices).toMatch(/dev-labels\s+Connected\s+kedge-dev-labels\s+2\/2\s+\d+s/);
 
     const all = await cluster.kubectlOk(['get', 'kedge']);
-    expect(all).toMatch(/NAME\s+PRIORITY\s+TARGETED\s+APPLIED\s+SUCCESSFUL\s+FAILED\s+READY\s+AGE/);
+    expect(all).toMatch(
+      /NAME\s+PRIORITY\s+TARGETED\s+APPLIED\s+SUCCESSFUL\s+FAILED\s+ROLLOUT\s+READY\s+AGE/,
+    );
     expect(all).toContain('edgedeployment.kedge.io/sensor-filter');
     expect(all).toContain('edgedevice.kedge.io/dev-labels');
     expect(all).toContain('route.kedge.io/telemetry-upstream');

@@ -2,6 +2,9 @@
 -- Reads the global `obj`; returns {status, message}. Lua 5.1 compatible (Argo CD runs gopher-lua).
 -- A module lost to a higher-priority deployment is layering working as designed: it is named in
 -- the message but does not make the deployment Degraded.
+-- Rollouts (status.rollout.phase): Progressing while devices update; Degraded when a rollout
+-- halted or is rolling back; Healthy again once every device runs the last good spec, with a
+-- message that says the current spec was rolled back.
 local hs = { status = "Progressing", message = "waiting for the kedge controller" }
 
 local function condition(status, kind)
@@ -26,7 +29,17 @@ local suffix = ""
 if conflict ~= nil and conflict.status == "True" then
   suffix = "; " .. (conflict.message or "module-name conflicts")
 end
-if (status.reportedFailedCount or 0) > 0 then
+local rollout = status.rollout or {}
+local failing = (status.reportedFailedCount or 0) > 0
+if rollout.phase == "Halted" or rollout.phase == "RollingBack" then
+  hs.status = "Degraded"
+  hs.message = "rollout " .. string.lower(rollout.phase) .. ": " .. (rollout.message or "") .. suffix
+elseif rollout.phase == "RolledBack" and not failing then
+  hs.status = "Healthy"
+  hs.message = (rollout.message or "rolled back to the last good spec") .. suffix
+elseif rollout.phase == "Progressing" then
+  hs.message = (rollout.message or (ready and ready.message) or "rolling out") .. suffix
+elseif failing then
   hs.status = "Degraded"
   hs.message = (ready and ready.message or (tostring(status.reportedFailedCount) .. " devices failing")) .. suffix
 elseif ready ~= nil and ready.status == "True" then

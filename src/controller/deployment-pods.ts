@@ -6,7 +6,24 @@ import { ModuleAnnotations } from '../provider/translate.js';
 import type { KubeObject } from './kube/client.js';
 
 /** Annotation with the hash of the module spec a pod was built from. */
-export const SPEC_HASH_ANNOTATION = 'kedge.io/spec-hash';
+export const SPEC_HASH_ANNOTATION = ModuleAnnotations.specHash;
+/**
+ * Annotation with the hash of the part of the module spec that a pod cannot change in place
+ * (command, args, env, resources, pull policy and secrets). Pods that agree on it are updated in
+ * place, so the device sees one change from the old module to the new one and pulls the new
+ * image before it stops the old module (docs/adr/0028).
+ */
+export const POD_HASH_ANNOTATION = 'kedge.io/pod-hash';
+/** Module settings a pod carries in annotations or in a mutable field (the image). */
+const IN_PLACE_FIELDS = [
+  'image',
+  'restartPolicy',
+  'desiredStatus',
+  'startupOrder',
+  'createOptions',
+  'desiredProperties',
+  'moduleId',
+] as const;
 const MAX_NAME_LENGTH = 253;
 const HASH_LENGTH = 8;
 
@@ -29,6 +46,11 @@ export function desiredModulePod(
 ): KubeObject {
   const hash = moduleHash(deployment, module);
   const namespace = deployment.metadata.namespace!;
+  const annotations = {
+    ...moduleAnnotations(module),
+    [SPEC_HASH_ANNOTATION]: hash,
+    [POD_HASH_ANNOTATION]: podHash(deployment, module),
+  };
   return {
     apiVersion: 'v1',
     kind: 'Pod',
@@ -41,7 +63,7 @@ export function desiredModulePod(
         [Labels.device]: device,
         [Labels.managedBy]: 'kedge',
       },
-      annotations: { ...moduleAnnotations(module), [SPEC_HASH_ANNOTATION]: hash },
+      annotations,
       ownerReferences: [
         {
           apiVersion: API_VERSION,
@@ -113,6 +135,33 @@ export function moduleHash(deployment: EdgeDeployment, module: EdgeModule): stri
   const hash = createHash('sha256').update(input).digest('hex').slice(0, HASH_LENGTH);
   moduleHashes.set(module, { secrets, hash });
   return hash;
+}
+
+/** A hash of what a new pod is needed for: the module without its in-place fields. */
+export function podHash(deployment: EdgeDeployment, module: EdgeModule): string {
+  const shaped: Partial<EdgeModule> = { ...module };
+  for (const field of IN_PLACE_FIELDS) delete shaped[field];
+  const input = JSON.stringify([shaped, deployment.spec.imagePullSecrets ?? []]);
+  return createHash('sha256').update(input).digest('hex').slice(0, HASH_LENGTH);
+}
+
+/**
+ * The strategic merge patch that turns `pod` into `want` in place (image and module
+ * annotations), or undefined when it needs a new pod: the pod predates the pod hash, or
+ * something only a new pod can change differs.
+ */
+export function inPlacePatch(pod: KubeObject, want: KubeObject): object | undefined {
+  const hash = pod.metadata.annotations?.[POD_HASH_ANNOTATION];
+  if (!hash || hash !== want.metadata.annotations?.[POD_HASH_ANNOTATION]) return undefined;
+  const keys = [...Object.values(ModuleAnnotations), POD_HASH_ANNOTATION];
+  const annotations = Object.fromEntries(
+    keys.map((k) => [k, want.metadata.annotations?.[k] ?? null]),
+  );
+  const container = (want.spec as { containers: { name: string; image: string }[] }).containers[0]!;
+  return {
+    metadata: { annotations },
+    spec: { containers: [{ name: container.name, image: container.image }] },
+  };
 }
 
 /**

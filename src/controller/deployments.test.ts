@@ -130,6 +130,7 @@ describe('desiredModulePod', () => {
     expect(planPods([running], wantPod(module))).toEqual({
       doomed: [],
       missing: [],
+      patched: [],
       refreshed: [],
       pending: false,
     });
@@ -138,6 +139,7 @@ describe('desiredModulePod', () => {
     ).toEqual({
       doomed: [],
       missing: [],
+      patched: [],
       refreshed: [
         {
           name: 'app-sensor-dev1',
@@ -150,8 +152,27 @@ describe('desiredModulePod', () => {
     expect(planPods([running], wantPod(without)).refreshed).toEqual([
       { name: 'app-sensor-dev1', annotations: { 'kedge.io/desired-properties': null } },
     ]);
-    const replaced = planPods([running], wantPod({ ...module, image: 'app/sensor:2' }));
-    expect(replaced).toMatchObject({ doomed: ['app-sensor-dev1'], refreshed: [], pending: true });
+    // A new image is an in-place update: the device turns the old module into the new one.
+    const updated = planPods([running], wantPod({ ...module, image: 'app/sensor:2' }));
+    expect(updated).toMatchObject({ doomed: [], refreshed: [], pending: false });
+    expect(updated.patched).toEqual([
+      {
+        name: 'app-sensor-dev1',
+        patch: {
+          metadata: {
+            annotations: expect.objectContaining({
+              'kedge.io/spec-hash': expect.any(String),
+              'kedge.io/restart-policy': null,
+            }),
+          },
+          spec: { containers: [{ name: 'sensor', image: 'app/sensor:2' }] },
+        },
+      },
+    ]);
+    // New env needs a new pod.
+    const env = [{ name: 'MODE', value: 'fast' }];
+    const replaced = planPods([running], wantPod({ ...module, env }));
+    expect(replaced).toMatchObject({ doomed: ['app-sensor-dev1'], patched: [], pending: true });
     const terminating = { ...running, metadata: { ...running.metadata, deletionTimestamp: 'x' } };
     const later = wantPod({ ...module, desiredProperties: {} });
     expect(planPods([terminating], later).refreshed).toEqual([]);

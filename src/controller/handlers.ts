@@ -4,6 +4,7 @@ import { keyFor, podsOnNode, type ControllerContext, type PodObject } from './co
 import type { KubeObject } from './kube/client.js';
 import { DEVICE_KEY_FOR_LABEL } from './device-keys.js';
 import { enqueueLeavesOf } from './leaf-devices.js';
+import { rolloutStore } from './rollout-store.js';
 
 /** Connects informer events to the work queues: who must look again when something changes. */
 export function wireHandlers(ctx: ControllerContext): void {
@@ -47,6 +48,7 @@ export function wireHandlers(ctx: ControllerContext): void {
     }
   });
   informers.deployments.on((event, deployment, old) => {
+    if (event === 'delete') rolloutStore(ctx).forget(deployment.metadata.uid!);
     // The controller's own status writes change nothing the devices or the layering depend on;
     // fanning them out re-reconciled every device of the namespace on each progress update.
     if (event === 'update' && old && !specChanged(deployment, old)) return;

@@ -9,7 +9,19 @@ import {
   routeRules,
 } from './common.js';
 import type { CrdSource } from './crd.js';
-import { anyJson, arr, freeform, int, named, obj, quantity, str, strEnum } from './schema.js';
+import {
+  anyJson,
+  arr,
+  bool,
+  freeform,
+  int,
+  intOrPercent,
+  named,
+  obj,
+  quantity,
+  str,
+  strEnum,
+} from './schema.js';
 
 /** IoT Edge restart policies. */
 export const RESTART_POLICIES = ['always', 'on-failure', 'on-unhealthy', 'never'] as const;
@@ -144,6 +156,47 @@ const desiredPropertyPath = named(
   ),
 );
 
+/** Defaults of `spec.rollout`, in one place for the controller, the docs and the CRD text. */
+export const ROLLOUT_DEFAULTS = {
+  /** A quarter of the fleet at once, as a Deployment's default. */
+  maxUnavailable: '25%',
+  /** One failing device in ten stops a rollout. */
+  failureThreshold: '10%',
+  autoRollback: true,
+  /** As a Deployment's progressDeadlineSeconds: ten minutes to pull and start. */
+  progressDeadlineSeconds: 600,
+} as const;
+
+/** A count of at least 1, or a percentage from 1% to 100%, checked by the API server. */
+const countOrPercentRule = (field: string): { rule: string; message: string } => ({
+  rule: "type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",
+  message: `${field} must be a device count of at least 1 or a percentage from 1% to 100%`,
+});
+
+const rollout = named(
+  'EdgeDeploymentRollout',
+  obj(
+    'How a change to the modules reaches the fleet: a bounded number of devices at a time, and a halt with rollback to the last good spec when too many fail. A change that only touches desiredProperties or routes applies everywhere at once.',
+    {
+      maxUnavailable: intOrPercent(
+        `How many targeted devices may be updating at once: a count, or a percentage of the targeted devices (rounded down, at least 1). A device counts until it reports every module running the new spec, fails, or passes progressDeadlineSeconds. Devices that run no version of this deployment yet get it at once. Defaults to ${ROLLOUT_DEFAULTS.maxUnavailable}.`,
+        [countOrPercentRule('maxUnavailable')],
+      ),
+      failureThreshold: intOrPercent(
+        `How many devices may fail the new spec before the rollout halts: a count, or a percentage of the targeted devices (rounded up, at least 1). A device fails when a module reports a failure on the new spec or misses progressDeadlineSeconds. Defaults to ${ROLLOUT_DEFAULTS.failureThreshold}.`,
+        [countOrPercentRule('failureThreshold')],
+      ),
+      autoRollback: bool(
+        'Whether a halted rollout rolls every device back to the last spec that reached every device. false leaves devices as they are (the rest never get the new spec) until the spec changes again. Defaults to true.',
+      ),
+      progressDeadlineSeconds: int(
+        `Seconds a connected device has to report every module running the new spec before it counts as failed. Defaults to ${ROLLOUT_DEFAULTS.progressDeadlineSeconds}.`,
+        { minimum: 1, maximum: 86400 },
+      ),
+    },
+  ),
+);
+
 const spec = named(
   'EdgeDeploymentSpec',
   obj(
@@ -174,6 +227,7 @@ const spec = named(
         desiredPropertyPath,
         { maxItems: MAX_DESIRED_PATHS },
       ),
+      rollout,
       imagePullSecrets: arr(
         'Secrets of type kubernetes.io/dockerconfigjson with registry credentials.',
         obj(
@@ -222,12 +276,31 @@ const status = named(
     observedGeneration: int('The .metadata.generation this status was computed from.'),
     targetedCount: int('Devices the selector matches.', { minimum: 0 }),
     appliedCount: int('Devices whose desired state includes this deployment.', { minimum: 0 }),
-    reportedSuccessfulCount: int('Devices reporting every module of this deployment healthy.', {
-      minimum: 0,
-    }),
-    reportedFailedCount: int('Devices reporting a module of this deployment failed.', {
-      minimum: 0,
-    }),
+    reportedSuccessfulCount: int(
+      'Devices reporting every module of this deployment running the spec they should run (status.rollout.targetRevision, or the last good revision after a rollback); a device still on an older spec does not count.',
+      { minimum: 0 },
+    ),
+    reportedFailedCount: int(
+      'Devices reporting a module of this deployment failed on the spec they should run, or past the progress deadline.',
+      { minimum: 0 },
+    ),
+    rollout: named(
+      'EdgeDeploymentRolloutStatus',
+      obj('Where the rollout of the current spec stands.', {
+        phase: strEnum(
+          'Progressing (devices are being updated), Complete (every device runs the current spec), Halted (too many failures; nothing changes until the spec does), RollingBack (too many failures; devices return to the last good spec) or RolledBack (every device runs the last good spec again).',
+          ['Progressing', 'Complete', 'Halted', 'RollingBack', 'RolledBack'],
+        ),
+        targetRevision: str('Hash of the module spec of the current generation.'),
+        stableRevision: str(
+          'Hash of the last module spec that reached every device; kept in a ControllerRevision owned by this deployment. Empty before any did.',
+        ),
+        updatedCount: int('Devices given the target revision.', { minimum: 0 }),
+        failedRevision: str('Hash of the module spec whose rollout failed, if any.'),
+        failedGeneration: int('The .metadata.generation whose rollout failed, if any.'),
+        message: str('What the rollout is doing, or why it halted.', { maxLength: 1024 }),
+      }),
+    ),
     failingDevices: arr(
       'Devices that fail, bounded to 20 entries.',
       named(
@@ -253,7 +326,9 @@ const status = named(
       ),
       { maxItems: 20 },
     ),
-    conditions: conditionsSchema('Ready, Applied and Conflict conditions.'),
+    conditions: conditionsSchema(
+      'Ready, Applied, Progressing, RolledBack, Conflict and RoutesValid conditions.',
+    ),
   }),
 );
 
@@ -276,6 +351,7 @@ export const edgeDeployment: CrdSource = {
     { name: 'Applied', type: 'integer', jsonPath: '.status.appliedCount' },
     { name: 'Successful', type: 'integer', jsonPath: '.status.reportedSuccessfulCount' },
     { name: 'Failed', type: 'integer', jsonPath: '.status.reportedFailedCount' },
+    { name: 'Rollout', type: 'string', jsonPath: '.status.rollout.phase' },
     { name: 'Ready', type: 'string', jsonPath: '.status.conditions[?(@.type=="Ready")].status' },
     { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
   ],

@@ -7,6 +7,7 @@ export { API_VERSION, GROUP, VERSION, CATEGORY } from './common.js';
 export { objectSchema, toCrd, type CrdSource } from './crd.js';
 export { edgeDevice, edgeDeployment, route };
 export { isReservedNodeLabel } from './edge-device.js';
+export { ROLLOUT_DEFAULTS } from './edge-deployment.js';
 export type * from './types.generated.js';
 
 /** The three kedge resources, in install order. */

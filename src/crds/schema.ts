@@ -103,6 +103,16 @@ export function anyJson(description: string): Schema {
   return { description, 'x-kubernetes-preserve-unknown-fields': true };
 }
 
+/** A count or a percentage (`25%`), as a Deployment's `maxUnavailable` takes it. */
+export function intOrPercent(description: string, rules: CelRule[]): Schema {
+  return {
+    description,
+    'x-kubernetes-int-or-string': true,
+    anyOf: [{ type: 'integer' }, { type: 'string' }],
+    'x-kubernetes-validations': rules,
+  };
+}
+
 /** A Kubernetes resource quantity such as `500m` or `128Mi`. */
 export function quantity(description: string): Schema {
   return {

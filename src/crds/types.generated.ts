@@ -299,6 +299,18 @@ export type DesiredPropertyPath = {
   value: unknown;
 };
 
+/** How a change to the modules reaches the fleet: a bounded number of devices at a time, and a halt with rollback to the last good spec when too many fail. A change that only touches desiredProperties or routes applies everywhere at once. */
+export type EdgeDeploymentRollout = {
+  /** How many targeted devices may be updating at once: a count, or a percentage of the targeted devices (rounded down, at least 1). A device counts until it reports every module running the new spec, fails, or passes progressDeadlineSeconds. Devices that run no version of this deployment yet get it at once. Defaults to 25%. */
+  maxUnavailable?: number | string;
+  /** How many devices may fail the new spec before the rollout halts: a count, or a percentage of the targeted devices (rounded up, at least 1). A device fails when a module reports a failure on the new spec or misses progressDeadlineSeconds. Defaults to 10%. */
+  failureThreshold?: number | string;
+  /** Whether a halted rollout rolls every device back to the last spec that reached every device. false leaves devices as they are (the rest never get the new spec) until the spec changes again. Defaults to true. */
+  autoRollback?: boolean;
+  /** Seconds a connected device has to report every module running the new spec before it counts as failed. Defaults to 600. */
+  progressDeadlineSeconds?: number;
+};
+
 /** Modules and routes for every device the selector targets. */
 export type EdgeDeploymentSpec = {
   /** A Kubernetes label selector. An empty selector matches every object. */
@@ -319,11 +331,31 @@ export type EdgeDeploymentSpec = {
   };
   /** Module twin desired properties set by path, merged over the twins of the modules the device runs: for each path the deployment with the higher priority wins (ties: the name that sorts first), as IoT Edge layers deployments. */
   desiredProperties?: Array<DesiredPropertyPath>;
+  /** How a change to the modules reaches the fleet: a bounded number of devices at a time, and a halt with rollback to the last good spec when too many fail. A change that only touches desiredProperties or routes applies everywhere at once. */
+  rollout?: EdgeDeploymentRollout;
   /** Secrets of type kubernetes.io/dockerconfigjson with registry credentials. */
   imagePullSecrets?: Array<{
     /** Secret name. */
     name: string;
   }>;
+};
+
+/** Where the rollout of the current spec stands. */
+export type EdgeDeploymentRolloutStatus = {
+  /** Progressing (devices are being updated), Complete (every device runs the current spec), Halted (too many failures; nothing changes until the spec does), RollingBack (too many failures; devices return to the last good spec) or RolledBack (every device runs the last good spec again). */
+  phase?: 'Progressing' | 'Complete' | 'Halted' | 'RollingBack' | 'RolledBack';
+  /** Hash of the module spec of the current generation. */
+  targetRevision?: string;
+  /** Hash of the last module spec that reached every device; kept in a ControllerRevision owned by this deployment. Empty before any did. */
+  stableRevision?: string;
+  /** Devices given the target revision. */
+  updatedCount?: number;
+  /** Hash of the module spec whose rollout failed, if any. */
+  failedRevision?: string;
+  /** The .metadata.generation whose rollout failed, if any. */
+  failedGeneration?: number;
+  /** What the rollout is doing, or why it halted. */
+  message?: string;
 };
 
 /** A device that fails, and why. */
@@ -356,15 +388,17 @@ export type EdgeDeploymentStatus = {
   targetedCount?: number;
   /** Devices whose desired state includes this deployment. */
   appliedCount?: number;
-  /** Devices reporting every module of this deployment healthy. */
+  /** Devices reporting every module of this deployment running the spec they should run (status.rollout.targetRevision, or the last good revision after a rollback); a device still on an older spec does not count. */
   reportedSuccessfulCount?: number;
-  /** Devices reporting a module of this deployment failed. */
+  /** Devices reporting a module of this deployment failed on the spec they should run, or past the progress deadline. */
   reportedFailedCount?: number;
+  /** Where the rollout of the current spec stands. */
+  rollout?: EdgeDeploymentRolloutStatus;
   /** Devices that fail, bounded to 20 entries. */
   failingDevices?: Array<FailingDevice>;
   /** Modules this deployment lost to a higher-priority deployment, bounded to 20 entries. */
   conflicts?: Array<ModuleConflict>;
-  /** Ready, Applied and Conflict conditions. */
+  /** Ready, Applied, Progressing, RolledBack, Conflict and RoutesValid conditions. */
   conditions?: Array<Condition>;
 };
 

@@ -18,6 +18,11 @@ export const ModuleAnnotations = {
    * `SimulatedTemperatureSensor`, which a DNS-label container name cannot hold).
    */
   moduleId: 'kedge.io/module-id',
+  /**
+   * The hash of the EdgeDeployment module spec a pod was built from. It reaches the device as the
+   * module's `specHash`, which the agent echoes in its reports (safe rollouts, docs/adr/0028).
+   */
+  specHash: 'kedge.io/spec-hash',
 } as const;
 
 /** Each annotation may be narrowed to one container with a `.<container>` suffix. */
@@ -158,6 +163,8 @@ function containerToModule(
     env: Object.fromEntries(Object.entries(env).map(([k, v]) => [k, { value: v }])),
   };
   if (order !== undefined && /^\d+$/.test(order)) module.startupOrder = Number(order);
+  const specHash = annotations[ModuleAnnotations.specHash];
+  if (specHash) module.specHash = specHash;
   return { module, problems };
 }
 

@@ -27,6 +27,8 @@ export interface HollowDeviceOptions {
 
 export interface HollowDevice {
   device: string;
+  /** The simulated container runtime, to see which modules it created. */
+  runtime: MemoryRuntime;
   /** Numbers of the messages the device's queue handed over (the cloud acknowledged them). */
   handedOver: Set<number>;
   /** Messages generated so far. */
@@ -42,10 +44,11 @@ export interface HollowDevice {
 /** Starts a hollow device; telemetry bodies are `{"d": device, "n": counter}`. */
 export async function startHollowDevice(o: HollowDeviceOptions): Promise<HollowDevice> {
   const log = silentLogger();
+  const runtime = new MemoryRuntime();
   const agent = new Agent({
     deviceId: o.device,
     dataDir: await mkdtemp(path.join(tmpdir(), `kedge-hollow-${o.device}-`)),
-    runtime: new MemoryRuntime(),
+    runtime,
     logger: log,
     metrics: new AgentMetrics(new Registry()),
     stopGraceMs: 0,
@@ -106,6 +109,7 @@ export async function startHollowDevice(o: HollowDeviceOptions): Promise<HollowD
       : undefined;
   return {
     device: o.device,
+    runtime,
     handedOver,
     generated: () => n,
     queued: () => queue.stats().depth,

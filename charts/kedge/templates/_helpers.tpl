@@ -174,6 +174,10 @@ helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version }}
 - apiGroups: [""]
   resources: ["pods/status"]
   verbs: ["patch"]
+# The last good module spec of each EdgeDeployment, kept for rollbacks (docs/adr/0028).
+- apiGroups: ["apps"]
+  resources: ["controllerrevisions"]
+  verbs: ["get", "list", "create", "patch", "delete"]
 # Device key Secrets (generated, revoked on delete, watched by label kedge.io/device-key-for so
 # an edit takes effect at once), env and image pull Secrets (read).
 - apiGroups: [""]

@@ -129,6 +129,11 @@ export interface ModuleReport {
   lastRestartTimeUtc?: string;
   /** `ErrImagePull`, `ImagePullBackOff`, `CrashLoopBackOff`, `CreateContainerError`… */
   reason?: string;
+  /**
+   * The cluster's spec hash (the pod's `kedge.io/spec-hash`) of the desired module this status
+   * is about. Absent from agents older than safe rollouts and for modules without one.
+   */
+  specHash?: string;
 }
 
 /** What a device reports: facts, the applied desired version and every module. */

@@ -67,6 +67,7 @@ const moduleSchema = {
     lastExitTimeUtc: text,
     lastRestartTimeUtc: text,
     reason: text,
+    specHash: text,
   },
 } as const;
 

@@ -225,6 +225,7 @@ function normalizeModule(
     startupOrder: raw.startupOrder ?? DEFAULT_STARTUP_ORDER,
   };
   if (raw.version !== undefined) module.version = raw.version;
+  if (raw.specHash !== undefined) module.specHash = raw.specHash;
   if (raw.settings.digest !== undefined) module.digest = raw.settings.digest;
   return module;
 }

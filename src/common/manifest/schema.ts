@@ -38,6 +38,8 @@ const settingsSchema = {
 const moduleProperties = {
   // kedge extension: the module's IoT Hub identity when it differs from its key (see DesiredModule).
   moduleId: { type: 'string', pattern: MODULE_NAME, maxLength: MAX_MODULE_ID_LENGTH },
+  // kedge extension: the cluster's spec hash, echoed in reports (see RawModule.specHash).
+  specHash: { type: 'string', maxLength: 64 },
   version: { type: 'string' },
   type: { const: 'docker' },
   status: { enum: ['running', 'stopped'] },

@@ -39,6 +39,12 @@ export interface RawModule {
    * names only the container (see {@link DesiredModule.moduleId}). IoT Edge manifests leave it out.
    */
   moduleId?: string;
+  /**
+   * kedge extension: the cluster's hash of the module spec this module was built from (the pod's
+   * `kedge.io/spec-hash`). The agent echoes it in its reports, so the cluster can tell a device
+   * that runs this spec from one that still runs an older one; it never recreates a module.
+   */
+  specHash?: string;
   version?: string;
   type?: 'docker';
   status?: DesiredStatus;
@@ -111,6 +117,8 @@ export interface DesiredModule {
   moduleId: string;
   /** The user-defined `version` string; changing it recreates the module. */
   version?: string;
+  /** The cluster's spec hash, echoed in reports and left out of the config hash (see RawModule). */
+  specHash?: string;
   /** Image reference with `:latest` added when no tag or digest was given. */
   image: string;
   /** Optional image digest pin (`settings.digest`). */

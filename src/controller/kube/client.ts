@@ -345,6 +345,11 @@ export const Resources = {
     plural: 'leases',
     namespace,
   }),
+  controllerRevisions: (namespace: string): ResourceRef => ({
+    apiPath: '/apis/apps/v1',
+    plural: 'controllerrevisions',
+    namespace,
+  }),
   edgeDevices: (namespace?: string): ResourceRef => ({
     apiPath: '/apis/kedge.io/v1alpha1',
     plural: 'edgedevices',

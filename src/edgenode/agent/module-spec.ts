@@ -52,5 +52,6 @@ export function moduleSpec(
     configHash,
     restartPolicy: module.restartPolicy,
     desiredStatus: module.status,
+    ...(module.specHash !== undefined ? { specHash: module.specHash } : {}),
   };
 }

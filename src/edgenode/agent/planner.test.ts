@@ -79,6 +79,33 @@ describe('planReconcile', () => {
     expect(p.modules[1]!.record).toEqual({ configHash: 'new', restartCount: 0 });
   });
 
+  it('keeps the old instance after a failed replace and retries only after the cool-off', () => {
+    const failure = {
+      configHash: 'new',
+      reason: 'ErrImagePull' as const,
+      message: 'pull access denied',
+      terminal: false,
+      atMs: NOW - 10,
+      attempts: 1,
+    };
+    const input = {
+      desired: [spec('b', { configHash: 'new' })],
+      observed: [seen('b')],
+      records: new Map([['b', { configHash: 'new', restartCount: 0, failure }]]),
+    };
+    const waiting = plan(input).modules[0]!;
+    expect(waiting.action).toBeUndefined();
+    expect(waiting.status).toEqual({
+      runtimeStatus: 'backoff',
+      reason: 'ErrImagePull',
+      statusDescription: 'pull access denied',
+    });
+    expect(waiting.wakeAtMs).toBeGreaterThan(NOW);
+    const retry = plan({ ...input, nowMs: waiting.wakeAtMs! }).modules[0]!;
+    expect(retry.action).toMatchObject({ kind: 'replace', id: 'id-b', start: true });
+    expect(retry.status.runtimeStatus).toBe('backoff');
+  });
+
   it('removes orphans and duplicate instances', () => {
     const p = plan({
       desired: [spec('a')],

@@ -124,12 +124,14 @@ function planModule(
   input: PlanInput,
 ): ModulePlan {
   const start = spec.desiredStatus === 'running';
-  if (observed && observed.configHash !== spec.configHash) {
-    const fresh: RestartRecord = { configHash: spec.configHash, restartCount: 0 };
-    const action: Action = { kind: 'replace', spec, id: observed.id, start };
-    return { name: spec.name, status: { runtimeStatus: 'unknown' }, action, record: fresh };
-  }
   const failure = record.failure;
+  if (observed && observed.configHash !== spec.configHash) {
+    // The old instance keeps running while the new configuration's image cannot be pulled: a
+    // failed replace retries after the same cool-off as a failed create (IoT Edge pulls first).
+    if (failure) return planAfterFailure(spec, { failure, record, observed }, input);
+    const action: Action = { kind: 'replace', spec, id: observed.id, start };
+    return { name: spec.name, status: { runtimeStatus: 'unknown' }, action, record };
+  }
   if (failure && (!observed || observed.state === 'created')) {
     return planAfterFailure(spec, { failure, record, observed }, input);
   }
@@ -144,7 +146,10 @@ function planModule(
 interface FailureContext {
   failure: FailureRecord;
   record: RestartRecord;
-  /** A container left in `created` by a failed start, if any. */
+  /**
+   * A container left in `created` by a failed start, or the previous configuration's instance
+   * that a failed replace left running, if any.
+   */
   observed: ObservedModule | undefined;
 }
 
@@ -159,25 +164,23 @@ function planAfterFailure(spec: ModuleSpec, ctx: FailureContext, input: PlanInpu
     };
   }
   const wakeAtMs = failure.atMs + coolOffMs(failure.attempts - 1, input.settings);
-  if (input.nowMs < wakeAtMs) {
-    const status: PlannedStatus = {
-      runtimeStatus: 'backoff',
-      reason: failure.reason,
-      statusDescription: description,
-    };
-    return { ...base, status, wakeAtMs };
-  }
-  const start = spec.desiredStatus === 'running';
-  const action: Action = observed
-    ? { kind: 'start', spec, id: observed.id, restart: false }
-    : { kind: 'create', spec, start, retry: true };
-  return {
-    ...base,
-    status: { runtimeStatus: 'backoff', reason: failure.reason, statusDescription: description },
-    action,
-  };
+  if (input.nowMs < wakeAtMs) return { ...base, status: backoff(failure), wakeAtMs };
+  return { ...base, status: backoff(failure), action: retryAction(spec, observed) };
 }
 
+function backoff(failure: FailureRecord): PlannedStatus {
+  return { runtimeStatus: 'backoff', reason: failure.reason, statusDescription: failure.message };
+}
+
+/** Retries what failed: the replace of an older instance, the start of a created one, a create. */
+function retryAction(spec: ModuleSpec, observed: ObservedModule | undefined): Action {
+  const start = spec.desiredStatus === 'running';
+  if (observed && observed.configHash !== spec.configHash)
+    return { kind: 'replace', spec, id: observed.id, start };
+  return observed
+    ? { kind: 'start', spec, id: observed.id, restart: false }
+    : { kind: 'create', spec, start, retry: true };
+}
 function planStopped(
   spec: ModuleSpec,
   observed: ObservedModule,

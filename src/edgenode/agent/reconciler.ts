@@ -285,10 +285,13 @@ export class Reconciler {
     try {
       switch (action.kind) {
         case 'replace':
+          // Pull first, as IoT Edge's ModuleUpdateMode does: a failed pull throws here and the
+          // old instance keeps running; only a present image stops it.
+          await this.#pull(action.spec);
           logger.info({ module: name }, 'configuration changed: recreating module');
           await runtime.stop(action.id, this.#o.stopGraceMs);
           await runtime.remove(action.id);
-          await this.#create(action.spec, action.start);
+          await this.#createPulled(action.spec, action.start);
           break;
         case 'create':
           await this.#create(action.spec, action.start);
@@ -319,11 +322,21 @@ export class Reconciler {
   }
 
   async #create(spec: ModuleSpec, start: boolean): Promise<void> {
-    const { runtime, logger } = this.#o;
-    await runtime.ensureImage(spec, {
+    await this.#pull(spec);
+    await this.#createPulled(spec, start);
+  }
+
+  /** Makes the module's image present, by its pull policy. */
+  async #pull(spec: ModuleSpec): Promise<void> {
+    await this.#o.runtime.ensureImage(spec, {
       policy: this.#pullPolicy(spec.name),
       credentials: this.#desired?.registryCredentials ?? [],
     });
+  }
+
+  /** Creates (and starts) an instance whose image is present. */
+  async #createPulled(spec: ModuleSpec, start: boolean): Promise<void> {
+    const { runtime, logger } = this.#o;
     const id = await runtime.create(spec);
     logger.info({ module: spec.name, id: id.slice(0, 12) }, 'created module');
     if (start) await runtime.start(id);
@@ -381,6 +394,7 @@ function report(
     reason: plan.status.reason,
     statusDescription: plan.status.statusDescription,
     lastRestartTimeUtc: isoOf(plan.record.lastRestartMs),
+    specHash: spec?.specHash,
     ...(current ? instanceFields(current) : {}),
   });
 }

@@ -25,6 +25,11 @@ export interface ModuleReport {
   imageId?: string;
   /** Container ID or `process:<pid>`. */
   instanceId?: string;
+  /**
+   * The cluster's spec hash of the desired module this status is about (from the manifest), so
+   * the cluster counts a device as running a spec only once it reports that spec.
+   */
+  specHash?: string;
 }
 
 /** Facts about the device, for the Node's capacity and nodeInfo. */

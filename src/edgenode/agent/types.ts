@@ -32,6 +32,8 @@ export interface ModuleSpec {
   configHash: string;
   restartPolicy: RestartPolicy;
   desiredStatus: DesiredStatus;
+  /** The cluster's spec hash from the manifest, echoed in reports; not part of `configHash`. */
+  specHash?: string;
 }
 
 /** Runtime-level state of an instance (Docker's `State.Status` vocabulary). */

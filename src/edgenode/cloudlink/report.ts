@@ -60,6 +60,7 @@ function wireModule(m: ModuleReport, runtime: string): WireModule {
     ...(m.exitCode !== undefined ? { exitCode: m.exitCode } : {}),
     ...(m.statusDescription ? { statusDescription: m.statusDescription } : {}),
     ...(m.reason ? { reason: m.reason } : {}),
+    ...(m.specHash ? { specHash: m.specHash } : {}),
     ...(m.lastStartTimeUtc ? { lastStartTimeUtc: m.lastStartTimeUtc } : {}),
     ...(m.lastExitTimeUtc ? { lastExitTimeUtc: m.lastExitTimeUtc } : {}),
     ...(m.lastRestartTimeUtc ? { lastRestartTimeUtc: m.lastRestartTimeUtc } : {}),
