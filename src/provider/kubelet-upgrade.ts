@@ -110,7 +110,7 @@ async function upgrade(
   const session = new SpdySession(socket);
   session.setMaxListeners(0);
   const log = deps.log.child({ pod: `${target.namespace}/${target.pod}`, module: target.module });
-  log.info({ kind, user: caller.user }, 'streaming session started');
+  log.info({ kind, path: url.pathname, user: caller.user }, 'streaming session started');
   session.once('close', (reason) => log.info({ kind, reason }, 'streaming session ended'));
   const openOn = (open: Omit<StreamOpen, 'module'>): StreamEndpoint =>
     deps.openSession(target.device.namespace, target.device.device, {
@@ -206,9 +206,10 @@ function portForwardContainer(
   );
 }
 
+/** The kubelet's query flags, as the API server sets them: `input`, `output`, `error`, `tty`. */
 function remoteCommandOptions(url: URL): RemoteCommandOptions {
   const flag = (name: string): boolean => ['1', 'true'].includes(url.searchParams.get(name) ?? '');
-  return { stdin: flag('stdin'), stdout: flag('stdout'), stderr: flag('stderr'), tty: flag('tty') };
+  return { stdin: flag('input'), stdout: flag('output'), stderr: flag('error'), tty: flag('tty') };
 }
 
 const REASONS: Record<number, string> = {

@@ -18,10 +18,12 @@ export const REMOTE_COMMAND_PROTOCOL = 'v4.channel.k8s.io';
 export const PORT_FORWARD_PROTOCOL = 'portforward.k8s.io';
 /** The kubelet waits this long for the client's streams (DefaultStreamCreationTimeout). */
 export const STREAM_CREATION_TIMEOUT_MS = 30_000;
+/** After the command ended, the client gets this long to read its output and hang up. */
+const CLIENT_CLOSE_GRACE_MS = 10_000;
 /** Bytes of resize messages buffered while waiting for a newline; a size is a few dozen. */
 const MAX_RESIZE_LINE_BYTES = 4_096;
 
-/** What the client asked for, from the query (`stdin=1&stdout=1&stderr=1&tty=1`). */
+/** What the client asked for, from the query (`input=1&output=1&error=1&tty=1`). */
 export interface RemoteCommandOptions {
   stdin: boolean;
   stdout: boolean;
@@ -120,7 +122,9 @@ function bridgeRemoteCommand(
     const error = streams.get('error')!;
     error.write(Buffer.from(JSON.stringify(exitStatus(end))));
     error.end();
-    session.close();
+    // The client closes once it read every stream. Closing first would lose output it has not
+    // read yet: spdystream drops frames still queued when the connection ends.
+    setTimeout(() => session.close(), CLIENT_CLOSE_GRACE_MS).unref();
   });
   session.on('close', () => endpoint.end({ error: 'the client closed the connection' }));
   const stdin = streams.get('stdin');
