@@ -64,7 +64,7 @@ export async function processExec(
       reject(
         new RuntimeError(
           'StartError',
-          err.code === 'ENOENT'
+          (err.code === 'ENOENT' || err.code === 'EACCES') && !file.includes('/')
             ? `exec: ${JSON.stringify(file)}: executable file not found in $PATH`
             : `exec: ${err.message}`,
           { terminal: true, cause: err, code: ErrorCode.NotFound },
