@@ -101,15 +101,8 @@ async function handle(
   const caller = await authenticate(req, deps.client);
   if (!caller)
     return fail(res, 401, 'Unauthorized: a client certificate or bearer token is required');
-  if (endpoint && NOT_SUPPORTED.has(endpoint))
-    return fail(res, 501, `kedge: ${endpoint} is not supported yet on edge devices`);
-  if (endpoint === 'methods') return fail(res, 410, METHODS_MOVED);
-  if (endpoint && STREAMING.has(endpoint))
-    return fail(
-      res,
-      400,
-      `kedge: ${endpoint} needs an upgrade to SPDY/3.1 (kubectl ${endpoint === 'portForward' ? 'port-forward' : endpoint} through the API server)`,
-    );
+  const refused = endpoint ? notServedPlain(endpoint) : undefined;
+  if (refused) return fail(res, ...refused);
   const route = routeOf(endpoint, rest);
   if (!route) return fail(res, 404, `kedge: ${url.pathname} is not served`);
   const requested = requestedNode(req);
@@ -121,6 +114,19 @@ async function handle(
     url,
     requestedNode: requested.node,
   });
+}
+
+/** Why an endpoint is not served as a plain request, if it is not. */
+function notServedPlain(endpoint: string): [status: number, message: string] | undefined {
+  if (NOT_SUPPORTED.has(endpoint))
+    return [501, `kedge: ${endpoint} is not supported yet on edge devices`];
+  if (endpoint === 'methods') return [410, METHODS_MOVED];
+  if (STREAMING.has(endpoint))
+    return [
+      400,
+      `kedge: ${endpoint} needs an upgrade to SPDY/3.1, as the API server makes for kubectl ${endpoint === 'portForward' ? 'port-forward' : endpoint}`,
+    ];
+  return undefined;
 }
 
 /** The served endpoint a path is: `/containerLogs/{ns}/{pod}/{container}` or `/metrics/resource`. */

@@ -78,31 +78,8 @@ async function upgrade(
       403,
       'Forbidden: the kubelet API serves upgraded connections only for exec, attach and portForward',
     );
-  const caller = await deps.authenticate(req);
-  if (!caller)
-    throw new Refusal(401, 'Unauthorized: a client certificate or bearer token is required');
-  if (String(req.headers.upgrade ?? '').toLowerCase() !== SPDY_UPGRADE)
-    throw new Refusal(
-      400,
-      `kedge: ${endpoint} is served over SPDY/3.1 only (the API server's protocol to kubelets)`,
-    );
-  const target = findTarget(deps, rest as [string, string, string?], url);
-  const verb = req.method === 'GET' || req.method === 'HEAD' ? 'get' : 'create';
-  // The kubelet maps exec, attach and portForward to nodes/proxy.
-  if (!(await deps.authorize(caller, target.nodeName, verb)))
-    throw new Refusal(
-      403,
-      `Forbidden: ${caller.user} may not ${endpoint} on node ${target.nodeName}`,
-    );
-  const protocol = kind === 'portforward' ? PORT_FORWARD_PROTOCOL : REMOTE_COMMAND_PROTOCOL;
-  const offered = String(req.headers['x-stream-protocol-version'] ?? '')
-    .split(',')
-    .map((p) => p.trim());
-  if (!offered.includes(protocol))
-    throw new Refusal(
-      403,
-      `kedge: ${endpoint} needs stream protocol ${protocol}; the client offered ${offered.join(', ') || 'none'}`,
-    );
+  const { target, caller } = await admit(req, deps, { endpoint: endpoint!, rest, url });
+  const protocol = negotiate(req, kind, endpoint!);
   socket.write(
     'HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: SPDY/3.1\r\n' +
       `X-Stream-Protocol-Version: ${protocol}\r\n\r\n`,
@@ -117,21 +94,69 @@ async function upgrade(
       ...open,
       module: target.module,
     });
-  if (kind === 'portforward')
-    servePortForward(session, (port) => {
-      try {
-        return openOn({ kind: 'portforward', port });
-      } catch (err) {
-        return `kedge: ${errorMessage(err)}`;
-      }
-    });
+  if (kind === 'portforward') servePortForward(session, (port) => openPort(openOn, port));
   else {
-    const options = remoteCommandOptions(url);
     const command = kind === 'exec' ? url.searchParams.getAll('command') : undefined;
-    if (command?.length === 0) throw new Refusal(400, 'kedge: exec needs a command');
-    serveRemoteCommand(session, options, (open) => openFailSafe(openOn, open), command);
+    serveRemoteCommand(
+      session,
+      remoteCommandOptions(url),
+      (open) => openFailSafe(openOn, open),
+      command,
+    );
   }
   session.start(head);
+}
+
+/** Authenticates the caller, finds the pod's module and authorizes nodes/proxy on its node. */
+async function admit(
+  req: IncomingMessage,
+  deps: UpgradeDeps,
+  r: { endpoint: string; rest: string[]; url: URL },
+): Promise<{ target: Target; caller: Caller }> {
+  const caller = await deps.authenticate(req);
+  if (!caller)
+    throw new Refusal(401, 'Unauthorized: a client certificate or bearer token is required');
+  if (String(req.headers.upgrade ?? '').toLowerCase() !== SPDY_UPGRADE)
+    throw new Refusal(
+      400,
+      `kedge: ${r.endpoint} is served over SPDY/3.1 only (the API server's protocol to kubelets)`,
+    );
+  if (r.endpoint === 'exec' && r.url.searchParams.getAll('command').length === 0)
+    throw new Refusal(400, 'kedge: exec needs a command');
+  const target = findTarget(deps, r.rest as [string, string, string?], r.url);
+  const verb = req.method === 'GET' || req.method === 'HEAD' ? 'get' : 'create';
+  // The kubelet maps exec, attach and portForward to nodes/proxy.
+  if (!(await deps.authorize(caller, target.nodeName, verb)))
+    throw new Refusal(
+      403,
+      `Forbidden: ${caller.user} may not ${r.endpoint} on node ${target.nodeName}`,
+    );
+  return { target, caller };
+}
+
+/** The stream protocol both sides speak, or a refusal naming the one kedge serves. */
+function negotiate(req: IncomingMessage, kind: string, endpoint: string): string {
+  const protocol = kind === 'portforward' ? PORT_FORWARD_PROTOCOL : REMOTE_COMMAND_PROTOCOL;
+  const offered = String(req.headers['x-stream-protocol-version'] ?? '')
+    .split(',')
+    .map((p) => p.trim());
+  if (!offered.includes(protocol))
+    throw new Refusal(
+      403,
+      `kedge: ${endpoint} needs stream protocol ${protocol}; the client offered ${offered.filter(Boolean).join(', ') || 'none'}`,
+    );
+  return protocol;
+}
+
+function openPort(
+  openOn: (open: Omit<StreamOpen, 'module'>) => StreamEndpoint,
+  port: number,
+): StreamEndpoint | string {
+  try {
+    return openOn({ kind: 'portforward', port });
+  } catch (err) {
+    return `kedge: ${errorMessage(err)}`;
+  }
 }
 
 /** Opens the device session, or an already-ended endpoint that carries why it could not. */

@@ -185,11 +185,8 @@ export class StreamEndpoint extends EventEmitter<StreamEndpointEvents> {
         return void this.emit('data', frame.channel, frame.payload);
       case StreamKind.eof:
         return void this.emit('eof', frame.channel);
-      case StreamKind.resize: {
-        const size = frameJson<TerminalSize>(frame);
-        if (size && size.width > 0 && size.height > 0) this.emit('resize', size);
-        return;
-      }
+      case StreamKind.resize:
+        return this.#resize(frameJson<TerminalSize>(frame));
       case StreamKind.ack:
         return this.#acked(frameJson<{ bytes?: number }>(frame)?.bytes ?? 0);
       case StreamKind.close:
@@ -197,6 +194,10 @@ export class StreamEndpoint extends EventEmitter<StreamEndpointEvents> {
       case StreamKind.open:
         return;
     }
+  }
+
+  #resize(size: TerminalSize | undefined): void {
+    if (size && size.width > 0 && size.height > 0) this.emit('resize', size);
   }
 
   #acked(bytes: number): void {

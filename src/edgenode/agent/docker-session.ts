@@ -105,7 +105,7 @@ export async function dockerExec(
       AttachStderr: true,
       Tty: request.tty,
     });
-    stream = (await exec.start({ hijack: true, stdin: request.stdin, Tty: request.tty })) as Duplex;
+    stream = await exec.start({ hijack: true, stdin: request.stdin, Tty: request.tty });
   } catch (err) {
     throw sessionError('exec', err);
   }

@@ -204,12 +204,8 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
     switch (frame.type) {
       case 'synStream':
         return this.#onSynStream(frame.streamId, frame.headers, frame.fin);
-      case 'data': {
-        const stream = this.#streams.get(frame.streamId);
-        stream?.remoteData(frame.data);
-        if (frame.fin) stream?.remoteEnd();
-        return;
-      }
+      case 'data':
+        return this.#onDataFrame(frame.streamId, frame.data, frame.fin);
       case 'rstStream':
         return this.#streams.get(frame.streamId)?.finish();
       case 'ping':
@@ -222,6 +218,12 @@ export class SpdySession extends EventEmitter<SpdySessionEvents> {
       default:
         return; // SETTINGS, WINDOW_UPDATE, and what SPDY/3.1 lets a receiver ignore.
     }
+  }
+
+  #onDataFrame(id: number, data: Buffer, fin: boolean): void {
+    const stream = this.#streams.get(id);
+    stream?.remoteData(data);
+    if (fin) stream?.remoteEnd();
   }
 
   #onSynStream(id: number, headers: SpdyHeaders, fin: boolean): void {
