@@ -264,10 +264,11 @@ function streamLogs(res: ServerResponse, url: URL, logs: Readable, log: Logger):
 
 async function authenticate(req: IncomingMessage, client: KubeClient): Promise<Caller | undefined> {
   const socket = req.socket as TLSSocket;
-  if (socket.authorized) {
-    const cert = socket.getPeerCertificate();
-    const o = cert.subject.O;
-    return { user: String(cert.subject.CN), groups: Array.isArray(o) ? o : o ? [o] : [] };
+  // A resumed TLS session can be `authorized` without a peer certificate to read.
+  const subject = socket.authorized ? socket.getPeerCertificate()?.subject : undefined;
+  if (subject?.CN) {
+    const o = subject.O;
+    return { user: String(subject.CN), groups: Array.isArray(o) ? o : o ? [o] : [] };
   }
   const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
   if (!token) return undefined;

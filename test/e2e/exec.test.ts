@@ -4,7 +4,8 @@
 // (another).
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { request as httpsRequest } from 'node:https';
 import { get } from 'node:http';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -56,6 +57,9 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
   let dockerNode: NodeProcess | undefined;
   let processNode: NodeProcess | undefined;
   let work: string;
+  let ports: { hub: number; kubelet: number };
+  /** A process module serving HTTP on the device's loopback, as process modules do. */
+  let processWebPort: number;
 
   /** kubectl with optional stdin, run under `script` (a terminal) when `tty` is set. */
   const kubectl = (
@@ -96,7 +100,7 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
   beforeAll(async () => {
     cluster = await startTestCluster('exec');
     nats = await startTestNats('exec');
-    const ports = { hub: await freePort(), kubelet: await freePort() };
+    ports = { hub: await freePort(), kubelet: await freePort() };
     controller = await startTestController(cluster, ports, nats.url);
     work = await mkdtemp(path.join(tmpdir(), 'kedge-exec-'));
     for (const device of [DOCKER_DEVICE, PROCESS_DEVICE])
@@ -133,7 +137,22 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
         workingDir: '/tmp',
       }),
     );
-    for (const name of ['web', 'proc'])
+    processWebPort = await freePort();
+    const site = path.join(work, 'site');
+    await mkdir(site, { recursive: true });
+    await writeFile(path.join(site, 'index.html'), 'hello-from-a-process\n');
+    await chmod(work, 0o755);
+    await chmod(site, 0o755);
+    await cluster.kubectlOk(
+      ['apply', '-f', '-'],
+      pod('procweb', nodeOf(PROCESS_DEVICE), {
+        name: 'procweb',
+        image: 'none',
+        command: ['/bin/busybox', 'httpd', '-f', '-p', `127.0.0.1:${processWebPort}`, '-h', site],
+        ports: [{ containerPort: processWebPort }],
+      }),
+    );
+    for (const name of ['web', 'proc', 'procweb'])
       await eventually(
         `pod ${name} running`,
         async () => {
@@ -251,6 +270,34 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
     }
   });
 
+  it('forwards a local port to a process module on the device loopback', async () => {
+    const local = await freePort();
+    const forward = spawn(path.join(cluster.cp.binDir, 'kubectl'), [
+      `--kubeconfig=${cluster.cp.kubeconfigPath}`,
+      'port-forward',
+      'pod/procweb',
+      `${local}:${processWebPort}`,
+    ]);
+    let output = '';
+    forward.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    forward.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    try {
+      await eventually('port-forward listening', async () =>
+        output.includes('Forwarding from') ? true : undefined,
+      );
+      const body = await new Promise<string>((resolve, reject) =>
+        get(`http://127.0.0.1:${local}/index.html`, (res) => {
+          let text = '';
+          res.on('data', (c: Buffer) => (text += c.toString()));
+          res.on('end', () => resolve(text));
+        }).on('error', reject),
+      );
+      expect(body).toBe('hello-from-a-process\n');
+    } finally {
+      forward.kill();
+    }
+  });
+
   it('copies a file into a module and back with kubectl cp', async () => {
     const data = randomBytes(BIG_BYTES);
     const source = path.join(work, 'up.bin');
@@ -342,6 +389,53 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
     ]);
     expect(forward.code).not.toBe(0);
     expect(forward.stderr).toContain('pods/portforward');
+  });
+
+  it("authorizes the kubelet API's own callers for nodes/proxy on the pod's node", async () => {
+    await cluster.kubectlOk(['create', 'serviceaccount', 'intruder']);
+    const token = (await cluster.kubectlOk(['create', 'token', 'intruder'])).trim();
+    const upgrade = (urlPath: string, auth = true): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const req = httpsRequest({
+          host: '127.0.0.1',
+          port: ports.kubelet,
+          path: urlPath,
+          method: 'POST',
+          rejectUnauthorized: false,
+          headers: {
+            ...(auth ? { Authorization: `Bearer ${token}` } : {}),
+            Connection: 'Upgrade',
+            Upgrade: 'SPDY/3.1',
+            'X-Stream-Protocol-Version': 'v4.channel.k8s.io',
+          },
+        });
+        req.once('response', (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        req.once('upgrade', (_res, socket) => {
+          socket.destroy();
+          resolve({ status: 101, body: '' });
+        });
+        req.once('error', reject);
+        req.end();
+      });
+    const exec = '/exec/default/web/web?command=true&output=1';
+    expect(await upgrade(exec, false)).toMatchObject({ status: 401 });
+    const denied = await upgrade(exec);
+    expect(denied.status).toBe(403);
+    expect(JSON.parse(denied.body).message).toBe(
+      `Forbidden: system:serviceaccount:default:intruder may not exec on node ${nodeOf(DOCKER_DEVICE)}`,
+    );
+    const logs = await upgrade('/containerLogs/default/web/web');
+    expect(logs.status).toBe(403);
+    expect(logs.body).toContain('only for exec, attach and portForward');
+    const unknown = await upgrade('/exec/default/no-such-pod/web?command=true&output=1');
+    expect(JSON.parse(unknown.body)).toMatchObject({
+      code: 404,
+      message: 'kedge: pod default/no-such-pod is not on a kedge node',
+    });
   });
 
   it('kills the command on the device when the client hangs up', async () => {
