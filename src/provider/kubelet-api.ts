@@ -262,14 +262,19 @@ function streamLogs(res: ServerResponse, url: URL, logs: Readable, log: Logger):
   logs.pipe(res);
 }
 
-async function authenticate(req: IncomingMessage, client: KubeClient): Promise<Caller | undefined> {
-  const socket = req.socket as TLSSocket;
+/** The verified client certificate's CN and O, if the caller presented one. */
+function certificateCaller(socket: TLSSocket): Caller | undefined {
   // A resumed TLS session can be `authorized` without a peer certificate to read.
   const subject = socket.authorized ? socket.getPeerCertificate()?.subject : undefined;
-  if (subject?.CN) {
-    const o = subject.O;
-    return { user: String(subject.CN), groups: Array.isArray(o) ? o : o ? [o] : [] };
-  }
+  if (!subject?.CN) return undefined;
+  const o = subject.O;
+  return { user: String(subject.CN), groups: Array.isArray(o) ? o : o ? [o] : [] };
+}
+
+async function authenticate(req: IncomingMessage, client: KubeClient): Promise<Caller | undefined> {
+  const socket = req.socket as TLSSocket;
+  const fromCertificate = certificateCaller(socket);
+  if (fromCertificate) return fromCertificate;
   const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
   if (!token) return undefined;
   const review = await client.request<{
