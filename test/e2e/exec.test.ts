@@ -137,6 +137,16 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
         workingDir: '/tmp',
       }),
     );
+    await cluster.kubectlOk(
+      ['apply', '-f', '-'],
+      pod('talker', nodeOf(DOCKER_DEVICE), {
+        name: 'talker',
+        image: LOCAL_IMAGES.busybox,
+        imagePullPolicy: 'Never',
+        stdin: true,
+        command: ['sh', '-c', 'read line; echo "heard $line"'],
+      }),
+    );
     processWebPort = await freePort();
     const site = path.join(work, 'site');
     await mkdir(site, { recursive: true });
@@ -152,7 +162,7 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
         ports: [{ containerPort: processWebPort }],
       }),
     );
-    for (const name of ['web', 'proc', 'procweb'])
+    for (const name of ['web', 'proc', 'procweb', 'talker'])
       await eventually(
         `pod ${name} running`,
         async () => {
@@ -209,6 +219,13 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
     expect(run.stdout).toContain('33 101');
     expect(run.stdout).toMatch(/\/dev\/pts\/\d+/);
     expect(run.code).toBe(4);
+  });
+
+  it("attaches to a Docker module's own stdin and output", async () => {
+    const run = await kubectl(['attach', '-i', 'talker'], { input: 'hello\n', inputDelayMs: 500 });
+    report('docker attach -i', run);
+    expect(run.stdout).toContain('heard hello');
+    expect(run.code).toBe(0);
   });
 
   it('runs commands in a process module with its environment, directory and user', async () => {
