@@ -3,7 +3,7 @@
  * the hijacked connection, split into stdout and stderr with backpressure, and the address a
  * module's ports are reached at.
  */
-import { PassThrough, type Duplex, type Readable, type Writable } from 'node:stream';
+import { PassThrough, Writable, type Duplex, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type DockerClient from 'dockerode';
 import { ErrorCode } from '../../common/errors.js';
@@ -163,8 +163,13 @@ export async function dockerAttach(
     throw sessionError('attach', err);
   }
   const out = outputs(stream, tty);
+  // The container's stdin outlives one client: the end of this client's input is not passed on
+  // (a half-closed attach connection makes dockerd drop the attachment, output still in flight).
+  const stdin = new Writable({
+    write: (chunk: Buffer, _encoding, done) => void stream.write(chunk, done),
+  });
   return {
-    ...(request.stdin ? { stdin: stream } : {}),
+    ...(request.stdin ? { stdin } : {}),
     ...out,
     resize: async (width, height) => void (await container.resize({ w: width, h: height })),
     done: outputsEnded(out).then(() => undefined),
