@@ -41,6 +41,13 @@ export const MAX_STREAM_FRAME_BYTES = MAX_STREAM_CHUNK_BYTES + 1024;
 export const STREAM_WINDOW_BYTES = 256 * 1024;
 /** A receiver acknowledges once it consumed this much, so acks cost 1 frame per 64 KiB. */
 export const STREAM_ACK_BYTES = STREAM_WINDOW_BYTES / 4;
+/**
+ * The cloud end sends a frame (an empty ack) at least this often, even to an idle shell, so the
+ * device can tell a quiet session from one whose controller is gone.
+ */
+export const STREAM_KEEPALIVE_MS = 30_000;
+/** A device ends a session it has heard nothing of for this long: its controller went away. */
+export const STREAM_SILENCE_LIMIT_MS = 3 * STREAM_KEEPALIVE_MS;
 /** Sessions one device serves at once; more are refused. */
 export const MAX_SESSIONS_PER_DEVICE = 32;
 const MAX_ID_BYTES = 64;

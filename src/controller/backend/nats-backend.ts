@@ -47,6 +47,7 @@ import {
 import {
   decodeStreamFrame,
   encodeStreamFrame,
+  STREAM_KEEPALIVE_MS,
   StreamEndpoint,
   StreamKind,
   type StreamOpen,
@@ -210,7 +211,15 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
         if (frame?.id === id) endpoint.receive(frame);
       },
     });
-    endpoint.once('end', () => setImmediate(() => sub.unsubscribe()));
+    const keepalive = setInterval(
+      () => endpoint.control(StreamKind.ack, { bytes: 0 }),
+      STREAM_KEEPALIVE_MS,
+    );
+    keepalive.unref();
+    endpoint.once('end', () => {
+      clearInterval(keepalive);
+      setImmediate(() => sub.unsubscribe());
+    });
     const frame = encodeStreamFrame(StreamKind.open, id, open).toString('base64');
     this.#nc
       .request(

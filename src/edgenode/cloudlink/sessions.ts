@@ -9,6 +9,8 @@ import {
   decodeStreamFrame,
   frameJson,
   MAX_SESSIONS_PER_DEVICE,
+  STREAM_KEEPALIVE_MS,
+  STREAM_SILENCE_LIMIT_MS,
   StreamEndpoint,
   StreamKind,
   type StreamFrame,
@@ -22,16 +24,38 @@ import type { ModuleSession } from '../agent/runtime.js';
 interface Entry {
   endpoint: StreamEndpoint;
   early?: StreamFrame[];
+  /** When a frame of this session last came from the cloud. */
+  heardAtMs: number;
 }
 
 export class DeviceSessions {
   readonly #sessions = new Map<string, Entry>();
+  #silenceCheck: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly send: (frame: Buffer) => void,
     private readonly open: (open: StreamOpen) => Promise<ModuleSession>,
     private readonly log: Logger,
+    private readonly now: () => number = Date.now,
   ) {}
+
+  /** Ends sessions whose cloud end fell silent (its controller went away without a word). */
+  endSilent(): void {
+    for (const { endpoint, heardAtMs } of [...this.#sessions.values()])
+      if (this.now() - heardAtMs > STREAM_SILENCE_LIMIT_MS)
+        endpoint.end({ error: 'nothing heard from the cloud end of the session' });
+  }
+
+  #watchSilence(): void {
+    if (this.#silenceCheck || this.#sessions.size === 0) return;
+    this.#silenceCheck = setInterval(() => {
+      this.endSilent();
+      if (this.#sessions.size > 0) return;
+      clearInterval(this.#silenceCheck);
+      this.#silenceCheck = undefined;
+    }, STREAM_KEEPALIVE_MS);
+    this.#silenceCheck.unref();
+  }
 
   /** Sessions open now. */
   get size(): number {
@@ -44,6 +68,7 @@ export class DeviceSessions {
     if (!frame) return;
     if (frame.kind === StreamKind.open) return void this.#open(frame);
     const entry = this.#sessions.get(frame.id);
+    if (entry) entry.heardAtMs = this.now();
     // Input may follow the open at once; it waits (bounded by the window) until the module is.
     if (entry?.early && frame.kind !== StreamKind.close) entry.early.push(frame);
     else entry?.endpoint.receive(frame);
@@ -63,8 +88,9 @@ export class DeviceSessions {
       return endpoint.end({
         error: `the device serves ${MAX_SESSIONS_PER_DEVICE} sessions at most`,
       });
-    const entry: Entry = { endpoint, early: [] };
+    const entry: Entry = { endpoint, early: [], heardAtMs: this.now() };
     this.#sessions.set(frame.id, entry);
+    this.#watchSilence();
     let session: ModuleSession | undefined;
     endpoint.once('end', (end) => {
       this.#sessions.delete(frame.id);
