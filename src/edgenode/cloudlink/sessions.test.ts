@@ -13,6 +13,7 @@ import { DeviceSessions } from './sessions.js';
 
 /** A module session a test drives: input it got, output it writes, an exit it decides. */
 function fakeModule(): ModuleSession & {
+  stdout: PassThrough;
   input: string[];
   exit(code: number): void;
   killed: boolean;
