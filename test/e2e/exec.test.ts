@@ -64,7 +64,12 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
   /** kubectl with optional stdin, run under `script` (a terminal) when `tty` is set. */
   const kubectl = (
     args: string[],
-    options: { input?: string; tty?: { rows: number; cols: number }; inputDelayMs?: number } = {},
+    options: {
+      input?: string;
+      tty?: { rows: number; cols: number };
+      inputDelayMs?: number;
+      env?: Record<string, string>;
+    } = {},
   ): Promise<Run> => {
     const started = Date.now();
     const bin = path.join(cluster.cp.binDir, 'kubectl');
@@ -82,7 +87,10 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
         ]
       : [bin, argv];
     return new Promise((resolve) => {
-      const child = spawn(file, fileArgs, { stdio: ['pipe', 'pipe', 'pipe'] });
+      const child = spawn(file, fileArgs, {
+        stdio: ['pipe', 'pipe', 'pipe'],
+        env: { ...process.env, ...options.env },
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
@@ -197,6 +205,11 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
     expect(run.code).toBe(3);
     const ok = await kubectl(['exec', 'web', '--', 'cat', '/www/index.html']);
     expect(ok).toMatchObject({ code: 0, stdout: 'hello-from-module\n' });
+    // Older clients speak SPDY to the API server, which then passes it through unchanged.
+    const spdy = await kubectl(['exec', 'web', '--', 'sh', '-c', 'echo spdy; exit 6'], {
+      env: { KUBECTL_REMOTE_COMMAND_WEBSOCKETS: 'false' },
+    });
+    expect(spdy).toMatchObject({ code: 6, stdout: 'spdy\n' });
   });
 
   it('feeds stdin to a Docker module with exec -i', async () => {
