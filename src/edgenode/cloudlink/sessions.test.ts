@@ -4,6 +4,7 @@ import {
   decodeStreamFrame,
   encodeStreamFrame,
   STREAM_SILENCE_LIMIT_MS,
+  STREAM_WINDOW_BYTES,
   StreamKind,
   type StreamOpen,
 } from '../../common/cloudlink/streams.js';
@@ -73,6 +74,32 @@ describe('device sessions', () => {
       [StreamKind.close, '{"exitCode":3}'],
     ]);
     expect(sessions.size).toBe(0);
+  });
+
+  it('reads no more of a module than the window until the cloud acknowledges', async () => {
+    const sent: Buffer[] = [];
+    const module = fakeModule();
+    const sessions = new DeviceSessions(
+      (f) => sent.push(f),
+      () => Promise.resolve(module),
+      silentLogger(),
+    );
+    sessions.receive(encodeStreamFrame(StreamKind.open, 's1', open));
+    await tick();
+    // The module offers 4 MiB at once; what leaves is bounded by the window.
+    const chunk = Buffer.alloc(64 * 1024);
+    for (let i = 0; i < 64; i++) module.stdout.write(chunk);
+    await tick();
+    const sentBytes = (): number =>
+      sent.map((f) => decodeStreamFrame(f)!).reduce((n, f) => n + f.payload.length, 0);
+    const first = sentBytes();
+    expect(first).toBeGreaterThanOrEqual(STREAM_WINDOW_BYTES);
+    expect(first).toBeLessThanOrEqual(STREAM_WINDOW_BYTES + chunk.length);
+    sessions.receive(encodeStreamFrame(StreamKind.ack, 's1', { bytes: first }));
+    await tick();
+    expect(sentBytes()).toBeGreaterThan(first);
+    expect(sentBytes()).toBeLessThanOrEqual(first + STREAM_WINDOW_BYTES + chunk.length);
+    sessions.closeAll();
   });
 
   it('says why a session cannot open', async () => {
