@@ -264,41 +264,46 @@ describe('kubectl exec, attach, port-forward and cp to modules on real kedge nod
     expect(shell.code).toBe(5);
   });
 
-  it('forwards a local port to a TCP port inside a Docker module', async () => {
-    const local = await freePort();
-    const forward = spawn(path.join(cluster.cp.binDir, 'kubectl'), [
-      `--kubeconfig=${cluster.cp.kubeconfigPath}`,
-      'port-forward',
-      'pod/web',
-      `${local}:8080`,
-    ]);
-    let output = '';
-    forward.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    forward.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    try {
-      await eventually('port-forward listening', async () =>
-        output.includes('Forwarding from') ? true : undefined,
+  it.each([
+    ['WebSocket-tunnelled', 'true'],
+    ['plain SPDY', 'false'],
+  ])(
+    'forwards a local port to a TCP port inside a Docker module (%s)',
+    async (mode, websockets) => {
+      const local = await freePort();
+      const forward = spawn(
+        path.join(cluster.cp.binDir, 'kubectl'),
+        [`--kubeconfig=${cluster.cp.kubeconfigPath}`, 'port-forward', 'pod/web', `${local}:8080`],
+        { env: { ...process.env, KUBECTL_PORT_FORWARD_WEBSOCKETS: websockets } },
       );
-      const fetch = (file: string): Promise<Buffer> =>
-        new Promise((resolve, reject) =>
-          get(`http://127.0.0.1:${local}/${file}`, (res) => {
-            const parts: Buffer[] = [];
-            res.on('data', (c: Buffer) => parts.push(c));
-            res.on('end', () => resolve(Buffer.concat(parts)));
-            res.on('error', reject);
-          }).on('error', reject),
+      let output = '';
+      forward.stdout.on('data', (c: Buffer) => (output += c.toString()));
+      forward.stderr.on('data', (c: Buffer) => (output += c.toString()));
+      try {
+        await eventually('port-forward listening', async () =>
+          output.includes('Forwarding from') ? true : undefined,
         );
-      expect((await fetch('index.html')).toString()).toBe('hello-from-module\n');
-      const started = Date.now();
-      const big = await fetch('big');
-      const ms = Date.now() - started;
-      process.stdout.write(`port-forward: ${big.length} bytes in ${ms} ms\n`);
-      const inside = await kubectl(['exec', 'web', '--', 'sha256sum', '/www/big']);
-      expect(inside.stdout.split(' ')[0]).toBe(createHash('sha256').update(big).digest('hex'));
-    } finally {
-      forward.kill();
-    }
-  });
+        const fetch = (file: string): Promise<Buffer> =>
+          new Promise((resolve, reject) =>
+            get(`http://127.0.0.1:${local}/${file}`, (res) => {
+              const parts: Buffer[] = [];
+              res.on('data', (c: Buffer) => parts.push(c));
+              res.on('end', () => resolve(Buffer.concat(parts)));
+              res.on('error', reject);
+            }).on('error', reject),
+          );
+        expect((await fetch('index.html')).toString()).toBe('hello-from-module\n');
+        const started = Date.now();
+        const big = await fetch('big');
+        const ms = Date.now() - started;
+        process.stdout.write(`port-forward (${mode}): ${big.length} bytes in ${ms} ms\n`);
+        const inside = await kubectl(['exec', 'web', '--', 'sha256sum', '/www/big']);
+        expect(inside.stdout.split(' ')[0]).toBe(createHash('sha256').update(big).digest('hex'));
+      } finally {
+        forward.kill();
+      }
+    },
+  );
 
   it('forwards a local port to a process module on the device loopback', async () => {
     const local = await freePort();
