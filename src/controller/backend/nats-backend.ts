@@ -31,6 +31,14 @@ import type {
   MethodResponse,
 } from '../../common/cloudlink/protocol.js';
 import {
+  decodeStreamFrame,
+  encodeStreamFrame,
+  STREAM_KEEPALIVE_MS,
+  StreamEndpoint,
+  StreamKind,
+  type StreamOpen,
+} from '../../common/cloudlink/streams.js';
+import {
   Buckets,
   deviceKey,
   deviceOfSubject,
@@ -44,14 +52,6 @@ import {
   type StoredC2d,
   type StoredTwin,
 } from '../../common/cloudplane/layout.js';
-import {
-  decodeStreamFrame,
-  encodeStreamFrame,
-  STREAM_KEEPALIVE_MS,
-  StreamEndpoint,
-  StreamKind,
-  type StreamOpen,
-} from '../../common/cloudlink/streams.js';
 import { C2D_MAX_QUEUED, openBuckets } from '../../common/cloudplane/nats.js';
 import { watchBucket, type BucketWatch } from '../../common/cloudplane/watch.js';
 import { ErrorCode, KedgeError, errorMessage } from '../../common/errors.js';
