@@ -90,6 +90,7 @@ async function printNextSteps(session: UpSession): Promise<void> {
     '  kubectl get edgedevices,edgedeployments,routes',
     '  kubectl get pods -o wide',
     `  kubectl logs ${filterPod} -c filter -f`,
+    `  kubectl exec -it ${filterPod} -c filter -- sh`,
     `  ${kedge} invoke ${target} ping '{"from":"kedge up"}'`,
     `  ${kedge} invoke ${target} setThreshold '{"threshold":28}'`,
     `  ${kedge} dashboard`,

@@ -168,11 +168,18 @@ export async function startController(opts: ControllerOptions): Promise<RunningC
       pod: (ns, name) => {
         const pod = ctx.informers.pods.get(keyFor(ns, name));
         return (
-          pod && { nodeName: pod.spec.nodeName, containers: pod.spec.containers.map((c) => c.name) }
+          pod && {
+            nodeName: pod.spec.nodeName,
+            containers: pod.spec.containers.map((c) => c.name),
+            ports: Object.fromEntries(
+              pod.spec.containers.map((c) => [c.name, (c.ports ?? []).map((p) => p.containerPort)]),
+            ),
+          }
         );
       },
       moduleOwner: (nodeName, module) => moduleOwner(ctx, nodeName, module),
       streamLogs: (ns, device, req) => backend.streamLogs(ns, device, req),
+      openSession: (ns, device, open) => backend.openSession(ns, device, open),
       resourceUsage: (nodeName) => resourceUsageOf(ctx, nodeName),
     },
   );

@@ -75,6 +75,7 @@ const DEVICE_PUBLISH = [
   Leaf.usage,
   Leaf.telemetry,
   Leaf.twinReported,
+  Leaf.streamUp,
 ];
 const DEVICE_PUBLISH_PREFIXES = [
   `${Leaf.logData}/`,

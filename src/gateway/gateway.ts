@@ -328,7 +328,7 @@ export class Gateway {
     previous?.requests.stop();
     previous?.c2d.stop();
     const toDevice = (leaf: string, body: unknown): Promise<void> =>
-      this.#push(who, leaf, JSON.stringify(body));
+      this.#push(who, leaf, Buffer.isBuffer(body) ? body : JSON.stringify(body));
     const { nc, log } = this.#opts;
     const session: Session = {
       client,

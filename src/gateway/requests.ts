@@ -2,11 +2,18 @@
  * Requests to one device, served by the gateway that holds its session: any controller replica
  * sends them on the device's request subjects and this session answers. Method calls are NATS
  * request/reply; a log stream answers its request at once and then sends `data` frames and one
- * `end` frame to the inbox the request named.
+ * `end` frame to the inbox the request named. An exec, attach or port-forward session is opened
+ * by request too; its frames (streams.ts) then pass both ways unread but for their id and kind.
  */
 import { randomUUID } from 'node:crypto';
 import { headers, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { Leaf, type LogRequest, type MethodRequest } from '../common/cloudlink/protocol.js';
+import {
+  decodeStreamFrame,
+  encodeStreamFrame,
+  MAX_SESSIONS_PER_DEVICE,
+  StreamKind,
+} from '../common/cloudlink/streams.js';
 import { Headers, Subjects } from '../common/cloudplane/layout.js';
 import type { Logger } from '../common/logger.js';
 import type { CloudIdentity } from './auth.js';
@@ -21,9 +28,14 @@ export interface LogStreamRequest extends LogRequest {
 
 type Pending = { msg: Msg; timer: NodeJS.Timeout };
 
+/** Why a session ends when its device leaves this gateway. */
+const DEVICE_GONE = 'the device disconnected; the session ended';
+
 export class SessionRequests {
   readonly #methods = new Map<string, Pending>();
   readonly #logs = new Map<string, string>();
+  /** Open sessions: id → the controller inbox their device frames go to. */
+  readonly #streams = new Map<string, string>();
   #sub: Subscription | undefined;
 
   constructor(
@@ -52,10 +64,12 @@ export class SessionRequests {
       this.#methods.delete(id);
     }
     for (const [id, inbox] of this.#logs) this.#endLog(id, inbox, 'device disconnected');
+    for (const [id, inbox] of this.#streams) this.#endStream(id, inbox, DEVICE_GONE);
   }
 
   /** Routes a device's answer (method response, log data, log end); false if it is none. */
   fromDevice(leaf: string, payload: Buffer): boolean {
+    if (leaf === Leaf.streamUp) return this.#streamUp(payload);
     const [kind, id] = splitLeaf(leaf);
     if (kind === Leaf.methodResponse) {
       const pending = this.#methods.get(id);
@@ -88,6 +102,8 @@ export class SessionRequests {
       if (kind === 'method') this.#method(msg);
       else if (kind === 'logs') this.#logsStart(msg);
       else if (kind === 'logs-cancel') this.#logsCancel(msg);
+      else if (kind === 'stream-open') this.#streamOpen(msg);
+      else if (kind === 'stream') this.#streamDown(msg);
     } catch (err) {
       this.log.warn({ subject: msg.subject, reason: (err as Error).message }, 'bad request');
       msg.respond(JSON.stringify({ status: 400, payload: { message: 'bad request' } }));
@@ -126,6 +142,49 @@ export class SessionRequests {
     const { id } = msg.json<{ id: string }>();
     if (this.#logs.delete(id)) void this.toDevice(Leaf.logCancel, { id }).catch(() => undefined);
     msg.respond('cancelled');
+  }
+
+  /** Opens a session: `{ inbox }` plus the open frame, which goes on to the device. */
+  #streamOpen(msg: Msg): void {
+    const { inbox, frame } = msg.json<{ inbox: string; frame: string }>();
+    const open = decodeStreamFrame(Buffer.from(frame, 'base64'));
+    if (open?.kind !== StreamKind.open) throw new Error('not an open frame');
+    if (this.#streams.size >= MAX_SESSIONS_PER_DEVICE) {
+      msg.respond(
+        JSON.stringify({
+          error: `the device has ${MAX_SESSIONS_PER_DEVICE} sessions open, the most it may`,
+        }),
+      );
+      return;
+    }
+    this.#streams.set(open.id, inbox);
+    msg.respond(JSON.stringify({ accepted: true }));
+    void this.toDevice(Leaf.streamDown, Buffer.from(frame, 'base64')).catch(() =>
+      this.#endStream(open.id, inbox, 'the device is unreachable'),
+    );
+  }
+
+  /** A frame of an open session from the controller, passed on to the device. */
+  #streamDown(msg: Msg): void {
+    const frame = decodeStreamFrame(Buffer.from(msg.data));
+    if (!frame || !this.#streams.has(frame.id)) return;
+    if (frame.kind === StreamKind.close) this.#streams.delete(frame.id);
+    void this.toDevice(Leaf.streamDown, Buffer.from(msg.data)).catch(() => undefined);
+  }
+
+  /** A frame from the device, passed on to the controller inbox of its session. */
+  #streamUp(payload: Buffer): boolean {
+    const frame = decodeStreamFrame(payload);
+    const inbox = frame && this.#streams.get(frame.id);
+    if (!frame || !inbox) return true;
+    if (frame.kind === StreamKind.close) this.#streams.delete(frame.id);
+    this.nc.publish(inbox, payload);
+    return true;
+  }
+
+  #endStream(id: string, inbox: string, error: string): void {
+    this.#streams.delete(id);
+    this.nc.publish(inbox, encodeStreamFrame(StreamKind.close, id, { error }));
   }
 
   #endLog(id: string, inbox: string, error?: string): void {

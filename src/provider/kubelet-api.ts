@@ -4,7 +4,9 @@ import type { TLSSocket } from 'node:tls';
 import { errorMessage } from '../common/errors.js';
 import type { Logger } from '../common/logger.js';
 import type { LogRequest } from '../common/cloudlink/protocol.js';
-import type { Readable } from 'node:stream';
+import type { StreamEndpoint, StreamOpen } from '../common/cloudlink/streams.js';
+import { handleUpgrade } from './kubelet-upgrade.js';
+import type { Duplex, Readable } from 'node:stream';
 import type { KubeClient } from '../controller/kube/client.js';
 import { deviceForNode } from './naming.js';
 import { PROMETHEUS_TEXT, renderResourceMetrics, type ResourceUsage } from './resource-metrics.js';
@@ -20,11 +22,16 @@ export interface KubeletApiDeps {
   client: KubeClient;
   log: Logger;
   /** A pod from the informer cache: its node and container names. */
-  pod(namespace: string, pod: string): { nodeName?: string; containers: string[] } | undefined;
+  pod(
+    namespace: string,
+    pod: string,
+  ): { nodeName?: string; containers: string[]; ports?: Record<string, number[]> } | undefined;
   /** The pod (`namespace/name`) whose container is the module of that name on the node's device. */
   moduleOwner(nodeName: string, module: string): string | undefined;
   /** Streams a module log from its device. */
   streamLogs(namespace: string, device: string, request: Omit<LogRequest, 'id'>): Readable;
+  /** Opens an exec, attach or port-forward session with a module on the device. */
+  openSession(namespace: string, device: string, open: StreamOpen): StreamEndpoint;
   /** The node's latest usage readings, undefined while its device is not connected or silent. */
   resourceUsage(nodeName: string): ResourceUsage | undefined;
 }
@@ -43,7 +50,9 @@ const METHODS_MOVED =
   'kedge: direct methods are not served on the kubelet API; use the service API: ' +
   'POST /apis/api.kedge.io/v1alpha1/namespaces/{namespace}/edgedevices/{device}/invoke (kedge invoke)';
 
-const NOT_SUPPORTED = new Set(['exec', 'attach', 'portForward', 'run']);
+const NOT_SUPPORTED = new Set(['run']);
+/** Served only over an upgraded (SPDY) connection, by kubelet-upgrade.ts. */
+const STREAMING = new Set(['exec', 'attach', 'portForward']);
 
 /**
  * The kubelet HTTPS API the API server proxies to for every kedge node. It authenticates the
@@ -66,6 +75,14 @@ export async function startKubeletApi(
     (req, res) =>
       void handle(req, res, deps).catch((err: unknown) => fail(res, 500, errorMessage(err))),
   );
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
+    handleUpgrade(req, socket, head, {
+      ...deps,
+      authenticate: (r) => authenticate(r, deps.client),
+      authorize: (caller, node, verb) =>
+        authorize(deps.client, caller, node, { subresource: 'proxy', verb }),
+    }),
+  );
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(options.port, options.host ?? '0.0.0.0', () => resolve());
@@ -84,9 +101,8 @@ async function handle(
   const caller = await authenticate(req, deps.client);
   if (!caller)
     return fail(res, 401, 'Unauthorized: a client certificate or bearer token is required');
-  if (endpoint && NOT_SUPPORTED.has(endpoint))
-    return fail(res, 501, `kedge: ${endpoint} is not supported yet on edge devices`);
-  if (endpoint === 'methods') return fail(res, 410, METHODS_MOVED);
+  const refused = endpoint ? notServedPlain(endpoint) : undefined;
+  if (refused) return fail(res, ...refused);
   const route = routeOf(endpoint, rest);
   if (!route) return fail(res, 404, `kedge: ${url.pathname} is not served`);
   const requested = requestedNode(req);
@@ -98,6 +114,19 @@ async function handle(
     url,
     requestedNode: requested.node,
   });
+}
+
+/** Why an endpoint is not served as a plain request, if it is not. */
+function notServedPlain(endpoint: string): [status: number, message: string] | undefined {
+  if (NOT_SUPPORTED.has(endpoint))
+    return [501, `kedge: ${endpoint} is not supported yet on edge devices`];
+  if (endpoint === 'methods') return [410, METHODS_MOVED];
+  if (STREAMING.has(endpoint))
+    return [
+      400,
+      `kedge: ${endpoint} needs an upgrade to SPDY/3.1, as the API server makes for kubectl ${endpoint === 'portForward' ? 'port-forward' : endpoint}`,
+    ];
+  return undefined;
 }
 
 /** The served endpoint a path is: `/containerLogs/{ns}/{pod}/{container}` or `/metrics/resource`. */
@@ -233,13 +262,19 @@ function streamLogs(res: ServerResponse, url: URL, logs: Readable, log: Logger):
   logs.pipe(res);
 }
 
+/** The verified client certificate's CN and O, if the caller presented one. */
+function certificateCaller(socket: TLSSocket): Caller | undefined {
+  // A resumed TLS session can be `authorized` without a peer certificate to read.
+  const subject = socket.authorized ? socket.getPeerCertificate()?.subject : undefined;
+  if (!subject?.CN) return undefined;
+  const o = subject.O;
+  return { user: String(subject.CN), groups: Array.isArray(o) ? o : o ? [o] : [] };
+}
+
 async function authenticate(req: IncomingMessage, client: KubeClient): Promise<Caller | undefined> {
   const socket = req.socket as TLSSocket;
-  if (socket.authorized) {
-    const cert = socket.getPeerCertificate();
-    const o = cert.subject.O;
-    return { user: String(cert.subject.CN), groups: Array.isArray(o) ? o : o ? [o] : [] };
-  }
+  const fromCertificate = certificateCaller(socket);
+  if (fromCertificate) return fromCertificate;
   const token = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
   if (!token) return undefined;
   const review = await client.request<{

@@ -39,6 +39,10 @@ export const Leaf = {
   c2d: 'c2d',
   /** device → cloud, QoS1: `c2d/ack/{id}`, {@link C2dAck} once the hub holds the message. */
   c2dAck: 'c2d/ack',
+  /** cloud → device, QoS1: session frames (streams.ts) for exec, attach and port-forward. */
+  streamDown: 'stream/down',
+  /** device → cloud, QoS1: session frames (streams.ts) from the device. */
+  streamUp: 'stream/up',
 } as const;
 
 /** The leaves the cloud sends on: a device subscribes to each, and may subscribe to no other. */
@@ -49,6 +53,7 @@ export const DOWNSTREAM_LEAVES: readonly string[] = [
   Leaf.logCancel,
   Leaf.methodRequest,
   Leaf.c2d,
+  Leaf.streamDown,
 ];
 
 /** The topic of `leaf` for one device. */

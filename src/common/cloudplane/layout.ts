@@ -87,7 +87,7 @@ export function leafOfTwinModule(module: string): string | undefined {
 }
 
 /** Requests a controller sends to whichever gateway holds the device. */
-export type RequestKind = 'method' | 'logs' | 'logs-cancel';
+export type RequestKind = 'method' | 'logs' | 'logs-cancel' | 'stream-open' | 'stream';
 
 export const Subjects = {
   telemetry: (ns: string, device: string): string => `kedge.telemetry.${deviceKey(ns, device)}`,

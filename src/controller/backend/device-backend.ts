@@ -3,6 +3,7 @@
  * and everything it hears from one. The NATS JetStream backend is the production implementation;
  * {@link FakeDeviceBackend} serves fast reconciler tests.
  */
+import type { StreamEndpoint, StreamOpen } from '../../common/cloudlink/streams.js';
 import type { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { CredentialsRecord, StoredTwin } from '../../common/cloudplane/layout.js';
@@ -60,6 +61,11 @@ export interface DeviceBackend extends EventEmitter<DeviceBackendEvents> {
   disconnect(namespace: string, device: string): Promise<void>;
   /** Streams a module's log from the device; destroying the stream cancels the request. */
   streamLogs(namespace: string, device: string, request: Omit<LogRequest, 'id'>): Readable;
+  /**
+   * Opens an exec, attach or port-forward session with a module. The endpoint ends with an error
+   * when the device is not reachable or refuses; ending it ends the session on the device.
+   */
+  openSession(namespace: string, device: string, open: StreamOpen): StreamEndpoint;
   /** Calls a direct method; rejects with a Timeout error after `call.timeoutSecs`. */
   invokeMethod(namespace: string, device: string, call: MethodCall): Promise<MethodResponse>;
   /** A module's reported twin, or undefined when it never reported. */

@@ -3,6 +3,7 @@ import { PassThrough, type Readable } from 'node:stream';
 import type { DesiredMessage, MethodResponse } from '../../common/cloudlink/protocol.js';
 import type { CredentialsRecord, StoredTwin } from '../../common/cloudplane/layout.js';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
+import { StreamEndpoint, type StreamOpen } from '../../common/cloudlink/streams.js';
 import { composeWithin } from '../../common/iothub/twin-patch.js';
 import type {
   C2dSend,
@@ -73,6 +74,22 @@ export class FakeDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
     const stream = new PassThrough();
     stream.end(`logs of ${namespace}/${device}\n`);
     return stream;
+  }
+
+  /** Sessions the controller opened, for a test to play the device's end. */
+  readonly sessions: {
+    namespace: string;
+    device: string;
+    open: StreamOpen;
+    endpoint: StreamEndpoint;
+  }[] = [];
+
+  openSession(namespace: string, device: string, open: StreamOpen): StreamEndpoint {
+    if (!this.isConnected(namespace, device))
+      throw new KedgeError(ErrorCode.Unavailable, `device ${namespace}/${device} is not connected`);
+    const endpoint = new StreamEndpoint(`fake-${this.sessions.length}`, () => undefined);
+    this.sessions.push({ namespace, device, open, endpoint });
+    return endpoint;
   }
 
   invokeMethod(namespace: string, device: string, call: MethodCall): Promise<MethodResponse> {

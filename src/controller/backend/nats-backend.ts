@@ -31,6 +31,14 @@ import type {
   MethodResponse,
 } from '../../common/cloudlink/protocol.js';
 import {
+  decodeStreamFrame,
+  encodeStreamFrame,
+  STREAM_KEEPALIVE_MS,
+  StreamEndpoint,
+  StreamKind,
+  type StreamOpen,
+} from '../../common/cloudlink/streams.js';
+import {
   Buckets,
   deviceKey,
   deviceOfSubject,
@@ -183,6 +191,54 @@ export class NatsDeviceBackend extends EventEmitter<DeviceBackendEvents> impleme
       )
       .catch((err: unknown) => stream.destroy(requestError(err, namespace, device)));
     return stream;
+  }
+
+  openSession(namespace: string, device: string, open: StreamOpen): StreamEndpoint {
+    if (!this.isConnected(namespace, device)) throw notConnected(namespace, device);
+    const id = randomUUID();
+    const inbox = createInbox();
+    const subject = Subjects.request(namespace, device, 'stream');
+    // Frames wait here until the gateway has the session; the window bounds them.
+    let queued: Buffer[] | undefined = [];
+    const endpoint = new StreamEndpoint(id, (frame) => {
+      if (queued) queued.push(frame);
+      else this.#nc.publish(subject, frame);
+    });
+    const sub = this.#nc.subscribe(inbox, {
+      callback: (err, msg) => {
+        if (err) return endpoint.end({ error: errorMessage(err) }, false);
+        const frame = decodeStreamFrame(Buffer.from(msg.data));
+        if (frame?.id === id) endpoint.receive(frame);
+      },
+    });
+    const keepalive = setInterval(
+      () => endpoint.control(StreamKind.ack, { bytes: 0 }),
+      STREAM_KEEPALIVE_MS,
+    );
+    keepalive.unref();
+    endpoint.once('end', () => {
+      clearInterval(keepalive);
+      setImmediate(() => sub.unsubscribe());
+    });
+    const frame = encodeStreamFrame(StreamKind.open, id, open).toString('base64');
+    this.#nc
+      .request(
+        Subjects.request(namespace, device, 'stream-open'),
+        JSON.stringify({ inbox, frame }),
+        {
+          timeout: LOG_ACCEPT_TIMEOUT_MS,
+        },
+      )
+      .then((reply) => {
+        const answer = reply.json<{ error?: string }>();
+        if (answer.error) return endpoint.end({ error: answer.error }, false);
+        for (const f of queued ?? []) this.#nc.publish(subject, f);
+        queued = undefined;
+      })
+      .catch((err: unknown) =>
+        endpoint.end({ error: requestError(err, namespace, device).message }, false),
+      );
+    return endpoint;
   }
 
   async invokeMethod(namespace: string, device: string, call: MethodCall): Promise<MethodResponse> {

@@ -21,7 +21,9 @@ import {
   type DesiredStatusReport,
   type ModuleReport,
 } from './reported.js';
-import type { ModuleRuntime } from './runtime.js';
+import type { StreamOpen } from '../../common/cloudlink/streams.js';
+import { openModuleSession } from './module-sessions.js';
+import type { ModuleRuntime, ModuleSession } from './runtime.js';
 import { readJson, writeJsonAtomic } from './state-store.js';
 import type { LogOptions } from './types.js';
 import { readNodeUsage } from './usage.js';
@@ -241,13 +243,25 @@ export class Agent {
 
   /** A module's output. @throws KedgeError NotFound when the module has no instance. */
   async logs(module: string, options: LogOptions = {}): Promise<Readable> {
+    return this.#o.runtime.logs(await this.#instanceOf(module), options);
+  }
+
+  /**
+   * An exec, attach or port-forward session with a module.
+   * @throws KedgeError NotFound when the module has no instance, or why the session cannot open.
+   */
+  async openSession(open: StreamOpen): Promise<ModuleSession> {
+    return openModuleSession(this.#o.runtime, await this.#instanceOf(open.module), open);
+  }
+
+  async #instanceOf(module: string): Promise<string> {
     const instanceId = this.#snapshot.modules[module]?.instanceId;
     const observed = instanceId
       ? undefined
       : (await this.#o.runtime.list()).find((o) => o.name === module);
     const id = instanceId ?? observed?.id;
     if (!id) throw new KedgeError(ErrorCode.NotFound, `module ${module} has no running instance`);
-    return this.#o.runtime.logs(id, options);
+    return id;
   }
 
   /**

@@ -7,7 +7,14 @@ import { silentLogger, type Logger } from '../../common/logger.js';
 import { containerCreateBody, LABELS, OWNER, type ContainerContext } from './docker-create.js';
 import { demuxFrames, registryOf } from './docker-util.js';
 import { kernelBootId, pidFileStart } from './boot.js';
-import { RuntimeError, type ModuleRuntime, type PullRequest } from './runtime.js';
+import { dockerAttach, dockerExec, dockerPortAddress } from './docker-session.js';
+import {
+  RuntimeError,
+  type ExecRequest,
+  type ModuleRuntime,
+  type ModuleSession,
+  type PullRequest,
+} from './runtime.js';
 import type {
   HealthState,
   InstanceState,
@@ -303,6 +310,18 @@ export class DockerRuntime implements ModuleRuntime {
     const out = new Map<string, InstanceUsage>();
     for (const [id, usage] of await Promise.all(ids.map(read))) if (usage) out.set(id, usage);
     return out;
+  }
+
+  exec(id: string, request: ExecRequest): Promise<ModuleSession> {
+    return dockerExec(this.#docker, id, request);
+  }
+
+  attach(id: string, request: ExecRequest): Promise<ModuleSession> {
+    return dockerAttach(this.#docker, id, request);
+  }
+
+  portAddress(id: string): Promise<string> {
+    return dockerPortAddress(this.#docker, id);
   }
 
   async logs(id: string, options: LogOptions): Promise<Readable> {

@@ -11,7 +11,13 @@ import { kernelBootId, procStartOf } from './boot.js';
 import { mergeEnv } from './docker-create.js';
 import { DEFAULT_LOG_MAX_BYTES, readProcessLog, rotateLog } from './process-logs.js';
 import { DEFAULT_PROCESS_USER, resolveProcessUser, type ProcessUser } from './process-user.js';
-import { RuntimeError, type ModuleRuntime } from './runtime.js';
+import { processExec } from './process-session.js';
+import {
+  RuntimeError,
+  type ExecRequest,
+  type ModuleRuntime,
+  type ModuleSession,
+} from './runtime.js';
 import { readJson, writeJsonAtomic } from './state-store.js';
 import type {
   InstanceUsage,
@@ -42,6 +48,8 @@ const WRAPPER = [
   'awkmode=; awk -W version 2>/dev/null | grep -q mawk && awkmode="-W interactive"',
   '{ "$@" 3>&-; echo $? >&3; } 2>&1 | TZ=UTC awk $awkmode \'{ print strftime("%Y-%m-%dT%H:%M:%SZ"), $0; fflush() }\'',
 ].join('\n');
+/** Where a module process's ports are dialled. */
+const LOOPBACK = '127.0.0.1';
 /** Where a module runs when its user cannot enter the instance directory (Docker's default). */
 const UNPRIVILEGED_CWD = '/';
 
@@ -286,6 +294,21 @@ export class ProcessRuntime implements ModuleRuntime {
       if (group) out.set(id, { atMs, ...group });
     }
     return out;
+  }
+
+  /** Runs a command as the module runs: its environment, working directory and user. */
+  async exec(id: string, request: ExecRequest): Promise<ModuleSession> {
+    const instance = await this.#load(id);
+    if (instance?.state !== 'running')
+      throw new RuntimeError('StartError', `module instance ${id} is not running`, {
+        terminal: true,
+      });
+    return processExec({ env: instance.env, cwd: instance.cwd, user: this.#user }, request);
+  }
+
+  /** A module process listens on the device's own addresses. */
+  portAddress(): Promise<string> {
+    return Promise.resolve(LOOPBACK);
   }
 
   logs(id: string, options: LogOptions): Promise<Readable> {

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { ImagePullPolicy, RegistryCredential } from '../../common/manifest/index.js';
 import { ErrorCode, KedgeError } from '../../common/errors.js';
 import type {
@@ -15,6 +15,29 @@ export interface PullRequest {
   policy: ImagePullPolicy;
   /** The manifest's registry credentials; the one whose address matches the image is used. */
   credentials: readonly RegistryCredential[];
+}
+
+/** A command to run in a module (`kubectl exec`), or how to attach to it. */
+export interface ExecRequest {
+  /** exec: argv; attach: empty. */
+  command: string[];
+  stdin: boolean;
+  tty: boolean;
+}
+
+/** A command, attachment or connection inside a running module. */
+export interface ModuleSession {
+  /** Input, when asked for; ending it is end of input. */
+  stdin?: Writable;
+  stdout: Readable;
+  /** Absent with a TTY, which has one output stream. */
+  stderr?: Readable;
+  /** Resizes the TTY. */
+  resize?(width: number, height: number): Promise<void>;
+  /** Settles once the session is over and its output ended: the exit code, if there is one. */
+  done: Promise<number | undefined>;
+  /** Ends the session now: kills the command, or drops the connection. */
+  kill(): void;
 }
 
 /**
@@ -45,6 +68,12 @@ export interface ModuleRuntime {
   remove(id: string): Promise<void>;
   /** The module's output as a text stream (stdout and stderr interleaved). */
   logs(id: string, options: LogOptions): Promise<Readable>;
+  /** Runs a command in a running instance. */
+  exec?(id: string, request: ExecRequest): Promise<ModuleSession>;
+  /** Attaches to a running instance's own input and output. */
+  attach?(id: string, request: ExecRequest): Promise<ModuleSession>;
+  /** The address to dial a running instance's TCP ports on, from the device. */
+  portAddress?(id: string): Promise<string>;
   /**
    * CPU and memory of the given running instances, by id. An instance it cannot read (gone
    * meanwhile) is left out; it never throws for one instance.

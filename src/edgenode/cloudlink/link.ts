@@ -20,6 +20,7 @@ import { createSasToken } from '../../common/iothub/index.js';
 import type { Logger } from '../../common/logger.js';
 import type { Agent, DesiredHandler, DesiredStateSource } from '../agent/index.js';
 import { reportFrom } from './report.js';
+import { DeviceSessions } from './sessions.js';
 import { CloudUpstream } from './upstream.js';
 
 /** SAS tokens are minted for this long and renewed on every (re)connect. */
@@ -83,11 +84,20 @@ export class CloudLink implements DesiredStateSource {
     usage?: NodeJS.Timeout;
   } = {};
   #logs = new Map<string, Readable>();
+  readonly #sessions: DeviceSessions;
   #stopped = false;
 
   constructor(options: CloudLinkOptions) {
     this.#opts = options;
     this.upstream = new CloudUpstream(this.#topic.bind(this), options.log);
+    this.#sessions = new DeviceSessions(
+      (frame) => void this.#client?.publish(this.#topic(Leaf.streamUp), frame, { qos: 1 }),
+      (open) => {
+        if (!this.#agent) throw new Error('the agent is not running');
+        return this.#agent.openSession(open);
+      },
+      options.log.child({ component: 'sessions' }),
+    );
   }
 
   get connected(): boolean {
@@ -139,6 +149,7 @@ export class CloudLink implements DesiredStateSource {
     this.#stopped = true;
     Object.values(this.#timers).forEach((t) => clearTimeout(t));
     for (const stream of this.#logs.values()) stream.destroy();
+    this.#sessions.closeAll();
     await this.#client?.endAsync();
   }
 
@@ -176,6 +187,8 @@ export class CloudLink implements DesiredStateSource {
 
   #onClose(): void {
     failUnacknowledged(this.#client!);
+    // The gateway ended them with the session; their clients were told.
+    this.#sessions.closeAll();
     this.upstream.setLinkUp(false);
     clearInterval(this.#timers.heartbeat);
     clearTimeout(this.#timers.usage);
@@ -245,6 +258,7 @@ export class CloudLink implements DesiredStateSource {
   }
 
   #onMessage(topic: string, payload: Buffer): void {
+    if (topic === this.#topic(Leaf.streamDown)) return this.#sessions.receive(payload);
     try {
       const body = JSON.parse(payload.toString('utf8')) as unknown;
       if (topic === this.#topic(Leaf.desired)) this.#desired(body as DesiredMessage);
