@@ -73,6 +73,10 @@ export async function spawnHub(
     env: { ...process.env, KEDGE_HUB_METRICS_PORT: '0', KEDGE_LOG_LEVEL: 'error' },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // A bench that dies (or is stopped) takes its hub with it instead of leaving it running.
+  const orphaned = (): void => void child.kill('SIGKILL');
+  process.once('exit', orphaned);
+  child.once('exit', () => process.off('exit', orphaned));
   const lines = readline.createInterface({ input: child.stdout });
   for await (const line of lines) {
     if (!line.startsWith('KEDGE_HUB_READY ')) continue;
