@@ -25,6 +25,8 @@ export interface DeviceState {
   keys?: string[];
   /** Modules the device's desired state holds, as last pushed (for the status summary). */
   desiredModules?: number;
+  /** Per module, the pull start whose `Pulling` Event was recorded. */
+  toldPulls?: Map<string, string>;
   /** The EdgeDevice status last written, so a stale cache does not cause the same write twice. */
   lastStatus?: RecentWrite;
   /** When the controller last wrote the EdgeDevice status (epoch ms). */

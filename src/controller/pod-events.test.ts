@@ -1,5 +1,6 @@
 import type { ContainerStatus, PodStatus } from '../provider/pod-types.js';
-import { podLifecycleEvents } from './pod-events.js';
+import type { ModuleReport } from '../common/cloudlink/protocol.js';
+import { podLifecycleEvents, pullingEvents, PULL_NEWS_MS } from './pod-events.js';
 
 const base = { name: 'app', image: 'reg/app:1', imageID: '', ready: false, restartCount: 0 };
 const status = (...cs: ContainerStatus[]): PodStatus => ({ containerStatuses: cs });
@@ -74,5 +75,36 @@ describe('podLifecycleEvents', () => {
     const unhealthy = { ...running, ready: false };
     expect(reasons(status(running), status(unhealthy))).toEqual(['Warning/Unhealthy']);
     expect(reasons(status(unhealthy), status(unhealthy))).toEqual([]);
+  });
+});
+
+describe('pullingEvents', () => {
+  const now = Date.parse('2026-12-02T12:00:00Z');
+  const report = (name: string, pullStartedTimeUtc?: string): ModuleReport => ({
+    name,
+    image: `reg/${name}:2`,
+    runtimeStatus: 'unknown',
+    restartCount: 0,
+    ...(pullStartedTimeUtc ? { pullStartedTimeUtc } : {}),
+  });
+  const modules = (...r: ModuleReport[]) => new Map(r.map((m) => [m.name, m]));
+
+  it("tells each pull once, for the pod's own containers only", () => {
+    const told = new Map<string, string>();
+    const started = new Date(now - 1_000).toISOString();
+    const reported = modules(report('app', started), report('other', started), report('idle'));
+    expect(pullingEvents(['app', 'idle'], reported, told, now)).toEqual([
+      { type: 'Normal', reason: 'Pulling', message: 'Pulling image "reg/app:2"' },
+    ]);
+    expect(pullingEvents(['app', 'idle'], reported, told, now)).toEqual([]);
+    const again = new Date(now - 10).toISOString();
+    expect(pullingEvents(['app'], modules(report('app', again)), told, now)).toHaveLength(1);
+  });
+
+  it('does not tell a pull that began long before it was first seen', () => {
+    const told = new Map<string, string>();
+    const old = new Date(now - PULL_NEWS_MS - 1).toISOString();
+    expect(pullingEvents(['app'], modules(report('app', old)), told, now)).toEqual([]);
+    expect(told.get('app')).toBe(old);
   });
 });

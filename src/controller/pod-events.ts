@@ -1,3 +1,4 @@
+import type { ModuleReport } from '../common/cloudlink/protocol.js';
 import type { ContainerStatus, PodStatus } from '../provider/pod-types.js';
 import type { EventType } from './events.js';
 
@@ -13,7 +14,7 @@ export interface PodEvent {
  * `Unhealthy`) for what changed between the status a pod has and the one about to be written.
  * The device reports states, not steps, so a step is told when its result first shows: a new
  * container ID is a pulled image and a created and started container, a higher restart count is
- * a restart.
+ * a restart. `Pulling` is the exception, told as it begins: {@link pullingEvents}.
  */
 export function podLifecycleEvents(
   podName: string,
@@ -140,6 +141,34 @@ function healthEvents(
 
 function withDetail(message: string, detail: string | undefined): string {
   return detail ? `${message}: ${detail}` : message;
+}
+
+/**
+ * A pull older than this when first seen is not told: after a controller restart the reports
+ * still carry the last pull of every module, which was told before.
+ */
+export const PULL_NEWS_MS = 10 * 60_000;
+
+/**
+ * `Pulling` for each of the pod's containers whose module reports a pull not told yet.
+ * `told` (module → the pull start already told) is updated.
+ */
+export function pullingEvents(
+  containers: readonly string[],
+  modules: ReadonlyMap<string, ModuleReport>,
+  told: Map<string, string>,
+  nowMs: number,
+): PodEvent[] {
+  const events: PodEvent[] = [];
+  for (const name of containers) {
+    const module = modules.get(name);
+    const started = module?.pullStartedTimeUtc;
+    if (!module || !started || told.get(name) === started) continue;
+    told.set(name, started);
+    if (nowMs - Date.parse(started) <= PULL_NEWS_MS)
+      events.push(normal('Pulling', `Pulling image "${module.image ?? ''}"`));
+  }
+  return events;
 }
 
 function normal(reason: string, message: string): PodEvent {

@@ -10,7 +10,7 @@ import { recentlyWritten, type RecentWrite } from './recent-writes.js';
 import { assignModules } from './desired.js';
 import { admittedPodsOnDevice } from './device-desired.js';
 import { podRefusal } from './pod-admission.js';
-import { podLifecycleEvents } from './pod-events.js';
+import { podLifecycleEvents, pullingEvents } from './pod-events.js';
 import type { DeviceState } from './device-state.js';
 import { Resources } from './kube/client.js';
 import { kubeTime } from './kube/time.js';
@@ -140,6 +140,7 @@ async function writeStatus(
   state: DeviceState,
 ): Promise<ReconcileResult> {
   const clash = moduleClash(ctx, pod, device);
+  if (!clash) tellPulls(ctx, pod, state);
   const unsupported = podToModules(pod, { env: {}, registryCredentials: [] }).unsupported;
   // Something to say already (a clash, ignored features) is said at once.
   const delayMs = clash || unsupported.length > 0 ? 0 : firstStatusDelay(pod, state);
@@ -207,6 +208,15 @@ function clashStatus(pod: PodObject, clash: { module: string; owner: string }): 
     message: `module ${clash.module} already runs on this device for pod ${clash.owner}; container names and module ids must be unique per device`,
     startTime: pod.status?.startTime ?? kubeTime(),
   };
+}
+
+/** Records `Pulling` for pulls the device began since the last one told. */
+function tellPulls(ctx: ControllerContext, pod: PodObject, state: DeviceState): void {
+  const modules = new Map((state.report?.modules ?? []).map((m) => [m.name, m]));
+  const containers = pod.spec.containers.map((c) => c.name);
+  state.toldPulls ??= new Map();
+  for (const e of pullingEvents(containers, modules, state.toldPulls, Date.now()))
+    ctx.events.record(pod, e.type, e.reason, e.message);
 }
 
 function reportedStatus(ctx: ControllerContext, pod: PodObject, state: DeviceState): PodStatus {

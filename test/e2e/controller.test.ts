@@ -411,6 +411,7 @@ describe('kedge end to end: controller, virtual node, kedge node, real dockerd',
         return /Normal\s+Created\s.*Created container crasher/.test(crasher) &&
           /Normal\s+Started\s.*Started container crasher/.test(crasher) &&
           /Warning\s+BackOff\s.*Back-off restarting failed container crasher/.test(crasher) &&
+          /Normal\s+Pulling\s.*Pulling image "localhost:1\/kedge\/missing:1"/.test(badImage) &&
           /Warning\s+Failed\s.*Failed to pull image "localhost:1\/kedge\/missing:1"/.test(badImage)
           ? true
           : undefined;

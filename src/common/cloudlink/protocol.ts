@@ -139,6 +139,8 @@ export interface ModuleReport {
    * is about. Absent from agents older than safe rollouts and for modules without one.
    */
   specHash?: string;
+  /** When the agent last began pulling this module's image (its `Pulling` Event). */
+  pullStartedTimeUtc?: string;
 }
 
 /** What a device reports: facts, the applied desired version and every module. */

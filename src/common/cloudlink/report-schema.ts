@@ -68,6 +68,7 @@ const moduleSchema = {
     lastRestartTimeUtc: text,
     reason: text,
     specHash: text,
+    pullStartedTimeUtc: text,
   },
 } as const;
 

@@ -106,6 +106,7 @@ export class Agent {
       metrics: this.metrics,
       logger: this.#log,
       onReports: (reports, failed) => this.#publish(reports, failed),
+      onModuleReport: (report) => this.#publishOne(report),
       onRecords: (records) => void this.#saveRecords(records),
     });
   }
@@ -351,6 +352,13 @@ export class Agent {
           : { code: 500, description: `failed modules: ${failed.join(', ')}` };
       this.#setDesiredStatus(status, version);
     }
+  }
+
+  /** One module's report changed during a pass; the pass's own reports follow when it ends. */
+  #publishOne(report: ModuleReport): void {
+    this.#snapshot.modules = { ...this.#snapshot.modules, [report.name]: report };
+    this.#snapshot.updatedAtUtc = new Date().toISOString();
+    this.#emit({ type: 'module', module: report });
   }
 
   #setDesiredStatus(status: DesiredStatusReport, version: string | undefined): void {

@@ -178,6 +178,7 @@ export class DockerRuntime implements ModuleRuntime {
   async ensureImage(spec: ModuleSpec, pull: PullRequest): Promise<void> {
     const present = (await this.imageId(spec.image)) !== undefined;
     if (present && pull.policy === 'always') {
+      pull.onPulling?.();
       // A device keeps running what it has while its registry is out of reach.
       await this.#pull(spec.image, pull.credentials).catch((err: unknown) =>
         this.#log.warn(
@@ -198,6 +199,7 @@ export class DockerRuntime implements ModuleRuntime {
         },
       );
     }
+    pull.onPulling?.();
     await this.#pull(spec.image, pull.credentials);
   }
 

@@ -31,6 +31,8 @@ export interface RestartRecord {
   /** Set when the agent itself stopped the module, so starting it again is not a restart. */
   stoppedByAgent?: boolean;
   failure?: FailureRecord;
+  /** When the agent last began pulling this configuration's image. */
+  pullStartedMs?: number;
 }
 
 /** What to do to one module. */

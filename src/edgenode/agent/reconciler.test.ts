@@ -6,10 +6,13 @@ import { DEFAULT_RESTART_SETTINGS } from './backoff.js';
 import { AgentMetrics } from './metrics.js';
 import { Reconciler } from './reconciler.js';
 import type { ModuleReport } from './reported.js';
-import { RuntimeError, type ModuleRuntime } from './runtime.js';
+import { RuntimeError, type ModuleRuntime, type PullRequest } from './runtime.js';
 import type { ModuleSpec, ObservedModule } from './types.js';
 
-/** A runtime that logs every call in order and fails pulls of images named `…broken…`. */
+/**
+ * A runtime that logs every call in order, fails pulls of images named `…broken…`, and really
+ * pulls (telling `onPulling`) only images named `…remote…`.
+ */
 class LoggingRuntime implements ModuleRuntime {
   readonly name = 'docker' as const;
   readonly configSalt = 'test';
@@ -22,8 +25,9 @@ class LoggingRuntime implements ModuleRuntime {
     Promise.resolve({ name: 'docker', version: 'test' });
   list = (): Promise<ObservedModule[]> =>
     Promise.resolve([...this.#instances.values()].map((i) => ({ ...i })));
-  ensureImage(spec: ModuleSpec): Promise<void> {
+  ensureImage(spec: ModuleSpec, pull: PullRequest): Promise<void> {
     this.calls.push(`pull ${spec.image}`);
+    if (spec.image.includes('remote')) pull.onPulling?.();
     if (spec.image.includes('broken'))
       return Promise.reject(
         new RuntimeError('ErrImagePull', `pull access denied for ${spec.image}`, {
@@ -94,11 +98,13 @@ function desired(image: string, specHash: string): DesiredDeployment {
 describe('Reconciler: image updates', () => {
   let runtime: LoggingRuntime;
   let reports: ModuleReport[];
+  let during: ModuleReport[];
   let reconciler: Reconciler;
 
   beforeEach(() => {
     runtime = new LoggingRuntime();
     reports = [];
+    during = [];
     reconciler = new Reconciler({
       runtime,
       settings: DEFAULT_RESTART_SETTINGS,
@@ -109,6 +115,7 @@ describe('Reconciler: image updates', () => {
       metrics: new AgentMetrics(new Registry()),
       logger: silentLogger(),
       onReports: (r) => (reports = r),
+      onModuleReport: (r) => during.push(r),
       onRecords: () => undefined,
     });
   });
@@ -130,6 +137,28 @@ describe('Reconciler: image updates', () => {
     ]);
     expect(reports).toEqual([
       expect.objectContaining({ name: 'app', runtimeStatus: 'running', specHash: 'hash2' }),
+    ]);
+  });
+
+  it('reports a pull as it begins, and keeps its start in the reports after it', async () => {
+    reconciler.setDesired(desired('app:1', 'hash1'));
+    await reconciler.reconcileNow();
+    expect(during).toEqual([]); // the image was present: nothing pulled, nothing to tell
+    expect(reports[0]!.pullStartedTimeUtc).toBeUndefined();
+    const before = Date.now();
+    reconciler.setDesired(desired('registry.example/remote-app:2', 'hash2'));
+    await reconciler.reconcileNow();
+    expect(during).toEqual([
+      expect.objectContaining({ name: 'app', image: 'registry.example/remote-app:2' }),
+    ]);
+    const started = Date.parse(during[0]!.pullStartedTimeUtc!);
+    expect(started).toBeGreaterThanOrEqual(before);
+    await reconciler.reconcileNow();
+    expect(reports).toEqual([
+      expect.objectContaining({
+        runtimeStatus: 'running',
+        pullStartedTimeUtc: during[0]!.pullStartedTimeUtc,
+      }),
     ]);
   });
 

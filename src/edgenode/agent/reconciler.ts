@@ -25,6 +25,8 @@ export interface ReconcilerOptions {
   logger: Logger;
   /** Called after every pass with the reports of all desired modules. */
   onReports: (reports: ModuleReport[], failed: string[]) => void;
+  /** Called during a pass when one module's report changes before the pass ends (a pull began). */
+  onModuleReport?: (report: ModuleReport) => void;
   /** Called when restart records changed and should be persisted. */
   onRecords: (records: ReadonlyMap<string, RestartRecord>) => void;
 }
@@ -287,14 +289,14 @@ export class Reconciler {
         case 'replace':
           // Pull first, as IoT Edge's ModuleUpdateMode does: a failed pull throws here and the
           // old instance keeps running; only a present image stops it.
-          await this.#pull(action.spec);
+          await this.#pull(action.spec, plan);
           logger.info({ module: name }, 'configuration changed: recreating module');
           await runtime.stop(action.id, this.#o.stopGraceMs);
           await runtime.remove(action.id);
           await this.#createPulled(action.spec, action.start);
           break;
         case 'create':
-          await this.#create(action.spec, action.start);
+          await this.#create(action.spec, action.start, plan);
           break;
         case 'start':
           await runtime.start(action.id);
@@ -321,16 +323,26 @@ export class Reconciler {
     }
   }
 
-  async #create(spec: ModuleSpec, start: boolean): Promise<void> {
-    await this.#pull(spec);
+  async #create(spec: ModuleSpec, start: boolean, plan?: ModulePlan): Promise<void> {
+    await this.#pull(spec, plan);
     await this.#createPulled(spec, start);
   }
 
-  /** Makes the module's image present, by its pull policy. */
-  async #pull(spec: ModuleSpec): Promise<void> {
+  /**
+   * Makes the module's image present, by its pull policy. A pull that really begins is recorded
+   * and reported at once, so the cluster can tell `Pulling` while it lasts.
+   */
+  async #pull(spec: ModuleSpec, plan?: ModulePlan): Promise<void> {
+    const onPulling = plan
+      ? () => {
+          plan.record.pullStartedMs = Date.now();
+          this.#o.onModuleReport?.(report(plan, undefined, [spec]));
+        }
+      : undefined;
     await this.#o.runtime.ensureImage(spec, {
       policy: this.#pullPolicy(spec.name),
       credentials: this.#desired?.registryCredentials ?? [],
+      ...(onPulling ? { onPulling } : {}),
     });
   }
 
@@ -394,6 +406,7 @@ function report(
     reason: plan.status.reason,
     statusDescription: plan.status.statusDescription,
     lastRestartTimeUtc: isoOf(plan.record.lastRestartMs),
+    pullStartedTimeUtc: isoOf(plan.record.pullStartedMs),
     specHash: spec?.specHash,
     ...(current ? instanceFields(current) : {}),
   });

@@ -30,6 +30,8 @@ export interface ModuleReport {
    * the cluster counts a device as running a spec only once it reports that spec.
    */
   specHash?: string;
+  /** When the agent last began pulling the module's image for this configuration. */
+  pullStartedTimeUtc?: string;
 }
 
 /** Facts about the device, for the Node's capacity and nodeInfo. */

@@ -15,6 +15,8 @@ export interface PullRequest {
   policy: ImagePullPolicy;
   /** The manifest's registry credentials; the one whose address matches the image is used. */
   credentials: readonly RegistryCredential[];
+  /** Called once a pull really begins (not when the image is present and nothing is pulled). */
+  onPulling?: () => void;
 }
 
 /** A command to run in a module (`kubectl exec`), or how to attach to it. */

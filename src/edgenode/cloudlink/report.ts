@@ -64,6 +64,7 @@ function wireModule(m: ModuleReport, runtime: string): WireModule {
     ...(m.lastStartTimeUtc ? { lastStartTimeUtc: m.lastStartTimeUtc } : {}),
     ...(m.lastExitTimeUtc ? { lastExitTimeUtc: m.lastExitTimeUtc } : {}),
     ...(m.lastRestartTimeUtc ? { lastRestartTimeUtc: m.lastRestartTimeUtc } : {}),
+    ...(m.pullStartedTimeUtc ? { pullStartedTimeUtc: m.pullStartedTimeUtc } : {}),
   };
 }
 
